@@ -1,0 +1,8 @@
+/* The `loom` command's subcommands. Each takes the arguments after its own
+ * name and returns the process exit status. */
+#ifndef LOOM_CLI_CLI_H
+#define LOOM_CLI_CLI_H
+
+int loom__cmd_serve(int argc, char **argv);
+
+#endif

@@ -1,0 +1,192 @@
+/* `loom serve`: read the configuration, bind, and run the server. */
+#include "cli/cli.h"
+#include "http/response.h"
+#include "server/access_log.h"
+#include "server/server.h"
+#include "util/config.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char serve_usage[] =
+    "usage: loom serve [options]\n"
+    "\n"
+    "Serve HTTP/1.1 with the plugins found in the plugins directory.\n"
+    "\n"
+    "options (each overrides the config file):\n"
+    "  --config FILE        read settings from a JSON file (keys below)\n"
+    "  --host ADDR          listen address, IPv4 or IPv6 literal (default 127.0.0.1)\n"
+    "  --port N             listen port (default 8080; 0 picks a free one)\n"
+    "  --plugins-dir DIR    load *.so plugins from DIR\n"
+    "  --workers N          worker processes (0 = one per CPU)\n"
+    "  --access-log FILE    Combined Log Format access log; '-' for stdout (default off)\n"
+    "  --pid-file FILE      write the server's pid to FILE\n"
+    "  --log-level LEVEL    error, warn, info (default) or debug\n"
+    "  --set KEY=VALUE      set any config key, e.g. --set header_timeout=5\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "config keys (JSON; times in seconds, sizes in bytes):\n"
+    "  host, port, plugins_dir, workers, access_log, pid_file, log_level,\n"
+    "  max_line_size (8190: 414 beyond), max_field_size (8190: 431 beyond),\n"
+    "  max_headers (128: 431 beyond), client_max_size (1048576: 413 beyond),\n"
+    "  max_pipeline (262144 bytes of queued pipelined requests per connection),\n"
+    "  max_connections (20000 per worker),\n"
+    "  header_timeout (60), request_timeout (300), read_timeout (60): 408 when exceeded,\n"
+    "  write_timeout (60), keepalive_timeout (75), shutdown_timeout (60), linger_timeout (2),\n"
+    "  on_plugin_error (\"fail\" or \"skip\"), admin (false), plugin_order ([names]),\n"
+    "  plugins ({\"name\": {\"enabled\": true, ...plugin config}})\n";
+
+static void builtin_hello(loom__worker *w, loom_req *r)
+{
+    (void)w;
+    if (r->path_len == 1 && r->path[0] == '/') {
+        if (r->method_id == 1 /* GET */ || r->method_id == 2 /* HEAD */) {
+            r->resp.status = 200;
+            loom__resp_header_add(r, "Content-Type", 12, "text/plain; charset=utf-8", 25);
+            loom__resp_body_take(r, "Hello, World!", 13, NULL);
+        } else {
+            r->resp.status = 405;
+            loom__resp_header_add(r, "Allow", 5, "GET, HEAD", 9);
+            loom__resp_body_take(r, "405: Method Not Allowed", 23, NULL);
+        }
+    } else {
+        r->resp.status = 404;
+        loom__resp_header_add(r, "Content-Type", 12, "text/plain; charset=utf-8", 25);
+        loom__resp_body_take(r, "404: Not Found", 14, NULL);
+    }
+    loom__req_finish(r);
+}
+
+static const struct {
+    const char *flag, *key;
+} flag_keys[] = {
+    {"--host", "host"},
+    {"--port", "port"},
+    {"--plugins-dir", "plugins_dir"},
+    {"--workers", "workers"},
+    {"--access-log", "access_log"},
+    {"--pid-file", "pid_file"},
+    {"--log-level", "log_level"},
+};
+
+static int parse_args(loom__config *cfg, int argc, char **argv, int *single)
+{
+    char err[512];
+    /* The file first, so that every flag overrides it whatever the order. */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "loom serve: --config needs a file name\n");
+                return -1;
+            }
+            if (loom__config_load(cfg, argv[i + 1], err, sizeof err)) {
+                fprintf(stderr, "loom serve: config %s\n", err);
+                return -1;
+            }
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--single") == 0) {
+            *single = 1;
+            continue;
+        }
+        const char *key = NULL;
+        for (size_t k = 0; k < sizeof flag_keys / sizeof flag_keys[0]; k++)
+            if (strcmp(a, flag_keys[k].flag) == 0) key = flag_keys[k].key;
+        if (key || strcmp(a, "--set") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "loom serve: %s needs a value\n", a);
+                return -1;
+            }
+            const char *v = argv[++i];
+            char kbuf[64];
+            if (!key) {
+                const char *eq = strchr(v, '=');
+                if (!eq || eq == v || (size_t)(eq - v) >= sizeof kbuf) {
+                    fprintf(stderr, "loom serve: --set wants KEY=VALUE, got '%s'\n", v);
+                    return -1;
+                }
+                memcpy(kbuf, v, (size_t)(eq - v));
+                kbuf[eq - v] = '\0';
+                key = kbuf;
+                v = eq + 1;
+            }
+            if (loom__config_set(cfg, key, v, err, sizeof err)) {
+                fprintf(stderr, "loom serve: %s: %s\n", a, err);
+                return -1;
+            }
+            continue;
+        }
+        fprintf(stderr, "loom serve: unknown option '%s' (see loom serve --help)\n", a);
+        return -1;
+    }
+    return 0;
+}
+
+int loom__cmd_serve(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(serve_usage, stdout);
+            return 0;
+        }
+    loom__config cfg;
+    loom__config_defaults(&cfg);
+    int single = 0, rc = 2;
+    if (parse_args(&cfg, argc, argv, &single)) goto out;
+    loom__log_set_level(cfg.log_level);
+
+    char err[512];
+    loom__access_log *alog = NULL;
+    if (cfg.access_log && !(alog = loom__access_log_open(cfg.access_log, err, sizeof err))) {
+        fprintf(stderr, "loom serve: %s\n", err);
+        goto out;
+    }
+    int fd = loom__listen_socket(cfg.host, cfg.port, 0, err, sizeof err);
+    if (fd < 0) {
+        fprintf(stderr, "loom serve: %s\n", err);
+        loom__access_log_close(alog);
+        goto out;
+    }
+    if (cfg.pid_file) {
+        FILE *f = fopen(cfg.pid_file, "w");
+        if (!f) {
+            fprintf(stderr, "loom serve: pid file '%s': cannot write\n", cfg.pid_file);
+            close(fd);
+            loom__access_log_close(alog);
+            goto out;
+        }
+        fprintf(f, "%d\n", (int)getpid());
+        fclose(f);
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loom__worker w;
+    memset(&w, 0, sizeof w);
+    w.handle = builtin_hello;
+    w.access_log = alog;
+    if (loom__worker_init(&w, &loop, &cfg, fd, 0) < 0) {
+        close(fd);
+        loom__access_log_close(alog);
+        goto out;
+    }
+    loom__info("loom %s listening on http://%s%s%s:%d/", LOOM_VERSION,
+               strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "",
+               loom__socket_port(fd));
+    rc = loom__worker_run(&w);
+    uv_loop_close(&loop);
+    loom__access_log_close(alog);
+    if (cfg.pid_file) unlink(cfg.pid_file);
+    loom__info("stopped after %llu requests", (unsigned long long)w.requests);
+out:
+    loom__config_free(&cfg);
+    return rc;
+}

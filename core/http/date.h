@@ -1,0 +1,13 @@
+/* The Date header, formatted at most once a second per thread. */
+#ifndef LOOM_HTTP_DATE_H
+#define LOOM_HTTP_DATE_H
+
+#include <stddef.h>
+
+/* Returns "Date: <IMF-fixdate>\r\n" for the current second (37 bytes, static
+ * per thread, valid until the next call) and its length in *len. */
+const char *loom__date_line(size_t *len);
+/* Formats `t` (seconds since the epoch) as an IMF-fixdate into out[32]. */
+void loom__http_date(long long t, char out[32]);
+
+#endif

@@ -1,0 +1,494 @@
+/* llhttp glue. Everything here runs inside llhttp callbacks; a callback that
+ * finds a problem records the status and reason and returns -1, which stops
+ * llhttp with an HPE_CB_* error that loom__parser_feed maps back. */
+#include "http/parser.h"
+
+#include <string.h>
+
+#define P(ll) ((loom__parser *)(ll))
+
+enum { TE_CHUNKED = 1, TE_AFTER_CHUNKED = 2, TE_UNKNOWN = 4, TE_REPEATED = 8 };
+
+static int fail(loom__parser *p, int status, const char *reason)
+{
+    if (!p->status) {
+        p->status = status;
+        p->reason = reason;
+    }
+    return -1;
+}
+
+static uint32_t off_of(loom__parser *p, const char *at, size_t len)
+{
+    uint32_t off = (uint32_t)(at - p->base);
+    if (off + len > p->head_end) p->head_end = off + (uint32_t)len;
+    return off;
+}
+
+static int on_message_begin(llhttp_t *ll)
+{
+    loom__parser *p = P(ll);
+    loom__parser_free(p);
+    p->req = loom__req_new();
+    if (!p->req) return fail(p, 500, "out of memory");
+    p->base = NULL;
+    p->head_end = p->line_len = p->field_len = p->value_len = 0;
+    p->trailer_bytes = p->trailer_count = p->ext_bytes = 0;
+    p->url_off = p->url_len = 0;
+    p->in_header = p->headers_done = 0;
+    p->host_count = p->cl_count = p->te_count = 0;
+    p->te_state = 0;
+    p->connection_close_seen = 0;
+    return 0;
+}
+
+static int on_method(llhttp_t *ll, const char *at, size_t len)
+{
+    loom__parser *p = P(ll);
+    if (!p->base) p->base = at;
+    p->req->method_len += (uint32_t)len;
+    off_of(p, at, len);
+    p->line_len += (uint32_t)len;
+    if (p->line_len > p->limits->max_line_size) return fail(p, 414, "request line too long");
+    return 0;
+}
+
+static int on_url(llhttp_t *ll, const char *at, size_t len)
+{
+    loom__parser *p = P(ll);
+    uint32_t off = off_of(p, at, len);
+    if (p->url_len == 0) p->url_off = off;
+    p->url_len += (uint32_t)len;
+    p->line_len += (uint32_t)len;
+    if (p->line_len > p->limits->max_line_size) return fail(p, 414, "request-target too long");
+    return 0;
+}
+
+static int on_version(llhttp_t *ll, const char *at, size_t len)
+{
+    loom__parser *p = P(ll);
+    off_of(p, at, len);
+    p->line_len += (uint32_t)len;
+    if (p->line_len > p->limits->max_line_size) return fail(p, 414, "request line too long");
+    return 0;
+}
+
+static int on_header_field(llhttp_t *ll, const char *at, size_t len)
+{
+    loom__parser *p = P(ll);
+    loom_req *r = p->req;
+    if (p->headers_done) { /* trailers: bounded, then dropped */
+        p->trailer_bytes += (uint32_t)len;
+        if (p->trailer_bytes > p->limits->max_field_size) return fail(p, 431, "trailers too large");
+        return 0;
+    }
+    uint32_t off = off_of(p, at, len);
+    if (p->in_header != 1) {
+        p->in_header = 1;
+        p->field_len = p->value_len = 0;
+        if (r->nheaders >= p->limits->max_headers) return fail(p, 431, "too many headers");
+        if (r->nheaders == r->cap_headers) {
+            uint32_t cap = r->cap_headers ? r->cap_headers * 2 : 16;
+            loom__header *h = loom__arena_alloc(&r->arena, cap * sizeof *h);
+            if (!h) return fail(p, 500, "out of memory");
+            if (r->nheaders) memcpy(h, r->headers, r->nheaders * sizeof *h);
+            r->headers = h;
+            r->cap_headers = cap;
+        }
+        loom__header *h = &r->headers[r->nheaders++];
+        h->name = (const char *)(uintptr_t)off;
+        h->name_len = 0;
+        h->value = NULL;
+        h->value_len = 0;
+    }
+    p->field_len += (uint32_t)len;
+    r->headers[r->nheaders - 1].name_len = p->field_len;
+    if (p->field_len > p->limits->max_field_size) return fail(p, 431, "header field too large");
+    return 0;
+}
+
+static int on_header_value(llhttp_t *ll, const char *at, size_t len)
+{
+    loom__parser *p = P(ll);
+    if (p->headers_done) {
+        p->trailer_bytes += (uint32_t)len;
+        if (p->trailer_bytes > p->limits->max_field_size) return fail(p, 431, "trailers too large");
+        return 0;
+    }
+    loom__header *h = &p->req->headers[p->req->nheaders - 1];
+    uint32_t off = off_of(p, at, len);
+    if (p->in_header != 2) {
+        p->in_header = 2;
+        h->value = (const char *)(uintptr_t)off;
+    }
+    p->value_len += (uint32_t)len;
+    h->value_len = p->value_len;
+    if (p->field_len + p->value_len > p->limits->max_field_size)
+        return fail(p, 431, "header line too large");
+    return 0;
+}
+
+#define NAME_IS(h, lit)                                                                            \
+    ((h)->name_len == sizeof(lit) - 1 && loom__strncaseeq(name, lit, sizeof(lit) - 1))
+
+static int valid_host(const char *v, size_t n)
+{
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) continue;
+        if (!strchr("-._~%!$&'()*+;=:[]", c) || c == 0) return 0;
+    }
+    return 1;
+}
+
+/* Transfer-Encoding is a comma-separated list; empty elements are allowed
+ * (RFC 9110 §5.6.1). Only "chunked", once and last, is a framing we speak. */
+static void classify_te(loom__parser *p, const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+        size_t s = i;
+        while (i < n && v[i] != ',') i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+        if (e == s) continue;
+        if (e - s == 7 && loom__strncaseeq(v + s, "chunked", 7)) {
+            if (p->te_state & TE_CHUNKED) p->te_state |= TE_REPEATED;
+            p->te_state |= TE_CHUNKED;
+            p->te_state &= (uint8_t)~TE_AFTER_CHUNKED;
+        } else {
+            if (p->te_state & TE_CHUNKED) p->te_state |= TE_AFTER_CHUNKED;
+            p->te_state |= TE_UNKNOWN;
+        }
+    }
+}
+
+static int on_header_value_complete(llhttp_t *ll)
+{
+    loom__parser *p = P(ll);
+    if (p->headers_done) {
+        if (++p->trailer_count > p->limits->max_headers) return fail(p, 431, "too many trailers");
+        return 0;
+    }
+    loom_req *r = p->req;
+    loom__header *h = &r->headers[r->nheaders - 1];
+    const char *name = p->base + (uintptr_t)h->name;
+    const char *value = h->value ? p->base + (uintptr_t)h->value : "";
+    /* llhttp drops leading whitespace; drop the trailing kind too. */
+    while (h->value_len && (value[h->value_len - 1] == ' ' || value[h->value_len - 1] == '\t'))
+        h->value_len--;
+    p->in_header = 0;
+    switch (h->name_len) {
+    case 4:
+        if (NAME_IS(h, "host")) {
+            if (++p->host_count > 1) return fail(p, 400, "duplicate Host header");
+            if (!valid_host(value, h->value_len)) return fail(p, 400, "invalid Host header");
+        }
+        break;
+    case 6:
+        if (NAME_IS(h, "expect")) {
+            if (h->value_len == 12 && loom__strncaseeq(value, "100-continue", 12))
+                r->expect_continue = 1;
+            else
+                return fail(p, 417, "unsupported expectation");
+        }
+        break;
+    case 12:
+        if (NAME_IS(h, "content-type")) {
+            for (uint32_t i = 0; i + 1 < r->nheaders; i++) {
+                loom__header *o = &r->headers[i];
+                if (o->name_len == 12 &&
+                    loom__strncaseeq(p->base + (uintptr_t)o->name, "content-type", 12))
+                    return fail(p, 400, "duplicate Content-Type header");
+            }
+        }
+        break;
+    case 14:
+        if (NAME_IS(h, "content-length")) p->cl_count++;
+        break;
+    case 17:
+        if (NAME_IS(h, "transfer-encoding")) {
+            p->te_count++;
+            classify_te(p, value, h->value_len);
+        }
+        break;
+    }
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *ll)
+{
+    (void)ll;
+    return 0;
+}
+
+/* Copies the head out of the read buffer into the request's arena and turns
+ * the recorded offsets into NUL-terminated strings. */
+static int copy_head(loom__parser *p)
+{
+    loom_req *r = p->req;
+    char *h = loom__arena_alloc(&r->arena, (size_t)p->head_end + 1);
+    if (!h) return -1;
+    memcpy(h, p->base, p->head_end);
+    h[p->head_end] = '\0';
+    r->method = h;
+    h[r->method_len] = '\0';
+    r->target = h + p->url_off;
+    r->target_len = p->url_len;
+    ((char *)r->target)[r->target_len] = '\0';
+    for (uint32_t i = 0; i < r->nheaders; i++) {
+        loom__header *x = &r->headers[i];
+        x->name = h + (uintptr_t)x->name;
+        ((char *)x->name)[x->name_len] = '\0';
+        if (x->value) {
+            x->value = h + (uintptr_t)x->value;
+            ((char *)x->value)[x->value_len] = '\0';
+        } else {
+            x->value = "";
+        }
+    }
+    /* origin-form "/p?q" or absolute-form "http://host/p?q" */
+    const char *t = r->target, *end = t + r->target_len;
+    if (*t != '/') {
+        const char *s = strstr(t, "://");
+        t = s ? s + 3 : end;
+        while (t < end && *t != '/' && *t != '?') t++;
+    }
+    const char *q = memchr(t, '?', (size_t)(end - t));
+    const char *pe = q ? q : end;
+    if (t == pe) {
+        r->path = "/";
+        r->path_len = 1;
+    } else if (pe == end && t == r->target) {
+        r->path = t;
+        r->path_len = (uint32_t)(pe - t);
+    } else {
+        r->path = loom__arena_strndup(&r->arena, t, (size_t)(pe - t));
+        if (!r->path) return -1;
+        r->path_len = (uint32_t)(pe - t);
+    }
+    if (q) {
+        r->query = q + 1;
+        r->query_len = (uint32_t)(end - q - 1);
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *ll)
+{
+    loom__parser *p = P(ll);
+    loom_req *r = p->req;
+    r->http_major = ll->http_major;
+    r->http_minor = ll->http_minor;
+    r->method_id = ll->method;
+    if (ll->http_major != 1 || ll->http_minor > 1)
+        return fail(p, 505, "HTTP version not supported");
+    if (ll->method == HTTP_CONNECT) return fail(p, 501, "CONNECT is not supported");
+    if (p->host_count == 0 && ll->http_minor == 1) return fail(p, 400, "missing Host header");
+    if (p->te_count) {
+        if (ll->http_minor == 0) return fail(p, 400, "Transfer-Encoding in an HTTP/1.0 request");
+        if (p->cl_count) return fail(p, 400, "both Content-Length and Transfer-Encoding");
+        if (p->te_state & (TE_REPEATED | TE_AFTER_CHUNKED))
+            return fail(p, 400, "chunked must be the last transfer coding, once");
+        if (p->te_state & TE_UNKNOWN) return fail(p, 501, "unsupported transfer coding");
+    }
+    if (p->url_len == 1 && p->base[p->url_off] == '*' && ll->method != HTTP_OPTIONS)
+        return fail(p, 400, "'*' target with a method other than OPTIONS");
+    if (ll->flags & F_CONTENT_LENGTH) {
+        r->has_content_length = 1;
+        r->content_length = ll->content_length;
+        if (r->content_length > p->limits->client_max_size)
+            return fail(p, 413, "request body too large");
+    }
+    r->chunked = (ll->flags & F_CHUNKED) != 0;
+    r->upgrade = ll->upgrade;
+    r->keep_alive = (uint8_t)llhttp_should_keep_alive(ll);
+    r->is_head = ll->method == HTTP_HEAD;
+    if (copy_head(p)) return fail(p, 500, "out of memory");
+    p->headers_done = 1;
+    return 0;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t len)
+{
+    loom__parser *p = P(ll);
+    loom_req *r = p->req;
+    if (r->body.len + len > p->limits->client_max_size)
+        return fail(p, 413, "request body too large");
+    if (!r->body.cap && r->has_content_length) {
+        /* Trust a declared length only as far as a small first buffer. */
+        size_t want = r->content_length < 65536 ? (size_t)r->content_length : 65536;
+        if (loom__buf_reserve(&r->body, want)) return fail(p, 500, "out of memory");
+    }
+    if (loom__buf_append(&r->body, at, len)) return fail(p, 500, "out of memory");
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *ll)
+{
+    loom__parser *p = P(ll);
+    p->ext_bytes = 0;
+    if (p->req->body.len + ll->content_length > p->limits->client_max_size)
+        return fail(p, 413, "request body too large");
+    return 0;
+}
+
+static int on_chunk_ext(llhttp_t *ll, const char *at, size_t len)
+{
+    loom__parser *p = P(ll);
+    (void)at;
+    p->ext_bytes += (uint32_t)len;
+    if (p->ext_bytes > p->limits->max_chunk_ext) return fail(p, 400, "chunk extension too long");
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+    loom__parser *p = P(ll);
+    p->req->complete = 1;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_method = on_method,
+    .on_url = on_url,
+    .on_version = on_version,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
+    .on_chunk_extension_name = on_chunk_ext,
+    .on_chunk_extension_value = on_chunk_ext,
+    .on_message_complete = on_message_complete,
+};
+
+void loom__parser_init(loom__parser *p, const loom__limits *limits)
+{
+    memset(p, 0, sizeof *p);
+    llhttp_init(&p->ll, HTTP_REQUEST, &settings);
+    p->limits = limits;
+}
+
+void loom__parser_free(loom__parser *p)
+{
+    loom__req_free(p->req);
+    p->req = NULL;
+}
+
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* llhttp rejects both a malformed and an unknown method with one error; an
+ * unknown but well-formed one deserves 501, the rest 400. Likewise a
+ * well-formed but unsupported version gets 505. */
+static void map_error(loom__parser *p, const char *data, size_t len, llhttp_errno_t e)
+{
+    const char *s = data, *end = data + len;
+    while (s < end && (*s == '\r' || *s == '\n')) s++;
+    switch (e) {
+    case HPE_INVALID_METHOD: {
+        const char *t = s;
+        while (t < end && is_tchar((unsigned char)*t)) t++;
+        if (t > s && t < end && *t == ' ') {
+            p->status = 501;
+            p->reason = "method not implemented";
+        } else {
+            p->status = 400;
+            p->reason = "invalid method";
+        }
+        return;
+    }
+    case HPE_INVALID_VERSION: {
+        const char *pos = llhttp_get_error_pos(&p->ll);
+        const char *v = pos && pos >= s && pos <= end ? pos : end;
+        while (v > s && v[-1] != ' ') v--;
+        if (end - v >= 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' &&
+            v[6] == '.' && v[7] >= '0' && v[7] <= '9' && (end - v == 8 || v[8] == '\r')) {
+            p->status = 505;
+            p->reason = "HTTP version not supported";
+        } else {
+            p->status = 400;
+            p->reason = "invalid HTTP version";
+        }
+        return;
+    }
+    case HPE_INVALID_TRANSFER_ENCODING:
+        p->status = (p->te_state & TE_UNKNOWN) && !(p->te_state & TE_AFTER_CHUNKED) ? 501 : 400;
+        p->reason = "invalid Transfer-Encoding";
+        return;
+    default:
+        p->status = 400;
+        p->reason = llhttp_get_error_reason(&p->ll);
+        if (!p->reason) p->reason = llhttp_errno_name(e);
+        return;
+    }
+}
+
+int loom__parser_feed(loom__parser *p, const char *data, size_t len, size_t *consumed)
+{
+    if (p->status) return LOOM__PARSE_ERROR;
+    llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
+    if (e == HPE_OK) {
+        *consumed = len;
+        return LOOM__PARSE_MORE;
+    }
+    const char *pos = llhttp_get_error_pos(&p->ll);
+    *consumed = pos && pos >= data && pos <= data + len ? (size_t)(pos - data) : len;
+    if (e == HPE_PAUSED && p->req && p->req->complete) {
+        llhttp_resume(&p->ll);
+        return LOOM__PARSE_REQUEST;
+    }
+    if (e == HPE_PAUSED_UPGRADE && p->req && p->req->complete) {
+        /* We do not switch protocols: answer, then close (req->upgrade). */
+        p->status = 400;
+        p->reason = "no bytes may follow an Upgrade request";
+        return LOOM__PARSE_REQUEST;
+    }
+    if (!p->status) map_error(p, data, len, e);
+    return LOOM__PARSE_ERROR;
+}
+
+loom_req *loom__parser_take(loom__parser *p)
+{
+    loom_req *r = p->req;
+    p->req = NULL;
+    p->base = NULL;
+    return r;
+}
+
+size_t loom__parser_pending(const loom__parser *p, const char **start)
+{
+    if (!p->req || p->headers_done || !p->base) return 0;
+    *start = p->base;
+    return 1;
+}
+
+void loom__parser_rebase(loom__parser *p, const char *base)
+{
+    p->base = base;
+}
+
+int loom__parser_error_status(const loom__parser *p, const char **reason)
+{
+    if (reason) *reason = p->reason ? p->reason : "bad request";
+    return p->status ? p->status : 400;
+}
+
+int loom__parser_in_body(const loom__parser *p)
+{
+    return p->req && p->headers_done && !p->req->complete;
+}
+
+int loom__parser_in_request(const loom__parser *p)
+{
+    return p->req && !p->req->complete;
+}

@@ -1,0 +1,47 @@
+#include "http/request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+loom_req *loom__req_new(void)
+{
+    loom__arena a = {0};
+    loom_req *r = loom__arena_alloc(&a, sizeof *r);
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    r->arena = a;
+    return r;
+}
+
+void loom__req_free(loom_req *r)
+{
+    if (!r) return;
+    loom__buf_free(&r->body);
+    if (r->resp.body_free) r->resp.body_free((void *)r->resp.body);
+    loom__arena a = r->arena; /* r itself lives in the arena */
+    loom__arena_reset(&a);
+}
+
+static inline unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
+}
+
+int loom__strncaseeq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return 0;
+    return 1;
+}
+
+const char *loom__req_header(const loom_req *r, const char *name, size_t name_len, size_t *len)
+{
+    for (uint32_t i = 0; i < r->nheaders; i++) {
+        const loom__header *h = &r->headers[i];
+        if (h->name_len == name_len && loom__strncaseeq(h->name, name, name_len)) {
+            if (len) *len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,196 @@
+#include "http/response.h"
+#include "http/date.h"
+#include "http/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SERVER_LINE "Server: loom/" LOOM_VERSION "\r\n"
+
+static int is_token(const char *s, size_t n)
+{
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c && strchr("!#$%&'*+-.^_`|~", c))))
+            return 0;
+    }
+    return 1;
+}
+
+static int managed(const char *n, size_t l)
+{
+    return (l == 14 && loom__strncaseeq(n, "content-length", 14)) ||
+           (l == 17 && loom__strncaseeq(n, "transfer-encoding", 17)) ||
+           (l == 10 && loom__strncaseeq(n, "connection", 10));
+}
+
+int loom__resp_header_add(loom_req *r, const char *name, size_t nlen, const char *value,
+                          size_t vlen)
+{
+    loom__resp *s = &r->resp;
+    if (s->head_sent || !is_token(name, nlen) || managed(name, nlen)) return -1;
+    for (size_t i = 0; i < vlen; i++)
+        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0') return -1;
+    if (s->nheaders == s->cap_headers) {
+        uint32_t cap = s->cap_headers ? s->cap_headers * 2 : 8;
+        loom__header *h = loom__arena_alloc(&r->arena, cap * sizeof *h);
+        if (!h) return -1;
+        if (s->nheaders) memcpy(h, s->headers, s->nheaders * sizeof *h);
+        s->headers = h;
+        s->cap_headers = cap;
+    }
+    char *n = loom__arena_strndup(&r->arena, name, nlen);
+    char *v = loom__arena_strndup(&r->arena, value, vlen);
+    if (!n || !v) return -1;
+    loom__header *h = &s->headers[s->nheaders++];
+    h->name = n;
+    h->name_len = (uint32_t)nlen;
+    h->value = v;
+    h->value_len = (uint32_t)vlen;
+    return 0;
+}
+
+int loom__resp_header_set(loom_req *r, const char *name, size_t nlen, const char *value,
+                          size_t vlen)
+{
+    loom__resp *s = &r->resp;
+    if (s->head_sent || !is_token(name, nlen) || managed(name, nlen)) return -1;
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < s->nheaders; i++) {
+        loom__header *h = &s->headers[i];
+        if (h->name_len == nlen && loom__strncaseeq(h->name, name, nlen)) continue;
+        s->headers[j++] = *h;
+    }
+    s->nheaders = j;
+    return value ? loom__resp_header_add(r, name, nlen, value, vlen) : 0;
+}
+
+const char *loom__resp_header_get(const loom_req *r, const char *name, size_t nlen, size_t *vlen)
+{
+    const loom__resp *s = &r->resp;
+    for (uint32_t i = 0; i < s->nheaders; i++) {
+        const loom__header *h = &s->headers[i];
+        if (h->name_len == nlen && loom__strncaseeq(h->name, name, nlen)) {
+            if (vlen) *vlen = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
+int loom__resp_body_copy(loom_req *r, const void *body, size_t len)
+{
+    void *p;
+    void (*fr)(void *) = NULL;
+    if (len <= 2048) {
+        p = loom__arena_alloc(&r->arena, len ? len : 1);
+    } else {
+        p = malloc(len);
+        fr = free;
+    }
+    if (!p) return -1;
+    if (len) memcpy(p, body, len);
+    loom__resp_body_take(r, p, len, fr);
+    return 0;
+}
+
+void loom__resp_body_take(loom_req *r, const void *body, size_t len, void (*free_fn)(void *))
+{
+    loom__resp *s = &r->resp;
+    if (s->body_free) s->body_free((void *)s->body);
+    s->body = body;
+    s->body_len = len;
+    s->body_free = free_fn;
+}
+
+int loom__resp_has_body(const loom_req *r)
+{
+    int st = r->resp.status;
+    return !r->is_head && st >= 200 && st != 204 && st != 304;
+}
+
+static int put_u64(loom__buf *b, unsigned long long v)
+{
+    char tmp[24];
+    int n = 0;
+    do tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 23);
+    return loom__buf_append(b, tmp + sizeof tmp - n, (size_t)n);
+}
+
+int loom__resp_write_head(loom_req *r, loom__buf *out, int chunked)
+{
+    loom__resp *s = &r->resp;
+    if (!s->status) s->status = 200;
+    int st = s->status;
+    const char *reason = loom__status_reason(st);
+    size_t dl;
+    const char *date = loom__date_line(&dl);
+    size_t need = 64 + strlen(reason) + dl + sizeof SERVER_LINE + 64;
+    for (uint32_t i = 0; i < s->nheaders; i++)
+        need += s->headers[i].name_len + s->headers[i].value_len + 4;
+    if (loom__buf_reserve(out, need)) return -1;
+    char *p = out->data + out->len;
+    p += sprintf(p, "HTTP/1.1 %03d %s\r\n", st, reason);
+    memcpy(p, date, dl);
+    p += dl;
+    int has_server = loom__resp_header_get(r, "server", 6, NULL) != NULL;
+    if (!has_server) {
+        memcpy(p, SERVER_LINE, sizeof SERVER_LINE - 1);
+        p += sizeof SERVER_LINE - 1;
+    }
+    for (uint32_t i = 0; i < s->nheaders; i++) {
+        const loom__header *h = &s->headers[i];
+        memcpy(p, h->name, h->name_len);
+        p += h->name_len;
+        *p++ = ':';
+        *p++ = ' ';
+        memcpy(p, h->value, h->value_len);
+        p += h->value_len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    out->len = (size_t)(p - out->data);
+    int bodyless = st < 200 || st == 204 || st == 304;
+    if (!bodyless) {
+        if (chunked) {
+            loom__buf_puts(out, "Transfer-Encoding: chunked\r\n");
+        } else {
+            loom__buf_puts(out, "Content-Length: ");
+            put_u64(out, s->body_len);
+            loom__buf_puts(out, "\r\n");
+        }
+    }
+    if (s->close)
+        loom__buf_puts(out, "Connection: close\r\n");
+    else if (r->http_minor == 0)
+        loom__buf_puts(out, "Connection: keep-alive\r\n");
+    s->head_sent = 1;
+    return loom__buf_append(out, "\r\n", 2);
+}
+
+int loom__resp_write(loom_req *r, loom__buf *out)
+{
+    if (loom__resp_write_head(r, out, 0)) return -1;
+    if (loom__resp_has_body(r)) return loom__buf_append(out, r->resp.body, r->resp.body_len);
+    return 0;
+}
+
+int loom__resp_write_error(loom__buf *out, int status, const char *reason)
+{
+    size_t dl;
+    const char *date = loom__date_line(&dl);
+    char body[256];
+    int bl = snprintf(body, sizeof body, "%d %s: %s\n", status, loom__status_reason(status),
+                      reason ? reason : "");
+    if (bl < 0) bl = 0;
+    if (bl >= (int)sizeof body) bl = (int)sizeof body - 1;
+    return loom__buf_printf(out,
+                            "HTTP/1.1 %03d %s\r\n%.*s" SERVER_LINE
+                            "Content-Type: text/plain; charset=utf-8\r\n"
+                            "Content-Length: %d\r\nConnection: close\r\n\r\n%.*s",
+                            status, loom__status_reason(status), (int)dl, date, bl, bl, body);
+}

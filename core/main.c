@@ -1,0 +1,31 @@
+/* The `loom` command: one binary for the server, the client and the SDK tools. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: loom COMMAND [args]\n"
+    "\n"
+    "commands:\n"
+    "  serve [options]          run the HTTP server (loom serve --help)\n"
+    "  version                  print the version and the plugin ABI version\n"
+    "\n"
+    "loom --help shows this text; loom COMMAND --help shows a command's options.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0) return loom__cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("loom %s\n", LOOM_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "loom: unknown command '%s' (see loom --help)\n", cmd);
+    return 2;
+}

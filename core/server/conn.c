@@ -1,0 +1,509 @@
+/* The connection state machine.
+ *
+ * Reads land in the worker's shared buffer and are parsed in place; only the
+ * bytes of a request that is not complete yet are copied into the
+ * connection's own buffer, so an idle connection holds no buffer at all.
+ * Responses produced while one read is processed are gathered in the
+ * worker's output buffer and written with one uv_try_write; only what the
+ * socket does not take is copied and queued. */
+#include "server/conn.h"
+#include "http/response.h"
+#include "server/access_log.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uv_write_t req;
+    loom__conn *c;
+    size_t len;
+    char data[];
+} write_req;
+
+static void process_pending(loom__conn *c);
+static void update_deadline(loom__conn *c);
+static void conn_read_start(loom__conn *c);
+
+static loom__buf *outbuf(loom__conn *c);
+static void flush(loom__conn *c);
+
+int loom__conn_idle(const loom__conn *c)
+{
+    return !c->active && !c->writing && c->in.len == 0 && !loom__parser_in_request(&c->parser);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    loom__conn *c = h->data;
+    loom__worker *w = c->w;
+    loom__buf_free(&c->in);
+    loom__buf_free(&c->pend);
+    free(c);
+    w->nconns--;
+    loom__worker_conn_closed(w);
+}
+
+void loom__conn_close(loom__conn *c)
+{
+    if (c->closed) return;
+    loom__worker *w = c->w;
+    c->closed = 1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (w->out_conn == c) {
+        w->out.len = 0;
+        w->out_conn = NULL;
+    }
+    loom_req *r = c->active;
+    c->active = NULL;
+    loom__parser_free(&c->parser);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    if (r) {
+        r->conn = NULL;
+        if (w->on_abort) w->on_abort(w, r);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    loom__conn *c = req->data;
+    free(req);
+    if (c->closed) return;
+    if (status < 0 || c->w->cfg->linger_timeout == 0) {
+        loom__conn_close(c);
+        return;
+    }
+    /* Read and drop what the client still sends, so that it sees our answer
+     * rather than a reset (RFC 9112 §9.6). */
+    c->lingering = 1;
+    c->kind = T_LINGER;
+    c->deadline = uv_now(c->w->loop) + c->w->cfg->linger_timeout;
+}
+
+static void conn_shutdown(loom__conn *c)
+{
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (!req) {
+        loom__conn_close(c);
+        return;
+    }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        free(req);
+        loom__conn_close(c);
+        return;
+    }
+    c->kind = T_LINGER;
+    c->deadline = uv_now(c->w->loop) + c->w->cfg->linger_timeout + 1000;
+}
+
+static void start_write(loom__conn *c, const char *p, size_t len);
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req *wr = (write_req *)req;
+    loom__conn *c = wr->c;
+    free(wr);
+    c->writing = 0;
+    if (c->closed) return;
+    if (status < 0) {
+        loom__conn_close(c);
+        return;
+    }
+    c->last_io = uv_now(c->w->loop);
+    if (c->pend.len) {
+        loom__buf p = c->pend;
+        start_write(c, p.data, p.len);
+        c->pend.len = 0;
+        return;
+    }
+    if (c->closing) {
+        conn_shutdown(c);
+        return;
+    }
+    process_pending(c);
+    update_deadline(c);
+}
+
+static void start_write(loom__conn *c, const char *p, size_t len)
+{
+    write_req *wr = malloc(sizeof *wr + len);
+    if (!wr) {
+        loom__conn_close(c);
+        return;
+    }
+    wr->c = c;
+    wr->len = len;
+    memcpy(wr->data, p, len);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+        free(wr);
+        loom__conn_close(c);
+        return;
+    }
+    c->writing = 1;
+    c->last_io = uv_now(c->w->loop);
+}
+
+static loom__buf *outbuf(loom__conn *c)
+{
+    loom__worker *w = c->w;
+    if (c->writing) return &c->pend;
+    if (w->out_conn && w->out_conn != c) flush(w->out_conn);
+    w->out_conn = c;
+    return &w->out;
+}
+
+static void flush(loom__conn *c)
+{
+    loom__worker *w = c->w;
+    if (w->out_conn != c) return;
+    size_t len = w->out.len;
+    w->out_conn = NULL;
+    if (len) {
+        w->out.len = 0;
+        uv_buf_t b = uv_buf_init(w->out.data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
+        if (n < 0) {
+            loom__conn_close(c);
+            return;
+        }
+        c->last_io = uv_now(w->loop);
+        if ((size_t)n < len) start_write(c, w->out.data + n, len - (size_t)n);
+        /* Do not keep a large buffer around after a big response. */
+        if (w->out.cap > (1u << 20)) loom__buf_free(&w->out);
+    }
+    if (!c->closed && !c->writing && c->closing && !c->lingering) conn_shutdown(c);
+}
+
+static void send_error(loom__conn *c, int status, const char *reason)
+{
+    loom__buf *b = outbuf(c);
+    loom__resp_write_error(b, status, reason);
+    c->closing = 1;
+    loom__debug("closing connection after %d: %s", status, reason);
+    if (c->w->access_log) loom__access_log_error(c->w->access_log, c, status);
+}
+
+static void dispatch(loom__conn *c, loom_req *r)
+{
+    loom__worker *w = c->w;
+    c->active = r;
+    r->conn = c;
+    r->start_ms = c->req_start;
+    c->req_start = uv_now(w->loop);
+    c->nreq++;
+    w->requests++;
+    if (!r->keep_alive || r->upgrade || w->draining) r->resp.close = 1;
+    w->handle(w, r);
+}
+
+/* Parses and dispatches requests from `data` while the connection may take
+ * another; returns how many bytes were consumed. */
+static size_t parse_loop(loom__conn *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !c->active && !c->closing && !c->writing && !c->closed) {
+        size_t used = 0;
+        int rc = loom__parser_feed(&c->parser, data + off, len - off, &used);
+        off += used;
+        if (rc == LOOM__PARSE_REQUEST) {
+            dispatch(c, loom__parser_take(&c->parser));
+        } else if (rc == LOOM__PARSE_ERROR) {
+            const char *why;
+            int st = loom__parser_error_status(&c->parser, &why);
+            send_error(c, st, why);
+            return len;
+        } else {
+            break;
+        }
+    }
+    return off;
+}
+
+/* After parsing [data, data+len) up to `off`: keeps the bytes the next read
+ * must find in front of it, in the connection's own buffer. */
+static void keep_leftover(loom__conn *c, const char *data, size_t len, size_t off)
+{
+    const char *end = data + len, *from = end, *start;
+    size_t parsed = 0;
+    if (c->closing || c->closed) {
+        loom__buf_free(&c->in);
+        c->in_parsed = 0;
+        return;
+    }
+    if (off < len) {
+        from = data + off;
+    } else if (loom__parser_pending(&c->parser, &start)) {
+        from = start;
+        parsed = (size_t)(end - start);
+    }
+    size_t keep = (size_t)(end - from);
+    if (keep == 0) {
+        loom__buf_free(&c->in);
+        c->in_parsed = 0;
+        return;
+    }
+    if (c->in.data && from >= c->in.data && from <= c->in.data + c->in.len) {
+        loom__buf_consume(&c->in, (size_t)(from - c->in.data));
+    } else {
+        c->in.len = 0;
+        if (loom__buf_append(&c->in, from, keep)) {
+            loom__conn_close(c);
+            return;
+        }
+    }
+    c->in_parsed = parsed;
+    if (parsed) loom__parser_rebase(&c->parser, c->in.data);
+    /* Unhandled pipelined requests beyond the limit: stop reading until the
+     * handler catches up. */
+    if (c->in.len - c->in_parsed > c->w->cfg->max_pipeline && !c->paused) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->paused = 1;
+    }
+}
+
+static void send_continue(loom__conn *c)
+{
+    loom_req *pr = c->parser.req;
+    if (pr && pr->expect_continue == 1 && loom__parser_in_body(&c->parser) && pr->body.len == 0 &&
+        !c->closing) {
+        loom__buf_puts(outbuf(c), "HTTP/1.1 100 Continue\r\n\r\n");
+        pr->expect_continue = 2;
+    }
+}
+
+static void run_batch(loom__conn *c, const char *data, size_t len)
+{
+    loom__worker *w = c->w;
+    w->batch = c;
+    size_t off = parse_loop(c, data, len);
+    if (!c->closed) {
+        keep_leftover(c, data, len, off);
+        send_continue(c);
+    }
+    w->batch = NULL;
+    if (!c->closed) flush(c);
+}
+
+/* Continues with requests already buffered, once the connection is free. */
+static void process_pending(loom__conn *c)
+{
+    if (c->closed || c->active || c->writing || c->closing) return;
+    if (c->in.len > c->in_parsed) {
+        run_batch(c, c->in.data + c->in_parsed, c->in.len - c->in_parsed);
+        if (c->closed) return;
+    }
+    if (c->paused && !c->closing && c->in.len - c->in_parsed <= c->w->cfg->max_pipeline) {
+        c->paused = 0;
+        conn_read_start(c);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    loom__conn *c = h->data;
+    *buf = uv_buf_init(c->w->readbuf, sizeof c->w->readbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    loom__conn *c = s->data;
+    loom__worker *w = c->w;
+    if (n == 0 || c->closed) return;
+    if (n < 0) {
+        /* EOF or error. A request still being handled is aborted: the
+         * client is gone (or will not read the answer). */
+        if (n != UV_EOF && !c->lingering)
+            loom__debug("connection read error: %s", uv_strerror((int)n));
+        loom__conn_close(c);
+        return;
+    }
+    uint64_t now = uv_now(w->loop);
+    c->last_io = now;
+    if (c->lingering || c->closing) return; /* discard */
+    if (c->in.len == 0 && !loom__parser_in_request(&c->parser)) c->req_start = now;
+    if (c->in.len == 0) {
+        run_batch(c, buf->base, (size_t)n);
+    } else {
+        const char *start;
+        size_t base_off = 0;
+        int pending = loom__parser_pending(&c->parser, &start);
+        if (pending) base_off = (size_t)(start - c->in.data);
+        size_t cap = c->w->cfg->max_pipeline + c->w->cfg->max_line_size +
+                     c->w->cfg->max_headers * (c->w->cfg->max_field_size + 4);
+        if (c->in.len + (size_t)n > cap || loom__buf_append(&c->in, buf->base, (size_t)n)) {
+            send_error(c, 431, "request head too large");
+            flush(c);
+            return;
+        }
+        if (pending) loom__parser_rebase(&c->parser, c->in.data + base_off);
+        if (!c->active && !c->writing)
+            run_batch(c, c->in.data + c->in_parsed, c->in.len - c->in_parsed);
+    }
+    if (!c->closed) update_deadline(c);
+}
+
+static void conn_read_start(loom__conn *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) loom__conn_close(c);
+}
+
+void loom__conn_accept(loom__worker *w)
+{
+    loom__conn *c = calloc(1, sizeof *c);
+    if (!c) return;
+    c->w = w;
+    uv_tcp_init(w->loop, &c->tcp);
+    c->tcp.data = c;
+    w->nconns++;
+    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) < 0) {
+        c->closed = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return;
+    }
+    if (w->nconns > w->cfg->max_connections || w->draining) {
+        c->closed = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    int alen = sizeof c->peer;
+    if (uv_tcp_getpeername(&c->tcp, &c->peer.sa, &alen) < 0) c->peer.sa.sa_family = AF_UNSPEC;
+    loom__parser_init(&c->parser, &w->limits);
+    c->next = w->conns;
+    if (w->conns) w->conns->prev = c;
+    w->conns = c;
+    c->last_io = c->req_start = uv_now(w->loop);
+    update_deadline(c);
+    conn_read_start(c);
+}
+
+static void update_deadline(loom__conn *c)
+{
+    const loom__config *cfg = c->w->cfg;
+    if (c->closed || c->lingering) return;
+    if (c->writing) {
+        c->kind = T_WRITE;
+        c->deadline = c->last_io + cfg->write_timeout;
+    } else if (c->active) {
+        c->kind = T_NONE;
+        c->deadline = 0;
+    } else if (c->closing) {
+        /* shutdown sets its own deadline */
+    } else if (loom__parser_in_request(&c->parser) || c->in.len) {
+        uint64_t d = c->req_start + cfg->request_timeout;
+        if (!loom__parser_in_body(&c->parser) && c->req_start + cfg->header_timeout < d)
+            d = c->req_start + cfg->header_timeout;
+        if (c->last_io + cfg->read_timeout < d) d = c->last_io + cfg->read_timeout;
+        c->kind = T_REQUEST;
+        c->deadline = d;
+    } else {
+        c->kind = T_IDLE;
+        c->deadline = c->last_io + cfg->keepalive_timeout;
+    }
+}
+
+void loom__conn_sweep(loom__worker *w)
+{
+    uint64_t now = uv_now(w->loop);
+    loom__conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (!c->deadline || now < c->deadline || c->closed) continue;
+        switch (c->kind) {
+        case T_REQUEST:
+            loom__debug("request timeout");
+            w->batch = NULL;
+            send_error(c, 408, "request not received in time");
+            c->deadline = 0;
+            flush(c);
+            break;
+        case T_IDLE:
+        case T_WRITE:
+        case T_LINGER:
+            loom__conn_close(c);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* ---- the request side of the response path ---- */
+
+loom__worker *loom__req_worker(const loom_req *r)
+{
+    return r->conn ? r->conn->w : NULL;
+}
+
+const char *loom__req_remote(const loom_req *r, char *buf, size_t len)
+{
+    if (!r->conn) return "-";
+    return loom__access_log_addr(r->conn, buf, len);
+}
+
+void loom__req_finish(loom_req *r)
+{
+    loom__conn *c = r->conn;
+    if (!c) {
+        loom__req_free(r);
+        return;
+    }
+    loom__worker *w = c->w;
+    if (!r->resp.head_sent) {
+        if (!r->resp.status) r->resp.status = 200;
+        if (loom__resp_write(r, outbuf(c))) r->resp.close = 1;
+        r->bytes_sent = loom__resp_has_body(r) ? (int64_t)r->resp.body_len : 0;
+    } else if (r->resp.streaming && loom__resp_has_body(r)) {
+        if (r->http_minor == 1) loom__buf_append(outbuf(c), "0\r\n\r\n", 5);
+    }
+    if (w->access_log) loom__access_log_write(w->access_log, c, r);
+    int close = r->resp.close;
+    c->active = NULL;
+    r->conn = NULL;
+    loom__req_free(r);
+    if (close) c->closing = 1;
+    if (w->batch != c) {
+        flush(c);
+        if (c->closed) return;
+        process_pending(c);
+        if (!c->closed) update_deadline(c);
+    }
+}
+
+int loom__req_stream_head(loom_req *r)
+{
+    loom__conn *c = r->conn;
+    if (!c) return -1;
+    if (r->resp.head_sent) return 0;
+    r->resp.streaming = 1;
+    /* HTTP/1.0 has no chunked coding: the body ends when the connection does. */
+    if (r->http_minor == 0) r->resp.close = 1;
+    if (loom__resp_write_head(r, outbuf(c), r->http_minor == 1)) return -1;
+    if (c->w->batch != c) flush(c);
+    return 0;
+}
+
+int loom__req_stream_write(loom_req *r, const void *data, size_t len)
+{
+    loom__conn *c = r->conn;
+    if (!c) return -1;
+    if (!r->resp.head_sent && loom__req_stream_head(r)) return -1;
+    if (!loom__resp_has_body(r) || len == 0) return 0;
+    c = r->conn;
+    if (!c) return -1;
+    loom__buf *b = outbuf(c);
+    if (r->http_minor == 1) loom__buf_printf(b, "%zx\r\n", len);
+    loom__buf_append(b, data, len);
+    if (r->http_minor == 1) loom__buf_append(b, "\r\n", 2);
+    r->bytes_sent += (int64_t)len;
+    if (c->w->batch != c) flush(c);
+    return 0;
+}

@@ -1,0 +1,90 @@
+/* One worker: a libuv loop, a listener, its connections and their timers.
+ *
+ * A worker is self-contained: `loom serve --single` runs one in the main
+ * process, and the supervisor (master) forks N of them. Everything here runs
+ * on the worker's loop thread. */
+#ifndef LOOM_SERVER_SERVER_H
+#define LOOM_SERVER_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "http/parser.h"
+#include "util/buf.h"
+#include "util/config.h"
+
+typedef struct loom__conn loom__conn;
+typedef struct loom__worker loom__worker;
+typedef struct loom__access_log loom__access_log;
+
+/* Called for each complete request. The handler answers now or later with
+ * loom__req_finish; the request is the handler's until then. */
+typedef void (*loom__handler)(loom__worker *w, loom_req *r);
+/* Called when the client of an unfinished request went away. */
+typedef void (*loom__abort_fn)(loom__worker *w, loom_req *r);
+
+struct loom__worker {
+    uv_loop_t *loop;
+    const loom__config *cfg;
+    loom__limits limits;
+    int id;
+    uv_tcp_t listener;
+    int listening;
+    uv_timer_t sweep;
+    uv_timer_t shutdown_timer;
+    uv_signal_t sig[4];
+    loom__conn *conns; /* doubly linked list */
+    size_t nconns;
+    uint64_t requests; /* served, for stats */
+    int draining;
+    int stopping;
+    int exit_code;
+
+    loom__buf out;        /* response bytes being gathered for one connection */
+    loom__conn *out_conn; /* whose bytes `out` holds */
+    loom__conn *batch;    /* connection whose read is being processed */
+    char readbuf[65536];  /* shared by all connections: one read at a time */
+
+    loom__access_log *access_log;
+    loom__handler handle;
+    loom__abort_fn on_abort;
+    void (*on_sighup)(loom__worker *w);
+    void (*on_stopped)(loom__worker *w);
+    void *host; /* plugin host state */
+};
+
+/* Prepares a worker on `loop` that will serve with `cfg` (which must outlive
+ * it). `listen_fd` is a bound, listening socket. The caller zeroes `w` and
+ * may set the hooks (handle, on_abort, on_sighup, on_stopped, access_log)
+ * before or after. Returns 0 or a negative uv error, with the reason logged. */
+int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg, int listen_fd,
+                      int id);
+/* Runs the loop until a graceful stop finishes. Returns the exit status. */
+int loom__worker_run(loom__worker *w);
+/* Starts a graceful stop: stop accepting, close idle connections, let
+ * requests in flight finish within shutdown_timeout. */
+void loom__worker_drain(loom__worker *w);
+
+/* Called by a connection's close callback: ends a drain after the last one. */
+void loom__worker_conn_closed(loom__worker *w);
+
+/* Finishes the response of `r`: writes it to its connection (if still there)
+ * and releases the request. The request must not be used afterwards. */
+void loom__req_finish(loom_req *r);
+/* Sends the head of a streaming (chunked) response. Returns 0 or -1. */
+int loom__req_stream_head(loom_req *r);
+/* Sends one chunk of a streaming response. Returns 0 or -1 (gone). */
+int loom__req_stream_write(loom_req *r, const void *data, size_t len);
+/* The peer address of the request's connection as text ("-" when gone). */
+const char *loom__req_remote(const loom_req *r, char *buf, size_t len);
+/* The worker that a live request belongs to, or NULL when its connection is gone. */
+loom__worker *loom__req_worker(const loom_req *r);
+
+/* Opens a TCP listening socket on host:port with SO_REUSEADDR (and
+ * SO_REUSEPORT when `reuseport`). Returns the fd, or -1 with the reason in
+ * `err`. */
+int loom__listen_socket(const char *host, int port, int reuseport, char *err, size_t errlen);
+/* The port a socket is bound to, or -1. */
+int loom__socket_port(int fd);
+
+#endif

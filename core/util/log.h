@@ -1,0 +1,19 @@
+/* Logging to stderr: one line per event, with time, level and worker id. */
+#ifndef LOOM_UTIL_LOG_H
+#define LOOM_UTIL_LOG_H
+
+enum { LOOM_LOG_ERROR = 0, LOOM_LOG_WARN = 1, LOOM_LOG_INFO = 2, LOOM_LOG_DEBUG = 3 };
+
+/* Sets the least important level that is printed (default LOOM_LOG_INFO). */
+void loom__log_set_level(int level);
+/* Sets the worker id printed on every line; -1 (default) prints "main". */
+void loom__log_set_worker(int id);
+/* Prints one line at `level`. A trailing newline is added. */
+void loom__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define loom__err(...) loom__log(LOOM_LOG_ERROR, __VA_ARGS__)
+#define loom__warn(...) loom__log(LOOM_LOG_WARN, __VA_ARGS__)
+#define loom__info(...) loom__log(LOOM_LOG_INFO, __VA_ARGS__)
+#define loom__debug(...) loom__log(LOOM_LOG_DEBUG, __VA_ARGS__)
+
+#endif

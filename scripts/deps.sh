@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what loom needs to build and test on Debian 12, as root.
+# Idempotent: asks apt only for packages that are missing, and runs
+# `apt-get update` at most once, only when something must be installed.
+# Usage: scripts/deps.sh [--bench]   (--bench adds the comparison servers)
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake pkg-config
+  libuv1-dev libjansson-dev node-llhttp libssl-dev zlib1g-dev libsqlite3-dev
+  libhiredis-dev
+  clang libclang-rt-14-dev llvm
+  curl python3-aiohttp nginx-light redis-server wrk
+  abigail-tools
+)
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(h2o nodejs gnuplot-nox linux-perf valgrind)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# nginx and redis packages start system services; tests start their own.
+for svc in nginx redis-server; do
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+  service "$svc" stop >/dev/null 2>&1 || true
+done
