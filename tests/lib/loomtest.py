@@ -1,0 +1,194 @@
+"""Helpers for tests that drive the real `loom` binary over loopback.
+
+Every helper is bounded in time: sockets have timeouts, waits have deadlines,
+and a started server is killed when the test ends.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+LOOM_BIN = os.environ.get("LOOM_BIN", "build/bin/loom")
+LOOM_BUILD = os.environ.get("LOOM_BUILD", "build")
+LOOM_SRC = os.environ.get("LOOM_SRC", ".")
+PLUGINS_DIR = os.path.join(LOOM_BUILD, "plugins")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    """A `loom serve` process on a free loopback port.
+
+    args: extra CLI arguments; config: a dict written as the JSON config file.
+    The server's stderr (its log) goes to a file readable through .log().
+    """
+
+    def __init__(self, args=(), config=None, plugins_dir=None, env=None, port=None, cmd="serve"):
+        self.port = port or free_port()
+        self.tmp = tempfile.mkdtemp(prefix="loomtest-")
+        self.logpath = os.path.join(self.tmp, "server.log")
+        argv = [LOOM_BIN, cmd, "--host", "127.0.0.1", "--port", str(self.port)]
+        if plugins_dir is not None:
+            argv += ["--plugins-dir", plugins_dir]
+        if config is not None:
+            cpath = os.path.join(self.tmp, "loom.json")
+            with open(cpath, "w") as f:
+                json.dump(config, f)
+            argv += ["--config", cpath]
+        argv += list(args)
+        self.argv = argv
+        e = dict(os.environ)
+        e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        if env:
+            e.update(env)
+        self.logf = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+        self.wait_ready()
+
+    def wait_ready(self, timeout=15.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("server exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("server did not start listening:\n" + self.log())
+
+    def log(self):
+        self.logf.flush()
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        """Stops the server and returns its exit status (ASan leaks make it non-zero)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("server did not stop within %ss:\n%s" % (timeout, self.log()))
+        self.logf.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        if not self.logf.closed:
+            self.logf.close()
+
+
+def connect(port, timeout=5.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def recv_all(s, timeout=5.0):
+    """Reads until the peer closes (or timeout); returns the bytes."""
+    s.settimeout(timeout)
+    chunks = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            b = s.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+    return b"".join(chunks)
+
+
+def parse_responses(data):
+    """Splits raw bytes into a list of (status, headers dict lowercased, body).
+
+    Understands Content-Length and chunked bodies, and 1xx interim responses.
+    Raises ValueError on malformed bytes.
+    """
+    out = []
+    i = 0
+    while i < len(data):
+        j = data.find(b"\r\n\r\n", i)
+        if j < 0:
+            raise ValueError("incomplete head: %r" % data[i:i + 200])
+        head = data[i:j].decode("latin-1").split("\r\n")
+        parts = head[0].split(" ", 2)
+        if not parts[0].startswith("HTTP/1."):
+            raise ValueError("bad status line %r" % head[0])
+        status = int(parts[1])
+        headers = {}
+        for line in head[1:]:
+            k, v = line.split(":", 1)
+            k = k.strip().lower()
+            headers[k] = headers[k] + ", " + v.strip() if k in headers else v.strip()
+        i = j + 4
+        body = b""
+        if status < 200 or status in (204, 304):
+            pass
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                k = data.find(b"\r\n", i)
+                size = int(data[i:k].split(b";")[0], 16)
+                i = k + 2
+                if size == 0:
+                    k = data.find(b"\r\n", i)
+                    while k != i:
+                        i = k + 2
+                        k = data.find(b"\r\n", i)
+                    i += 2
+                    break
+                body += data[i:i + size]
+                i += size + 2
+        elif "content-length" in headers:
+            n = int(headers["content-length"])
+            body = data[i:i + n]
+            if len(body) != n:
+                raise ValueError("truncated body")
+            i += n
+        else:
+            body = data[i:]
+            i = len(data)
+        out.append((status, headers, body))
+    return out
+
+
+def exchange(port, raw, timeout=5.0):
+    """Sends raw bytes on a new connection, reads until close; returns (responses, closed)."""
+    s = connect(port, timeout)
+    try:
+        s.sendall(raw)
+        data = recv_all(s, timeout)
+    finally:
+        s.close()
+    return parse_responses(data)
+
+
+def main():
+    unittest.main(verbosity=2)
