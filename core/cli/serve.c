@@ -1,6 +1,7 @@
 /* `loom serve`: read the configuration, bind, and run the server. */
 #include "cli/cli.h"
 #include "http/response.h"
+#include "plugin/host.h"
 #include "server/access_log.h"
 #include "server/server.h"
 #include "util/config.h"
@@ -58,6 +59,11 @@ static void builtin_hello(loom__worker *w, loom_req *r)
         loom__resp_body_take(r, "404: Not Found", 14, NULL);
     }
     loom__req_finish(r);
+}
+
+static void stop_host(loom__worker *w)
+{
+    loom__host_stop(w->host);
 }
 
 static const struct {
@@ -171,12 +177,25 @@ int loom__cmd_serve(int argc, char **argv)
     uv_loop_init(&loop);
     loom__worker w;
     memset(&w, 0, sizeof w);
+    /* Without a plugins directory a built-in page answers GET /, so a bare
+     * `loom serve` shows that it works. */
     w.handle = builtin_hello;
     w.access_log = alog;
     if (loom__worker_init(&w, &loop, &cfg, fd, 0) < 0) {
         close(fd);
         loom__access_log_close(alog);
         goto out;
+    }
+    if (cfg.plugins_dir) {
+        if (!loom__host_start(&w, &cfg)) {
+            close(fd);
+            loom__access_log_close(alog);
+            rc = 1;
+            goto out;
+        }
+        w.handle = loom__dispatch;
+        w.on_abort = loom__dispatch_abort;
+        w.on_stopped = stop_host;
     }
     loom__info("loom %s listening on http://%s%s%s:%d/", LOOM_VERSION,
                strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "",

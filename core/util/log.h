@@ -2,7 +2,13 @@
 #ifndef LOOM_UTIL_LOG_H
 #define LOOM_UTIL_LOG_H
 
-enum { LOOM_LOG_ERROR = 0, LOOM_LOG_WARN = 1, LOOM_LOG_INFO = 2, LOOM_LOG_DEBUG = 3 };
+/* The same values as the plugin ABI's (loom.h). */
+#ifndef LOOM_LOG_ERROR
+#define LOOM_LOG_ERROR 0
+#define LOOM_LOG_WARN 1
+#define LOOM_LOG_INFO 2
+#define LOOM_LOG_DEBUG 3
+#endif
 
 /* Sets the least important level that is printed (default LOOM_LOG_INFO). */
 void loom__log_set_level(int level);

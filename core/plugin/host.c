@@ -1,0 +1,191 @@
+/* Host start-up and shutdown: scan the plugins directory, load what the
+ * config enables, in the configured order, and publish the first snapshot. */
+#include "plugin/host.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int make_private_dir(loom__host *h)
+{
+    char path[4096];
+    const char *bases[3] = {getenv("XDG_RUNTIME_DIR"), "/tmp", "/var/tmp"};
+    for (int i = 0; i < 3; i++) {
+        if (!bases[i]) continue;
+        snprintf(path, sizeof path, "%s/loom-plugins-%d-XXXXXX", bases[i], (int)getpid());
+        if (mkdtemp(path)) {
+            h->private_dir = strdup(path);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_enabled(const loom__config *cfg, const char *name)
+{
+    json_t *o = json_object_get(cfg->plugins, name);
+    json_t *e = o ? json_object_get(o, "enabled") : NULL;
+    return !(e && json_is_false(e));
+}
+
+/* The plugin files to load, in load order: names from plugin_order first,
+ * then the rest alphabetically. Returns a malloc'd array of malloc'd paths. */
+static char **list_plugins(const loom__config *cfg, size_t *n)
+{
+    *n = 0;
+    DIR *d = opendir(cfg->plugins_dir);
+    if (!d) {
+        loom__err("plugins directory '%s': %s", cfg->plugins_dir, strerror(errno));
+        return NULL;
+    }
+    char **names = NULL;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < 4 || strcmp(e->d_name + l - 3, ".so") != 0) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) break;
+            names = nn;
+        }
+        names[(*n)++] = strndup(e->d_name, l - 3);
+    }
+    closedir(d);
+    if (*n) qsort(names, *n, sizeof *names, cmp_str);
+    /* Move the names of plugin_order to the front, in that order. */
+    size_t front = 0;
+    size_t i;
+    json_t *v;
+    if (cfg->plugin_order) {
+        json_array_foreach(cfg->plugin_order, i, v)
+        {
+            const char *want = json_string_value(v);
+            for (size_t k = front; k < *n; k++)
+                if (strcmp(names[k], want) == 0) {
+                    char *t = names[k];
+                    memmove(names + front + 1, names + front, (k - front) * sizeof *names);
+                    names[front++] = t;
+                    break;
+                }
+        }
+    }
+    char **paths = calloc(*n ? *n : 1, sizeof *paths);
+    size_t m = 0;
+    for (size_t k = 0; k < *n; k++) {
+        if (paths && is_enabled(cfg, names[k])) {
+            size_t pl = strlen(cfg->plugins_dir) + strlen(names[k]) + 8;
+            paths[m] = malloc(pl);
+            if (paths[m]) snprintf(paths[m++], pl, "%s/%s.so", cfg->plugins_dir, names[k]);
+        } else if (!is_enabled(cfg, names[k])) {
+            loom__info("plugin %s: disabled in the config", names[k]);
+        }
+        free(names[k]);
+    }
+    free(names);
+    *n = m;
+    return paths;
+}
+
+loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
+{
+    loom__host *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->w = w;
+    h->loop = w->loop;
+    h->cfg = cfg;
+    w->host = h;
+    if (make_private_dir(h)) {
+        loom__err("cannot create a private directory for plugin copies: %s", strerror(errno));
+        free(h);
+        return NULL;
+    }
+    size_t n = 0;
+    char **paths = cfg->plugins_dir ? list_plugins(cfg, &n) : NULL;
+    int failed = cfg->plugins_dir && !paths;
+    loom_plugin **ps = calloc(n ? n : 1, sizeof *ps);
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        char err[512];
+        loom_plugin *p = loom__plugin_load(h, paths[i], NULL, err, sizeof err);
+        if (p) {
+            for (size_t k = 0; k < np; k++)
+                if (strcmp(ps[k]->name, p->name) == 0) {
+                    snprintf(err, sizeof err, "plugin name '%s' is already loaded from %s", p->name,
+                             ps[k]->src_path);
+                    loom__plugin_discard(p);
+                    p = NULL;
+                    break;
+                }
+        }
+        if (!p) {
+            loom__err("plugin %s: %s", paths[i], err);
+            if (!cfg->on_plugin_error_skip) failed = 1;
+        } else {
+            ps[np++] = p;
+            loom__info("plugin %s %s loaded from %s (%zu routes, %zu middleware)", p->name,
+                       p->version, paths[i], p->nroutes, p->nmws);
+        }
+        free(paths[i]);
+    }
+    free(paths);
+    loom__snapshot *s = NULL;
+    while (!failed) {
+        char err[512];
+        long culprit;
+        s = loom__snapshot_build(h, ps, np, err, sizeof err, &culprit);
+        if (s) break;
+        loom__err("%s", err);
+        if (cfg->on_plugin_error_skip && culprit >= 0) {
+            loom__warn("plugin %s: skipped", ps[culprit]->name);
+            loom__plugin_discard(ps[culprit]);
+            memmove(ps + culprit, ps + culprit + 1, (np - (size_t)culprit - 1) * sizeof *ps);
+            np--;
+            continue;
+        }
+        failed = 1;
+    }
+    if (failed) {
+        loom__err("not starting: fix or remove the plugins above, or set "
+                  "\"on_plugin_error\": \"skip\"");
+        for (size_t i = 0; i < np; i++) loom__plugin_discard(ps[i]);
+        free(ps);
+        rmdir(h->private_dir);
+        free(h->private_dir);
+        free(h);
+        w->host = NULL;
+        return NULL;
+    }
+    h->plugins = ps;
+    h->nplugins = np;
+    loom__host_publish(h, s);
+    return h;
+}
+
+void loom__host_stop(loom__host *h)
+{
+    if (!h) return;
+    if (h->current) {
+        loom__snapshot *s = h->current;
+        h->current = NULL;
+        loom__snapshot_unref(h, s);
+    }
+    free(h->plugins);
+    for (size_t i = 0; i < h->nzombies; i++) loom__plugin_discard(h->zombies[i]);
+    free(h->zombies);
+    if (h->private_dir) rmdir(h->private_dir);
+    free(h->private_dir);
+    h->w->host = NULL;
+    free(h);
+}

@@ -1,0 +1,169 @@
+/* The plugin host: loaded plugin instances, the immutable registry snapshot
+ * that dispatch reads, and the per-request state of the pipeline.
+ *
+ * A snapshot (router + middleware chain + the instances they point into) is
+ * built whole from a set of instances and never changed afterwards. Each
+ * request pins the snapshot it started with until its response is done, so
+ * a reload can swap the current pointer while older requests finish on the
+ * code they started with. */
+#ifndef LOOM_PLUGIN_HOST_H
+#define LOOM_PLUGIN_HOST_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#include <loom/loom.h>
+
+#include "http/request.h"
+#include "router/router.h"
+#include "server/server.h"
+
+typedef struct loom__host loom__host;
+
+typedef struct {
+    char *method, *pattern, *name;
+    loom_handler_fn fn;
+    void *ud;
+} loom__reg_route;
+
+typedef struct {
+    loom_plugin *owner;
+    char *name, *before, *after;
+    uint32_t order;
+    uint32_t load_index;
+    loom_mw_request_fn on_request;
+    loom_mw_response_fn on_response;
+    void *ud;
+} loom__reg_mw;
+
+struct loom_timer {
+    uv_timer_t t;
+    loom_plugin *owner;
+    loom_timer_fn fn;
+    void *ud;
+    struct loom_timer *prev, *next;
+    int repeat;
+    int stopped;
+};
+
+struct loom_plugin {
+    loom_plugin_desc d; /* the descriptor, normalised to this host's size */
+    loom__host *host;
+    void *dl;
+    char *name, *version;
+    char *src_path;  /* the file in the plugins directory */
+    char *load_path; /* the private copy that was dlopen'ed */
+    char hash[65];   /* sha256 of the file */
+    uint64_t generation;
+    time_t load_time;
+    uint32_t load_index;
+    int refs;         /* snapshots that hold it */
+    int64_t inflight; /* requests in its snapshots right now */
+    int in_init;
+    json_t *config;
+    loom__reg_route *routes;
+    size_t nroutes;
+    loom__reg_mw *mws;
+    size_t nmws;
+    loom_timer *timers;
+    int64_t works; /* thread-pool jobs not done yet */
+    int unloading;
+    void *state_out; /* handoff blob given in fini */
+    size_t state_out_len;
+    const void *state_in; /* handoff blob from the previous version, during init */
+    size_t state_in_len;
+    char *last_error;
+};
+
+typedef struct loom__snapshot {
+    int refs; /* the host's current pointer counts as one */
+    uint64_t generation;
+    loom__router *router;
+    loom__reg_mw *chain; /* ordered */
+    size_t nchain;
+    loom_plugin **plugins;
+    size_t nplugins;
+} loom__snapshot;
+
+struct loom__host {
+    loom__worker *w;
+    uv_loop_t *loop;
+    const loom__config *cfg;
+    loom__snapshot *current;
+    loom_plugin **plugins; /* the current set, in load order */
+    size_t nplugins;
+    char *private_dir;
+    uint64_t next_generation;
+    loom_plugin **zombies; /* unloaded but waiting for timers/work to finish */
+    size_t nzombies;
+};
+
+/* Per-request pipeline state, in the request's arena. */
+typedef struct {
+    loom__snapshot *snap;
+    uint32_t mw_next;  /* next middleware for the request phase */
+    uint32_t mw_ran;   /* how many request phases ran (response phase unwinds these) */
+    uint8_t responded; /* loom_respond was called (or the response phase began) */
+    uint8_t aborted;
+    uint8_t in_call;
+    const loom__route_target *route;
+    loom__capture caps[LOOM__MAX_CAPTURES];
+    uint32_t ncaps;
+    char *path; /* decoded path, NUL-terminated */
+    size_t path_len;
+    loom_abort_fn abort_fn;
+    void *abort_ud;
+    json_t **jsons; /* parsed JSON to release with the request */
+    size_t njsons;
+    void *form; /* parsed form fields (form.c) */
+    char remote[64];
+    uint64_t start_ns;
+} loom__rctx;
+
+/* The one host function table. */
+extern const loom_host_api loom__api_table;
+
+/* Creates the host for worker `w` and loads the plugins directory. Returns
+ * NULL after logging one line per bad plugin when the server must not start. */
+loom__host *loom__host_start(loom__worker *w, const loom__config *cfg);
+/* Unloads everything (after the worker drained). */
+void loom__host_stop(loom__host *h);
+
+/* Loads one plugin file into a new instance (dlopen a private copy, check
+ * the descriptor, run init). Returns NULL with the reason in `err`. */
+loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash, char *err,
+                               size_t errlen);
+/* Calls fini, cancels the instance's timers and work, dlcloses it once
+ * nothing of it can run any more. */
+void loom__plugin_unload(loom_plugin *p);
+/* Frees an instance that never got into a snapshot (init failed, ...). */
+void loom__plugin_discard(loom_plugin *p);
+/* sha256 of a file as hex. Returns 0 or -1. */
+int loom__file_sha256(const char *path, char out[65]);
+
+/* Builds a snapshot over `plugins`. Returns NULL with the reason in `err`
+ * and, when one plugin is to blame, its index in *culprit. */
+loom__snapshot *loom__snapshot_build(loom__host *h, loom_plugin **plugins, size_t n, char *err,
+                                     size_t errlen, long *culprit);
+/* Takes and drops a reference; the last drop frees the snapshot and drops
+ * its plugins (unloading those no snapshot holds). */
+void loom__snapshot_ref(loom__snapshot *s);
+void loom__snapshot_unref(loom__host *h, loom__snapshot *s);
+/* Makes `s` current (the host keeps one reference). */
+void loom__host_publish(loom__host *h, loom__snapshot *s);
+
+/* The worker's request handler and abort hook. */
+void loom__dispatch(loom__worker *w, loom_req *r);
+void loom__dispatch_abort(loom__worker *w, loom_req *r);
+/* loom_respond. */
+int32_t loom__dispatch_respond(loom_req *r);
+/* loom_next. */
+int32_t loom__dispatch_next(loom_req *r);
+/* Runs the response-phase middleware once (before the head is sent). */
+void loom__dispatch_response_phase(loom_req *r);
+/* Answers an error (JSON when the client accepts it) and responds. */
+int32_t loom__dispatch_error(loom_req *r, int status, const char *message);
+
+#endif

@@ -1,0 +1,244 @@
+/* Loading plugin files: hash, private copy, dlopen, descriptor checks, init.
+ *
+ * A plugin is never dlopen'ed from the plugins directory itself: glibc hands
+ * back the cached handle for a path (or inode) it already has, and a file
+ * overwritten in place would change pages that are mapped. Each load gets a
+ * private copy named <name>.<generation>.<hash>.so. */
+#include "plugin/host.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int loom__file_sha256(const char *path, char out[65])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) EVP_DigestUpdate(ctx, buf, (size_t)n);
+    close(fd);
+    unsigned char md[32];
+    unsigned int mdl = 0;
+    EVP_DigestFinal_ex(ctx, md, &mdl);
+    EVP_MD_CTX_free(ctx);
+    if (n < 0) return -1;
+    for (int i = 0; i < 32; i++) sprintf(out + 2 * i, "%02x", md[i]);
+    return 0;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return -1;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    char buf[65536];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            rc = -1;
+            break;
+        }
+    if (n < 0) rc = -1;
+    close(in);
+    if (close(out) < 0) rc = -1;
+    if (rc == 0 && rename(tmp, to) < 0) rc = -1;
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+static int valid_name(const char *s)
+{
+    if (!s || !*s || strlen(s) > 64) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+void loom__plugin_discard(loom_plugin *p)
+{
+    if (!p) return;
+    for (size_t i = 0; i < p->nroutes; i++) {
+        free(p->routes[i].method);
+        free(p->routes[i].pattern);
+        free(p->routes[i].name);
+    }
+    free(p->routes);
+    for (size_t i = 0; i < p->nmws; i++) {
+        free(p->mws[i].name);
+        free(p->mws[i].before);
+        free(p->mws[i].after);
+    }
+    free(p->mws);
+    json_decref(p->config);
+    if (p->dl) dlclose(p->dl);
+    if (p->load_path) unlink(p->load_path);
+    free(p->load_path);
+    free(p->src_path);
+    free(p->name);
+    free(p->version);
+    free(p->state_out);
+    free(p->last_error);
+    free(p);
+}
+
+static json_t *plugin_config(loom__host *h, const char *name)
+{
+    json_t *c = json_object_get(h->cfg->plugins, name);
+    json_t *copy = c ? json_deep_copy(c) : json_object();
+    json_object_del(copy, "enabled");
+    return copy;
+}
+
+loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash, char *err,
+                               size_t errlen)
+{
+    loom_plugin *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->host = h;
+    p->src_path = strdup(path);
+    p->generation = ++h->next_generation;
+    p->load_time = time(NULL);
+    if (hash)
+        memcpy(p->hash, hash, 65);
+    else if (loom__file_sha256(path, p->hash)) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        goto fail;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char lp[4096];
+    snprintf(lp, sizeof lp, "%s/%.*s.%llu.%.12s.so", h->private_dir,
+             (int)(strlen(base) > 3 ? strlen(base) - 3 : strlen(base)), base,
+             (unsigned long long)p->generation, p->hash);
+    if (copy_file(path, lp)) {
+        snprintf(err, errlen, "cannot copy to %s: %s", lp, strerror(errno));
+        goto fail;
+    }
+    p->load_path = strdup(lp);
+    dlerror();
+    p->dl = dlopen(lp, RTLD_NOW | RTLD_LOCAL);
+    if (!p->dl) {
+        const char *e = dlerror();
+        const char *colon = e ? strrchr(e, ':') : NULL;
+        snprintf(err, errlen, "not a loadable shared object (%s)",
+                 colon ? colon + 2 : (e ? e : "unknown"));
+        goto fail;
+    }
+    const loom_plugin_desc *(*entry)(void);
+    *(void **)&entry = dlsym(p->dl, "loom_plugin_entry");
+    if (!entry) {
+        snprintf(err, errlen, "not a loom plugin (no loom_plugin_entry symbol)");
+        goto fail;
+    }
+    const loom_plugin_desc *d = entry();
+    if (!d || d->magic != LOOM_PLUGIN_MAGIC) {
+        snprintf(err, errlen, "not a loom plugin (bad descriptor magic)");
+        goto fail;
+    }
+    if (d->abi_major != LOOM_ABI_MAJOR) {
+        snprintf(err, errlen,
+                 "built for plugin ABI %u.%u; this host speaks %u.%u (the major "
+                 "version must be equal)",
+                 d->abi_major, d->abi_minor, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);
+        goto fail;
+    }
+    if (d->abi_minor > LOOM_ABI_MINOR) {
+        snprintf(err, errlen, "built for plugin ABI %u.%u, newer than this host's %u.%u",
+                 d->abi_major, d->abi_minor, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);
+        goto fail;
+    }
+    size_t need = offsetof(loom_plugin_desc, bind) + sizeof(void *);
+    if (d->size < need) {
+        snprintf(err, errlen, "descriptor too small (%u bytes, need %zu)", d->size, need);
+        goto fail;
+    }
+    /* Kernel-style size rule: read what both know, zero the rest. */
+    memset(&p->d, 0, sizeof p->d);
+    memcpy(&p->d, d, d->size < sizeof p->d ? d->size : sizeof p->d);
+    if (!valid_name(p->d.name)) {
+        snprintf(err, errlen, "bad plugin name (want [a-z0-9_-]{1,64})");
+        goto fail;
+    }
+    if (!p->d.init || !p->d.bind) {
+        snprintf(err, errlen, "descriptor has no init or bind function");
+        goto fail;
+    }
+    Dl_info info;
+    if (!dladdr((void *)p->d.init, &info) || !info.dli_fname || strcmp(info.dli_fname, lp) != 0) {
+        snprintf(err, errlen, "init function does not belong to the plugin file");
+        goto fail;
+    }
+    p->name = strdup(p->d.name);
+    p->version = strdup(p->d.version ? p->d.version : "0");
+    p->config = plugin_config(h, p->name);
+    char *ctext = json_dumps(p->config, JSON_COMPACT);
+    p->d.bind(&loom__api_table);
+    p->in_init = 1;
+    int32_t rc = p->d.init(p, ctext ? ctext : "{}", ctext ? strlen(ctext) : 2);
+    p->in_init = 0;
+    free(ctext);
+    if (rc != 0) {
+        snprintf(err, errlen, "init failed (%d%s%s)", rc, p->last_error ? ": " : "",
+                 p->last_error ? p->last_error : "");
+        goto fail;
+    }
+    return p;
+fail:
+    loom__plugin_discard(p);
+    return NULL;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    loom_timer *t = h->data;
+    free(t);
+}
+
+/* Called when the last snapshot holding `p` is gone. */
+void loom__plugin_unload(loom_plugin *p)
+{
+    loom__host *h = p->host;
+    p->unloading = 1;
+    if (p->d.fini) p->d.fini(p);
+    for (loom_timer *t = p->timers, *n; t; t = n) {
+        n = t->next;
+        uv_timer_stop(&t->t);
+        uv_close((uv_handle_t *)&t->t, timer_closed);
+    }
+    p->timers = NULL;
+    if (p->works > 0) {
+        /* Thread-pool jobs still point into the code: keep it mapped until
+         * their completions have run (they see cancelled = 1). */
+        loom_plugin **z = realloc(h->zombies, (h->nzombies + 1) * sizeof *z);
+        if (z) {
+            h->zombies = z;
+            z[h->nzombies++] = p;
+            return;
+        }
+    }
+    loom__info("plugin %s %s (generation %llu) unloaded", p->name, p->version,
+               (unsigned long long)p->generation);
+    loom__plugin_discard(p);
+}

@@ -1,0 +1,235 @@
+/* loom's HTTP/1.1 client, for programs that link libloom.
+ *
+ * A client is bound to one libuv loop and owns a keep-alive connection pool
+ * and a small DNS cache. Requests are started with loom_client_send() and
+ * complete through a callback on that loop; loom_client_fetch_sync() is a
+ * blocking wrapper that runs a private loop.
+ *
+ * Threading: a client and everything it returns belong to the thread running
+ * its loop. No function here may be called from another thread.
+ *
+ * Errors are negative LOOM_CLIENT_E_* codes. Every failed request also
+ * carries a message that names the URL, e.g.
+ *   "connection refused: http://127.0.0.1:9/ (connect ECONNREFUSED 127.0.0.1:9)".
+ * The codes follow aiohttp's exception hierarchy; the loom_client_is_*()
+ * helpers classify them the same way (see each code's comment).
+ *
+ * Times are in seconds (double). Sizes are in bytes.
+ */
+#ifndef LOOM_CLIENT_H
+#define LOOM_CLIENT_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+
+enum {
+    LOOM_CLIENT_OK = 0,
+    /* InvalidURL: not an absolute http:// URL (https is not supported), bad
+     * port, bad characters; also an unusable redirect Location. */
+    LOOM_CLIENT_E_INVALID_URL = -1,
+    /* ClientConnectorDNSError: the host name did not resolve. */
+    LOOM_CLIENT_E_DNS = -2,
+    /* ClientConnectorError: the server refused the connection. */
+    LOOM_CLIENT_E_CONNECTION_REFUSED = -3,
+    /* ClientConnectorError/ClientOSError: any other failure to connect
+     * (unreachable network or host, reset while connecting...). */
+    LOOM_CLIENT_E_CONNECT = -4,
+    /* ConnectionTimeoutError: connecting took longer than the connect timeout. */
+    LOOM_CLIENT_E_CONNECT_TIMEOUT = -5,
+    /* SocketTimeoutError: no byte arrived for longer than the sock_read timeout. */
+    LOOM_CLIENT_E_READ_TIMEOUT = -6,
+    /* asyncio.TimeoutError: the whole request (redirects included) took longer
+     * than the total timeout. */
+    LOOM_CLIENT_E_TOTAL_TIMEOUT = -7,
+    /* ServerDisconnectedError: the connection closed (or was reset) before the
+     * response head was complete. */
+    LOOM_CLIENT_E_SERVER_DISCONNECTED = -8,
+    /* ClientPayloadError: the body was cut short (fewer bytes than
+     * Content-Length, closed mid-chunk), broken chunked framing, or a
+     * gzip/deflate stream that does not decode. */
+    LOOM_CLIENT_E_PAYLOAD = -9,
+    /* TooManyRedirects: more redirects than max_redirects (default 10). */
+    LOOM_CLIENT_E_TOO_MANY_REDIRECTS = -10,
+    /* ClientResponseError: status >= 400 with raise_for_status on. The
+     * response (status, reason, headers, body) is still available. */
+    LOOM_CLIENT_E_STATUS = -11,
+    /* The request was cancelled by loom_client_close(), or a chunk callback
+     * asked to stop. Never reported for loom_client_cancel() (see there). */
+    LOOM_CLIENT_E_CANCELLED = -12,
+    /* The response head is not valid HTTP/1.x, or a head line is longer than
+     * 8190 bytes, or there are more than 128 header lines. */
+    LOOM_CLIENT_E_BAD_RESPONSE = -13,
+    /* The body (as received, or once decoded) is larger than max_body_size. */
+    LOOM_CLIENT_E_TOO_LARGE = -14,
+    /* Out of memory. */
+    LOOM_CLIENT_E_NOMEM = -15,
+};
+
+/* A short constant name for `code`, e.g. "connection refused" (never NULL). */
+const char *loom_client_strerror(int code);
+/* 1 for the three timeout codes (connect, read, total), else 0. */
+int loom_client_is_timeout(int code);
+/* 1 when aiohttp would raise a ClientConnectionError: DNS, refused, connect,
+ * connect timeout, read timeout, server disconnected. Else 0. (The total
+ * timeout is asyncio.TimeoutError in aiohttp and is not one.) */
+int loom_client_is_connection_error(int code);
+/* 1 for errors about the response itself: payload, bad response, too large. */
+int loom_client_is_payload_error(int code);
+
+/* ---- configuration ------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    const char *value;
+} loom_client_header;
+
+/* Client settings. Zero-initialise and set what you need: every 0 means the
+ * default given in the comment. The strings are copied by loom_client_new. */
+typedef struct {
+    size_t limit;                     /* pooled connections in total (100); SIZE_MAX = no limit */
+    size_t limit_per_host;            /* per (host, port) (0 = no per-host limit) */
+    double keepalive_timeout;         /* idle pooled connection lifetime (15 s) */
+    double dns_ttl;                   /* DNS cache entry lifetime (10 s); < 0 = no caching */
+    double total_timeout;             /* whole request (300 s); < 0 = none */
+    double connect_timeout;           /* TCP connect, incl. waiting for a pool slot (30 s); < 0 = none */
+    double read_timeout;              /* between two reads of the response (none); < 0 = none */
+    const loom_client_header *headers; /* sent with every request (copied) */
+    size_t nheaders;
+    int raise_for_status;      /* 1 = status >= 400 fails with LOOM_CLIENT_E_STATUS (0 = off) */
+    int max_redirects;         /* (10); < 0 = do not follow redirects */
+    size_t max_body_size;      /* buffered body cap, also the decoded size cap (64 MiB) */
+    int no_decompress;         /* 1 = hand gzip/deflate bodies over undecoded */
+    const char *user_agent;    /* ("loom/VERSION") */
+} loom_client_config;
+
+typedef struct loom_client_response loom_client_response;
+
+/* Streaming: called with each piece of the (decoded) body as it arrives,
+ * instead of buffering it. `resp` has the status and headers already. `data`
+ * is valid during the call only. Return 0 to go on, non-zero to stop: the
+ * request then completes with LOOM_CLIENT_E_CANCELLED. */
+typedef int (*loom_client_chunk_cb)(loom_client_response *resp, const char *data, size_t len,
+                                    void *ud);
+
+/* Per-request options. Zero-initialise; every 0/NULL means "the client's
+ * setting" or "none". At most one body form may be set (text, json, form or
+ * body); the pointers need only stay valid during loom_client_send(). */
+typedef struct {
+    const loom_client_header *headers; /* added to (and overriding, by name) the client's */
+    size_t nheaders;
+    const loom_client_header *params; /* query parameters, percent-encoded and appended */
+    size_t nparams;
+    const void *body;         /* raw bytes ... */
+    size_t body_len;          /* ... of this length */
+    const char *content_type; /* for `body` (default application/octet-stream) */
+    const char *text;         /* text/plain; charset=utf-8 */
+    const char *json;         /* JSON text, sent as application/json */
+    const loom_client_header *form; /* application/x-www-form-urlencoded */
+    size_t nform;
+    double total_timeout;   /* 0 = client's; < 0 = none */
+    double connect_timeout; /* 0 = client's; < 0 = none */
+    double read_timeout;    /* 0 = client's; < 0 = none */
+    int raise_for_status;   /* 0 = client's, 1 = on, -1 = off */
+    int max_redirects;      /* 0 = client's; < 0 = do not follow redirects */
+    loom_client_chunk_cb on_chunk; /* stream the body instead of buffering it */
+    void *chunk_ud;
+} loom_client_opts;
+
+/* ---- the client ----------------------------------------------------------- */
+
+typedef struct loom_client loom_client;
+typedef struct loom_client_request loom_client_request;
+
+/* Called once when a request completes, successfully or not, on the loop's
+ * thread. The callee owns `resp` (never NULL) and frees it with
+ * loom_client_response_free(); loom_client_response_error(resp) tells
+ * whether it failed. */
+typedef void (*loom_client_done_cb)(loom_client_response *resp, void *ud);
+
+/* Creates a client on `loop` (which must outlive it). `cfg` may be NULL for
+ * the defaults; it is copied. Returns NULL when out of memory. */
+loom_client *loom_client_new(uv_loop_t *loop, const loom_client_config *cfg);
+
+/* Closes the client: every pending request completes with
+ * LOOM_CLIENT_E_CANCELLED (its callback runs during this call), pooled
+ * connections are closed, and the memory is freed once libuv has closed the
+ * handles, so the loop must run again afterwards (uv_run returns when done).
+ * `client` is invalid after the call. */
+void loom_client_close(loom_client *client);
+
+/* Starts `method` (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or any other
+ * token) on `url` (http://host[:port][/path][?query]). `opts` may be NULL.
+ * Every failure, an invalid URL included, is reported through `cb`, which
+ * never runs before this function returns. Returns a handle valid until `cb`
+ * starts or loom_client_cancel() is called; NULL only when out of memory or
+ * when `client`, `method`, `url` or `cb` is NULL (then `cb` never runs). */
+loom_client_request *loom_client_send(loom_client *client, const char *method, const char *url,
+                                      const loom_client_opts *opts, loom_client_done_cb cb,
+                                      void *ud);
+
+/* Cancels a pending request: its callback will never run, its connection (if
+ * any) is closed, and the handle is invalid afterwards. Must not be called
+ * once the callback has started (the handle is gone then). */
+void loom_client_cancel(loom_client_request *req);
+
+/* Number of requests started and not yet completed or cancelled. */
+size_t loom_client_pending(const loom_client *client);
+
+/* ---- the blocking call ---------------------------------------------------- */
+
+/* Runs one request to completion on a private loop with a private client
+ * (configured by `cfg`, may be NULL) and returns its error code (0 or
+ * LOOM_CLIENT_E_*). *out receives the response, to be freed with
+ * loom_client_response_free(), also when the request failed (it then has the
+ * error message); *out is NULL only on LOOM_CLIENT_E_NOMEM. */
+int loom_client_fetch_sync(const char *method, const char *url, const loom_client_opts *opts,
+                           const loom_client_config *cfg, loom_client_response **out);
+
+/* ---- responses ------------------------------------------------------------ */
+
+/* 0 or the LOOM_CLIENT_E_* code the request failed with. */
+int loom_client_response_error(const loom_client_response *resp);
+/* The error message (names the URL), or "" when the request succeeded.
+ * Valid until the response is freed, like every string below. */
+const char *loom_client_response_message(const loom_client_response *resp);
+/* The status code, or 0 when no response head was received. */
+int loom_client_response_status(const loom_client_response *resp);
+/* The reason phrase as sent ("" when none). */
+const char *loom_client_response_reason(const loom_client_response *resp);
+/* The URL requested first, and the URL of the final response (after redirects). */
+const char *loom_client_response_request_url(const loom_client_response *resp);
+const char *loom_client_response_url(const loom_client_response *resp);
+/* Number of header lines, and the i-th one's name and value (0 <= i < count). */
+size_t loom_client_response_header_count(const loom_client_response *resp);
+void loom_client_response_header_at(const loom_client_response *resp, size_t i,
+                                     const char **name, const char **value);
+/* The value of the first header named `name` (case-insensitive), or NULL. */
+const char *loom_client_response_header(const loom_client_response *resp, const char *name);
+/* The buffered body (decoded when it was gzip/deflate), NUL-terminated, and its
+ * length in *len (may be NULL). Empty when streamed or failed. */
+const char *loom_client_response_body(const loom_client_response *resp, size_t *len);
+/* Parses the body as JSON. Returns a new reference (json_decref it), or NULL
+ * when the body is not JSON; then *err (may be NULL) gets jansson's message. */
+json_t *loom_client_response_json(const loom_client_response *resp, json_error_t *err);
+/* Redirects followed before the final response: their count, and the i-th
+ * one's URL and status. */
+size_t loom_client_response_history_count(const loom_client_response *resp);
+const char *loom_client_response_history_url(const loom_client_response *resp, size_t i);
+int loom_client_response_history_status(const loom_client_response *resp, size_t i);
+/* Seconds from loom_client_send() to completion. */
+double loom_client_response_elapsed(const loom_client_response *resp);
+/* Frees the response and everything it returned. NULL is allowed. */
+void loom_client_response_free(loom_client_response *resp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
