@@ -39,6 +39,7 @@ static int on_message_begin(llhttp_t *ll)
     p->host_count = p->cl_count = p->te_count = 0;
     p->te_state = 0;
     p->connection_close_seen = 0;
+    p->in_trailers = 0;
     return 0;
 }
 
@@ -115,11 +116,23 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
         if (p->trailer_bytes > p->limits->max_field_size) return fail(p, 431, "trailers too large");
         return 0;
     }
+    /* llhttp 8 hands over a value with an empty name. */
+    if (p->in_header == 0) return fail(p, 400, "empty header name");
     loom__header *h = &p->req->headers[p->req->nheaders - 1];
     uint32_t off = off_of(p, at, len);
     if (p->in_header != 2) {
         p->in_header = 2;
         h->value = (const char *)(uintptr_t)off;
+        /* Only blanks may sit between the colon and the value; a line break
+         * there is an obs-fold of an empty first line ("X:\r\n chunked"). */
+        const char *q = at;
+        while (q > p->base && (q[-1] == ' ' || q[-1] == '\t')) q--;
+        if (q == p->base || q[-1] != ':') return fail(p, 400, "obs-fold in a header");
+    } else if (off != (uint32_t)(uintptr_t)h->value + p->value_len) {
+        /* llhttp 8 folds "X: a\r\n b" into one value in two pieces with the
+         * line break between them: obs-fold, which a server must reject or
+         * rewrite (RFC 9112 §5.2). We reject. */
+        return fail(p, 400, "obs-fold in a header");
     }
     p->value_len += (uint32_t)len;
     h->value_len = p->value_len;
@@ -173,7 +186,9 @@ static int on_header_value_complete(llhttp_t *ll)
         return 0;
     }
     loom_req *r = p->req;
+    if (p->in_header == 0 || r->nheaders == 0) return fail(p, 400, "empty header name");
     loom__header *h = &r->headers[r->nheaders - 1];
+    if (h->name_len == 0) return fail(p, 400, "empty header name");
     const char *name = p->base + (uintptr_t)h->name;
     const char *value = h->value ? p->base + (uintptr_t)h->value : "";
     /* llhttp drops leading whitespace; drop the trailing kind too. */
@@ -206,7 +221,12 @@ static int on_header_value_complete(llhttp_t *ll)
         }
         break;
     case 14:
-        if (NAME_IS(h, "content-length")) p->cl_count++;
+        if (NAME_IS(h, "content-length")) {
+            p->cl_count++;
+            /* llhttp reads "010" as 10; others read octal or refuse. */
+            if (h->value_len > 1 && value[0] == '0')
+                return fail(p, 400, "Content-Length with a leading zero");
+        }
         break;
     case 17:
         if (NAME_IS(h, "transfer-encoding")) {
@@ -276,10 +296,26 @@ static int copy_head(loom__parser *p)
     return 0;
 }
 
+/* llhttp 8 accepts runs of spaces between the parts of the request line and a
+ * line without a version (HTTP/0.9). Requires exactly
+ * "method SP target SP HTTP/d.d CRLF"; the whole head is in memory from
+ * p->base on, and each test stops at the first byte that differs. */
+static int valid_request_line(const loom__parser *p)
+{
+    const char *b = p->base;
+    uint32_t m = p->req->method_len;
+    if (!b || p->url_len == 0 || b[m] != ' ' || p->url_off != m + 1) return 0;
+    const char *v = b + p->url_off + p->url_len;
+    return v[0] == ' ' && v[1] == 'H' && v[2] == 'T' && v[3] == 'T' && v[4] == 'P' && v[5] == '/' &&
+           v[6] >= '0' && v[6] <= '9' && v[7] == '.' && v[8] >= '0' && v[8] <= '9' &&
+           v[9] == '\r' && v[10] == '\n';
+}
+
 static int on_headers_complete(llhttp_t *ll)
 {
     loom__parser *p = P(ll);
     loom_req *r = p->req;
+    if (!valid_request_line(p)) return fail(p, 400, "malformed request line");
     r->http_major = ll->http_major;
     r->http_minor = ll->http_minor;
     r->method_id = ll->method;
@@ -330,6 +366,7 @@ static int on_chunk_header(llhttp_t *ll)
 {
     loom__parser *p = P(ll);
     p->ext_bytes = 0;
+    if (ll->content_length == 0) p->in_trailers = 1;
     if (p->req->body.len + ll->content_length > p->limits->client_max_size)
         return fail(p, 413, "request body too large");
     return 0;
@@ -387,28 +424,62 @@ static int is_tchar(unsigned char c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+enum { MTOK_START, MTOK_IN, MTOK_SP, MTOK_BAD };
+
+/* Follows the method token as bytes arrive (llhttp keeps no span of a method
+ * it refuses, and the caller keeps no bytes before one), so that an unknown
+ * but well-formed method gets 501 and a malformed one 400 however the bytes
+ * were split into reads. */
+static void track_method(loom__parser *p, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && p->mtok_state < MTOK_SP; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (p->mtok_state == MTOK_START && (c == '\r' || c == '\n')) continue;
+        if (is_tchar(c)) {
+            p->mtok_state = MTOK_IN;
+            p->mtok_len++;
+        } else {
+            p->mtok_state = p->mtok_state == MTOK_IN && c == ' ' ? MTOK_SP : MTOK_BAD;
+        }
+    }
+}
+
+/* Sets the status for a refused method; 0 while the token may still go on. */
+static int classify_method(loom__parser *p)
+{
+    if (p->mtok_len > p->limits->max_line_size) {
+        p->status = 414;
+        p->reason = "request line too long";
+    } else if (p->mtok_state == MTOK_SP) {
+        p->status = 501;
+        p->reason = "method not implemented";
+    } else if (p->mtok_state == MTOK_BAD) {
+        p->status = 400;
+        p->reason = "invalid method";
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* llhttp rejects both a malformed and an unknown method with one error; an
  * unknown but well-formed one deserves 501, the rest 400. Likewise a
  * well-formed but unsupported version gets 505. */
 static void map_error(loom__parser *p, const char *data, size_t len, llhttp_errno_t e)
 {
     const char *s = data, *end = data + len;
-    while (s < end && (*s == '\r' || *s == '\n')) s++;
     switch (e) {
-    case HPE_INVALID_METHOD: {
-        const char *t = s;
-        while (t < end && is_tchar((unsigned char)*t)) t++;
-        if (t > s && t < end && *t == ' ') {
-            p->status = 501;
-            p->reason = "method not implemented";
-        } else {
+    case HPE_INVALID_METHOD:
+        if (!classify_method(p)) {
             p->status = 400;
             p->reason = "invalid method";
         }
         return;
-    }
     case HPE_INVALID_VERSION: {
+        /* The request line may have come in several reads: look back to
+         * its start, which the caller keeps in front of `data`. */
         const char *pos = llhttp_get_error_pos(&p->ll);
+        if (p->base && p->base <= data) s = p->base;
         const char *v = pos && pos >= s && pos <= end ? pos : end;
         while (v > s && v[-1] != ' ') v--;
         if (end - v >= 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' &&
@@ -433,16 +504,70 @@ static void map_error(loom__parser *p, const char *data, size_t len, llhttp_errn
     }
 }
 
+/* Whether the parser is between requests, in a head or in trailers: where
+ * every line must end in CRLF. */
+static int in_head(const loom__parser *p)
+{
+    return !p->req || !p->headers_done || p->in_trailers;
+}
+
+/* Offset of the first LF in data[from, len) without a CR before it, or len.
+ * llhttp 8 in strict mode still takes a bare LF after the request line and
+ * as the empty line that ends a head or the trailers; we refuse it there
+ * (RFC 9112 §2.2 allows either; a lone LF is a smuggling vector). */
+static size_t find_bare_lf(const loom__parser *p, const char *data, size_t from, size_t len)
+{
+    while (from < len) {
+        const char *q = memchr(data + from, '\n', len - from);
+        if (!q) break;
+        size_t i = (size_t)(q - data);
+        int cr = i > 0 ? data[i - 1] == '\r' : p->prev_cr;
+        if (!cr) return i;
+        from = i + 1;
+    }
+    return len;
+}
+
 int loom__parser_feed(loom__parser *p, const char *data, size_t len, size_t *consumed)
 {
+    if (p->mtok_wait) {
+        /* llhttp has refused the method; read on only to tell 501 from 400. */
+        track_method(p, data, len);
+        *consumed = len;
+        return classify_method(p) ? LOOM__PARSE_ERROR : LOOM__PARSE_MORE;
+    }
     if (p->status) return LOOM__PARSE_ERROR;
-    llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
+    if (p->mtok_state < MTOK_SP) track_method(p, data, len);
+    llhttp_errno_t e = HPE_OK;
+    size_t done = 0, search = 0;
+    /* Execute up to each bare LF; one that falls in a head is an error, one in
+     * a body is data. */
+    for (;;) {
+        size_t lf = find_bare_lf(p, data, search, len);
+        e = llhttp_execute(&p->ll, data + done, lf - done);
+        if (e != HPE_OK || lf == len) break;
+        if (in_head(p)) {
+            *consumed = lf;
+            fail(p, 400, "bare LF in the request head");
+            return LOOM__PARSE_ERROR;
+        }
+        done = lf;
+        search = lf + 1;
+        /* The rest of a Content-Length body cannot hold a head. */
+        if (!p->req->chunked && p->ll.content_length > 1 &&
+            p->ll.content_length - 1 < (uint64_t)(len - search))
+            search += (size_t)p->ll.content_length - 1;
+        else if (!p->req->chunked && p->ll.content_length > 1)
+            search = len;
+    }
     if (e == HPE_OK) {
         *consumed = len;
+        if (len) p->prev_cr = data[len - 1] == '\r';
         return LOOM__PARSE_MORE;
     }
     const char *pos = llhttp_get_error_pos(&p->ll);
     *consumed = pos && pos >= data && pos <= data + len ? (size_t)(pos - data) : len;
+    if (*consumed) p->prev_cr = data[*consumed - 1] == '\r';
     if (e == HPE_PAUSED && p->req && p->req->complete) {
         llhttp_resume(&p->ll);
         return LOOM__PARSE_REQUEST;
@@ -453,6 +578,11 @@ int loom__parser_feed(loom__parser *p, const char *data, size_t len, size_t *con
         p->reason = "no bytes may follow an Upgrade request";
         return LOOM__PARSE_REQUEST;
     }
+    if (e == HPE_INVALID_METHOD && !p->status && !classify_method(p)) {
+        p->mtok_wait = 1;
+        *consumed = len;
+        return LOOM__PARSE_MORE;
+    }
     if (!p->status) map_error(p, data, len, e);
     return LOOM__PARSE_ERROR;
 }
@@ -462,6 +592,8 @@ loom_req *loom__parser_take(loom__parser *p)
     loom_req *r = p->req;
     p->req = NULL;
     p->base = NULL;
+    p->mtok_state = MTOK_START;
+    p->mtok_len = 0;
     return r;
 }
 

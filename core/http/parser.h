@@ -36,6 +36,11 @@ typedef struct {
     uint8_t host_count, cl_count, te_count;
     uint8_t te_chunked, te_state; /* see parser.c */
     uint8_t connection_close_seen;
+    uint8_t in_trailers; /* the last chunk was seen: trailer lines follow */
+    uint8_t prev_cr;     /* the last byte fed was CR (a bare LF is found across reads) */
+    uint8_t mtok_state;  /* the method token as bytes arrive, to tell 501 from 400 */
+    uint8_t mtok_wait;   /* llhttp failed on the method; the token is not complete yet */
+    uint32_t mtok_len;
     int status;         /* error status chosen by loom (0 = map llhttp's error) */
     const char *reason; /* error text for logs and the error body */
 } loom__parser;

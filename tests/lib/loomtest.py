@@ -6,6 +6,7 @@ and a started server is killed when the test ends.
 import json
 import os
 import signal
+import signal as _signal  # Server.signal shadows the module name in the class body
 import socket
 import subprocess
 import tempfile
@@ -78,7 +79,7 @@ class Server:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+    def stop(self, sig=_signal.SIGTERM, timeout=30.0):
         """Stops the server and returns its exit status (ASan leaks make it non-zero)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
