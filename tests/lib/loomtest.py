@@ -69,7 +69,8 @@ class Server:
         raise AssertionError("server did not start listening:\n" + self.log())
 
     def log(self):
-        self.logf.flush()
+        if not self.logf.closed:
+            self.logf.flush()
         with open(self.logpath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 

@@ -1,0 +1,263 @@
+/* apitest: a plugin that exercises every part of the request and response
+ * API, for tests/integration/test_plugin_api.py. */
+#include <loom/loom.h>
+#include <stdio.h>
+#include <string.h>
+
+static loom_plugin *me;
+static int aborted_count;
+
+static int32_t reply(loom_req *req, const char *fmt, const char *a, const char *b)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, fmt, a ? a : "(null)", b ? b : "(null)");
+    return loom_resp_text(req, 200, buf);
+}
+
+static int32_t h_query(loom_req *req, void *ud)
+{
+    (void)ud;
+    return reply(req, "a=%s a2=%s", loom_req_query(req, "a", 0, NULL),
+                 loom_req_query(req, "a", 1, NULL));
+}
+
+static int32_t h_header(loom_req *req, void *ud)
+{
+    (void)ud;
+    return reply(req, "x-a=%s x-a2=%s", loom_req_header_n(req, "X-A", 0, NULL),
+                 loom_req_header_n(req, "x-a", 1, NULL));
+}
+
+static int32_t h_cookie(loom_req *req, void *ud)
+{
+    (void)ud;
+    return reply(req, "sid=%s other=%s", loom_req_cookie(req, "sid", NULL),
+                 loom_req_cookie(req, "other", NULL));
+}
+
+static int32_t h_user(loom_req *req, void *ud)
+{
+    return reply(req, "%s %s", (const char *)ud, loom_req_match(req, "id", NULL));
+}
+
+static int32_t h_files(loom_req *req, void *ud)
+{
+    (void)ud;
+    return reply(req, "path=%s%s", loom_req_match(req, "path", NULL), "");
+}
+
+static int32_t h_url(loom_req *req, void *ud)
+{
+    (void)ud;
+    char out[128];
+    const char *params[] = {"id", "42"};
+    int32_t rc = loom_url_for(req, "user", params, 1, out, sizeof out);
+    const char *bad[] = {"id", "x y"};
+    int32_t rc2 = loom_url_for(req, "user", bad, 1, out + 64, 64);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s rc=%d bad=%d", rc == 0 ? out : "-", rc, rc2);
+    return loom_resp_text(req, 200, buf);
+}
+
+static int32_t h_form(loom_req *req, void *ud)
+{
+    (void)ud;
+    const char *fn = NULL, *ct = NULL;
+    const void *data = NULL;
+    size_t len = 0;
+    char buf[512];
+    int frc = loom_req_form_file(req, "upload", &fn, &ct, &data, &len);
+    snprintf(buf, sizeof buf, "name=%s tag=%s tag2=%s file=%s type=%s len=%zu body=%.*s",
+             loom_req_form(req, "name", 0, NULL), loom_req_form(req, "tag", 0, NULL),
+             loom_req_form(req, "tag", 1, NULL), frc == 0 ? fn : "-", frc == 0 ? ct : "-", len,
+             (int)(len > 64 ? 64 : len), frc == 0 ? (const char *)data : "");
+    return loom_resp_text(req, 200, buf);
+}
+
+static int32_t h_setcookie(loom_req *req, void *ud)
+{
+    (void)ud;
+    loom_cookie c = {sizeof c, LOOM_COOKIE_HTTP_ONLY | LOOM_COOKIE_SECURE | LOOM_COOKIE_MAX_AGE,
+                     "sid",    "abc123",
+                     "/app",   "example.test",
+                     "Lax",    3600,
+                     0};
+    int32_t rc = loom_resp_set_cookie(req, &c);
+    loom_cookie bad = {sizeof bad, 0, "x", "a;b", NULL, NULL, NULL, 0, 0};
+    int32_t rc2 = loom_resp_set_cookie(req, &bad);
+    int32_t rc3 = loom_resp_header_add(req, "X-Evil", "a\r\nInjected: 1");
+    char buf[64];
+    snprintf(buf, sizeof buf, "rc=%d bad=%d inject=%d", rc, rc2, rc3);
+    return loom_resp_text(req, 200, buf);
+}
+
+static int32_t h_stream(loom_req *req, void *ud)
+{
+    (void)ud;
+    loom_resp_header_set(req, "Content-Type", "text/plain");
+    loom_resp_stream_start(req);
+    loom_resp_stream_write(req, "one,", 4);
+    loom_resp_stream_write(req, "two,", 4);
+    loom_resp_stream_write(req, "three", 5);
+    return loom_resp_stream_end(req) == LOOM_OK ? LOOM_DONE : LOOM_DONE;
+}
+
+static void timer_done(loom_timer *t, void *ud)
+{
+    (void)t;
+    loom_resp_text((loom_req *)ud, 200, "from timer");
+}
+
+static int32_t h_timer(loom_req *req, void *ud)
+{
+    (void)ud;
+    if (!loom_timer_start(me, 50, 0, timer_done, req)) return -1;
+    return LOOM_PENDING;
+}
+
+typedef struct {
+    loom_req *req;
+    long sum;
+} work_t;
+
+static void work_run(void *ud)
+{
+    work_t *w = ud;
+    for (long i = 1; i <= 1000; i++) w->sum += i;
+}
+
+static void work_done(void *ud, int32_t cancelled)
+{
+    work_t *w = ud;
+    char buf[64];
+    snprintf(buf, sizeof buf, "sum=%ld cancelled=%d", w->sum, cancelled);
+    loom_resp_text(w->req, 200, buf);
+}
+
+static int32_t h_work(loom_req *req, void *ud)
+{
+    (void)ud;
+    work_t *w = loom_req_alloc(req, sizeof *w);
+    w->req = req;
+    w->sum = 0;
+    return loom_work_queue(me, work_run, work_done, w) == LOOM_OK ? LOOM_PENDING : -1;
+}
+
+static int32_t h_fail(loom_req *req, void *ud)
+{
+    (void)req;
+    (void)ud;
+    return -1;
+}
+
+static int32_t h_noanswer(loom_req *req, void *ud)
+{
+    (void)req;
+    (void)ud;
+    return LOOM_DONE;
+}
+
+static void on_abort(loom_req *req, void *ud)
+{
+    (void)ud;
+    aborted_count++;
+    /* Answering an aborted request is a safe no-op that releases it. */
+    loom_resp_text(req, 200, "too late");
+}
+
+static int32_t h_hang(loom_req *req, void *ud)
+{
+    (void)ud;
+    loom_req_on_abort(req, on_abort, NULL);
+    return LOOM_PENDING;
+}
+
+static int32_t h_aborted(loom_req *req, void *ud)
+{
+    (void)ud;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", aborted_count);
+    return loom_resp_text(req, 200, buf);
+}
+
+static int32_t h_teapot(loom_req *req, void *ud)
+{
+    (void)ud;
+    return loom_resp_error(req, 418, "short and stout");
+}
+
+static int32_t h_any(loom_req *req, void *ud)
+{
+    (void)ud;
+    return reply(req, "any %s%s", loom_req_method(req), "");
+}
+
+static int32_t h_info(loom_req *req, void *ud)
+{
+    (void)ud;
+    size_t pl, rl;
+    const char *p = loom_req_path(req, &pl);
+    const char *raw = loom_req_raw_path(req, &rl);
+    char buf[512];
+    snprintf(buf, sizeof buf, "path=%s raw=%s remote=%s version=%s headers=%u", p, raw,
+             loom_req_remote(req), loom_req_http_version(req), loom_req_header_count(req));
+    return loom_resp_text(req, 200, buf);
+}
+
+static int32_t h_json(loom_req *req, void *ud)
+{
+    (void)ud;
+    const loom_json *j;
+    if (loom_req_json(req, &j) != LOOM_OK) return LOOM_DONE;
+    const loom_json *name = loom_json_get(j, "name");
+    const loom_json *n = loom_json_get(j, "n");
+    char buf[256];
+    snprintf(buf, sizeof buf, "{\"name\":\"%s\",\"n2\":%lld,\"keys\":%zu}",
+             name ? loom_json_string(name, NULL) : "", n ? (long long)loom_json_integer(n) * 2 : 0,
+             loom_json_size(j));
+    return loom_resp_json(req, 201, buf, strlen(buf));
+}
+
+static int32_t h_config(loom_req *req, void *ud)
+{
+    (void)ud;
+    const loom_json *g = loom_json_get(loom_config(me), "greeting");
+    return loom_resp_text(req, 200, g ? loom_json_string(g, NULL) : "none");
+}
+
+static int32_t init(loom_plugin *self, const char *config, size_t len)
+{
+    (void)config;
+    (void)len;
+    me = self;
+    int32_t rc = 0;
+    rc |= loom_route_add(self, "GET", "/q", h_query, NULL);
+    rc |= loom_route_add(self, "GET", "/h", h_header, NULL);
+    rc |= loom_route_add(self, "GET", "/cookie", h_cookie, NULL);
+    rc |= loom_route_add_named(self, "GET", "/users/{id:\\d+}", h_user, "user", "user");
+    rc |= loom_route_add(self, "GET", "/users/me", h_user, "me");
+    rc |= loom_route_add(self, "GET", "/users/{id}/posts", h_user, "posts");
+    rc |= loom_route_add(self, "GET", "/files/{path:.*}", h_files, NULL);
+    rc |= loom_route_add(self, "GET", "/url", h_url, NULL);
+    rc |= loom_route_add(self, "POST", "/form", h_form, NULL);
+    rc |= loom_route_add(self, "GET", "/setcookie", h_setcookie, NULL);
+    rc |= loom_route_add(self, "GET", "/stream", h_stream, NULL);
+    rc |= loom_route_add(self, "GET", "/timer", h_timer, NULL);
+    rc |= loom_route_add(self, "GET", "/work", h_work, NULL);
+    rc |= loom_route_add(self, "GET", "/fail", h_fail, NULL);
+    rc |= loom_route_add(self, "GET", "/noanswer", h_noanswer, NULL);
+    rc |= loom_route_add(self, "GET", "/hang", h_hang, NULL);
+    rc |= loom_route_add(self, "GET", "/aborted", h_aborted, NULL);
+    rc |= loom_route_add(self, "GET", "/teapot", h_teapot, NULL);
+    rc |= loom_route_add(self, "*", "/any", h_any, NULL);
+    rc |= loom_route_add(self, "GET", "/info/{rest:.*}", h_info, NULL);
+    rc |= loom_route_add(self, "POST", "/json", h_json, NULL);
+    rc |= loom_route_add(self, "PUT", "/json", h_json, NULL);
+    rc |= loom_route_add(self, "GET", "/config", h_config, NULL);
+    /* Registration outside init and bad patterns are refused. */
+    if (loom_route_add(self, "BREW", "/x", h_any, NULL) != LOOM_EINVAL) return -100;
+    if (loom_route_add(self, "GET", "no-slash", h_any, NULL) != LOOM_EINVAL) return -101;
+    return rc;
+}
+
+LOOM_PLUGIN("apitest", "1.2.3", init, NULL)
