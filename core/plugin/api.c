@@ -91,21 +91,51 @@ static int32_t api_middleware_add(loom_plugin *self, const loom_middleware_def *
     return LOOM_OK;
 }
 
+/* Blobs are kept by the host per plugin name, so the next version finds the
+ * latest one whenever it loads, even while the old version still drains. */
 static int32_t api_state_put(loom_plugin *self, const void *data, size_t len)
 {
+    loom__host *h = self->host;
+    if (!h || !self->name) return LOOM_ESTATE;
+    if (len > (64u << 20)) return LOOM_ELIMIT;
     void *copy = malloc(len ? len : 1);
     if (!copy) return LOOM_ENOMEM;
     if (len) memcpy(copy, data, len);
-    free(self->state_out);
-    self->state_out = copy;
-    self->state_out_len = len;
+    for (size_t i = 0; i < h->nstates; i++)
+        if (strcmp(h->states[i].name, self->name) == 0) {
+            free(h->states[i].data);
+            h->states[i].data = copy;
+            h->states[i].len = len;
+            return LOOM_OK;
+        }
+    void *ns = realloc(h->states, (h->nstates + 1) * sizeof *h->states);
+    if (!ns) {
+        free(copy);
+        return LOOM_ENOMEM;
+    }
+    h->states = ns;
+    h->states[h->nstates].name = strdup(self->name);
+    if (!h->states[h->nstates].name) {
+        free(copy);
+        return LOOM_ENOMEM;
+    }
+    h->states[h->nstates].data = copy;
+    h->states[h->nstates].len = len;
+    h->nstates++;
     return LOOM_OK;
 }
 
 static const void *api_state_get(loom_plugin *self, size_t *len)
 {
-    if (len) *len = self->state_in_len;
-    return self->state_in;
+    loom__host *h = self->host;
+    if (len) *len = 0;
+    if (!h || !self->name) return NULL;
+    for (size_t i = 0; i < h->nstates; i++)
+        if (strcmp(h->states[i].name, self->name) == 0) {
+            if (len) *len = h->states[i].len;
+            return h->states[i].data;
+        }
+    return NULL;
 }
 
 /* ---- request ---- */

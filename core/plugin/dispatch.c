@@ -11,6 +11,7 @@
 #include "util/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void route(loom_req *r);
@@ -227,6 +228,23 @@ static int decode_path(loom_req *r, char **out, size_t *outlen)
     return 0;
 }
 
+/* The opt-in admin listing; only for clients on this machine. */
+static void admin(loom_req *r)
+{
+    loom__rctx *x = ctx(r);
+    if (strcmp(x->remote, "127.0.0.1") != 0 && strcmp(x->remote, "::1") != 0) {
+        loom__dispatch_error(r, 403, "the admin listing is only served to loopback clients");
+        return;
+    }
+    loom__worker *w = loom__req_worker(r);
+    char *t = loom__host_listing(w->host);
+    r->resp.status = 200;
+    loom__resp_header_set(r, "Content-Type", 12, "application/json", 16);
+    loom__resp_body_copy(r, t ? t : "{}", t ? strlen(t) : 2);
+    free(t);
+    loom__dispatch_respond(r);
+}
+
 void loom__dispatch(loom__worker *w, loom_req *r)
 {
     loom__host *h = w->host;
@@ -248,6 +266,10 @@ void loom__dispatch(loom__worker *w, loom_req *r)
         x->path = (char *)"/";
         x->path_len = 1;
         loom__dispatch_error(r, 400, "invalid path");
+        return;
+    }
+    if (h->cfg->admin && x->path_len == 14 && memcmp(x->path, "/_loom/plugins", 14) == 0) {
+        admin(r);
         return;
     }
     run_chain(r);

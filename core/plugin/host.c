@@ -38,9 +38,7 @@ static int is_enabled(const loom__config *cfg, const char *name)
     return !(e && json_is_false(e));
 }
 
-/* The plugin files to load, in load order: names from plugin_order first,
- * then the rest alphabetically. Returns a malloc'd array of malloc'd paths. */
-static char **list_plugins(const loom__config *cfg, size_t *n)
+char **loom__plugin_list(const loom__config *cfg, size_t *n)
 {
     *n = 0;
     DIR *d = opendir(cfg->plugins_dir);
@@ -112,7 +110,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
         return NULL;
     }
     size_t n = 0;
-    char **paths = cfg->plugins_dir ? list_plugins(cfg, &n) : NULL;
+    char **paths = cfg->plugins_dir ? loom__plugin_list(cfg, &n) : NULL;
     int failed = cfg->plugins_dir && !paths;
     loom_plugin **ps = calloc(n ? n : 1, sizeof *ps);
     size_t np = 0;
@@ -170,6 +168,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     h->plugins = ps;
     h->nplugins = np;
     loom__host_publish(h, s);
+    loom__reload_start(h);
     return h;
 }
 
@@ -181,7 +180,13 @@ void loom__host_stop(loom__host *h)
         h->current = NULL;
         loom__snapshot_unref(h, s);
     }
+    loom__reload_stop(h);
     free(h->plugins);
+    for (size_t i = 0; i < h->nstates; i++) {
+        free(h->states[i].data);
+        free(h->states[i].name);
+    }
+    free(h->states);
     for (size_t i = 0; i < h->nzombies; i++) loom__plugin_discard(h->zombies[i]);
     free(h->zombies);
     if (h->private_dir) rmdir(h->private_dir);

@@ -70,10 +70,6 @@ struct loom_plugin {
     loom_timer *timers;
     int64_t works; /* thread-pool jobs not done yet */
     int unloading;
-    void *state_out; /* handoff blob given in fini */
-    size_t state_out_len;
-    const void *state_in; /* handoff blob from the previous version, during init */
-    size_t state_in_len;
     char *last_error;
 };
 
@@ -98,6 +94,17 @@ struct loom__host {
     uint64_t next_generation;
     loom_plugin **zombies; /* unloaded but waiting for timers/work to finish */
     size_t nzombies;
+    struct {
+        char *name;
+        void *data;
+        size_t len;
+    } *states; /* state handoff blobs, by plugin name */
+    size_t nstates;
+    int inotify_fd;
+    uv_poll_t watch;
+    uv_timer_t debounce;
+    int watching;
+    uint64_t reloads; /* successful swaps, for the admin listing */
 };
 
 /* Per-request pipeline state, in the request's arena. */
@@ -130,6 +137,20 @@ extern const loom_host_api loom__api_table;
 loom__host *loom__host_start(loom__worker *w, const loom__config *cfg);
 /* Unloads everything (after the worker drained). */
 void loom__host_stop(loom__host *h);
+
+/* The plugin files to load, in load order: names from plugin_order first,
+ * then the rest alphabetically; disabled ones left out. Returns a malloc'd
+ * array of malloc'd paths, or NULL (logged) when the directory is unreadable. */
+char **loom__plugin_list(const loom__config *cfg, size_t *n);
+/* Starts watching the plugins directory (inotify, debounced). */
+void loom__reload_start(loom__host *h);
+/* Stops the watcher. */
+void loom__reload_stop(loom__host *h);
+/* Rescans the plugins directory now: loads new files, reloads changed ones,
+ * unloads deleted ones. A bad new version leaves the old one serving. */
+void loom__reload_rescan(loom__host *h);
+/* The admin listing of loaded plugins as JSON text (malloc'd). */
+char *loom__host_listing(loom__host *h);
 
 /* Loads one plugin file into a new instance (dlopen a private copy, check
  * the descriptor, run init). Returns NULL with the reason in `err`. */

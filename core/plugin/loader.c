@@ -95,7 +95,6 @@ void loom__plugin_discard(loom_plugin *p)
     free(p->src_path);
     free(p->name);
     free(p->version);
-    free(p->state_out);
     free(p->last_error);
     free(p);
 }

@@ -1,0 +1,130 @@
+/* `loom install-plugin FILE DIR` and `loom plugins`: the two commands that go
+ * with hot reload. */
+#include "cli/cli.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* Copies FILE into DIR under a temporary dot-name, syncs it, then renames it
+ * over DIR/<basename>: the running server never sees a half-written file, and
+ * a loaded copy is never overwritten in place. */
+int loom__cmd_install_plugin(int argc, char **argv)
+{
+    if (argc != 2 || strcmp(argv[0], "--help") == 0) {
+        fprintf(argc == 2 ? stdout : stderr,
+                "usage: loom install-plugin FILE.so DIR\n"
+                "Installs a plugin atomically (temporary name, then rename), so a running\n"
+                "server with DIR as its plugins directory picks it up whole.\n");
+        return argc == 2 ? 0 : 2;
+    }
+    const char *src = argv[0], *dir = argv[1];
+    const char *base = strrchr(src, '/');
+    base = base ? base + 1 : src;
+    size_t bl = strlen(base);
+    if (bl < 4 || strcmp(base + bl - 3, ".so") != 0 || base[0] == '.') {
+        fprintf(stderr, "loom install-plugin: %s: the file name must end in .so and not start "
+                "with '.'\n", src);
+        return 2;
+    }
+    char tmp[4096], dst[4096];
+    snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, base, (int)getpid());
+    snprintf(dst, sizeof dst, "%s/%s", dir, base);
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        fprintf(stderr, "loom install-plugin: %s: %s\n", src, strerror(errno));
+        return 1;
+    }
+    int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    if (out < 0) {
+        fprintf(stderr, "loom install-plugin: %s: %s\n", dir, strerror(errno));
+        close(in);
+        return 1;
+    }
+    char buf[65536];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            rc = -1;
+            break;
+        }
+    if (n < 0 || fsync(out) < 0) rc = -1;
+    close(in);
+    if (close(out) < 0) rc = -1;
+    if (rc == 0 && rename(tmp, dst) < 0) rc = -1;
+    if (rc) {
+        fprintf(stderr, "loom install-plugin: writing %s: %s\n", dst, strerror(errno));
+        unlink(tmp);
+        return 1;
+    }
+    printf("installed %s\n", dst);
+    return 0;
+}
+
+/* Asks a running server (with "admin": true) for its plugin listing. */
+int loom__cmd_plugins(int argc, char **argv)
+{
+    const char *host = "127.0.0.1";
+    int port = 8080;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            port = atoi(argv[++i]);
+        } else {
+            fprintf(strcmp(argv[i], "--help") == 0 ? stdout : stderr,
+                    "usage: loom plugins [--host ADDR] [--port N]\n"
+                    "Lists the plugins a running server has loaded (name, version, generation,\n"
+                    "requests in flight, file hash, load time, last reload error). The server\n"
+                    "must run with \"admin\": true (GET /_loom/plugins, loopback only).\n");
+            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+        }
+    }
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        fprintf(stderr, "loom plugins: --host '%s': not an IPv4 address\n", host);
+        return 2;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        fprintf(stderr, "loom plugins: cannot connect to %s:%d: %s\n", host, port, strerror(errno));
+        close(fd);
+        return 1;
+    }
+    char req[256];
+    int rl = snprintf(req, sizeof req,
+                      "GET /_loom/plugins HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host);
+    if (write(fd, req, (size_t)rl) != rl) {
+        close(fd);
+        return 1;
+    }
+    static char resp[1 << 20];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof resp - 1 && (n = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fd);
+    resp[got] = '\0';
+    char *body = strstr(resp, "\r\n\r\n");
+    if (strncmp(resp, "HTTP/1.1 200", 12) != 0 || !body) {
+        char *eol = strchr(resp, '\r');
+        if (eol) *eol = '\0';
+        fprintf(stderr, "loom plugins: the server answered '%s' (is \"admin\": true set?)\n",
+                got ? resp : "nothing");
+        return 1;
+    }
+    printf("%s\n", body + 4);
+    return 0;
+}
