@@ -9,6 +9,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  serve [options]          run the HTTP server (loom serve --help)\n"
+    "  fetch [options] URL...   fetch URLs with the HTTP client (loom fetch --help)\n"
     "  version                  print the version and the plugin ABI version\n"
     "\n"
     "loom --help shows this text; loom COMMAND --help shows a command's options.\n";
@@ -22,6 +23,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0) return loom__cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("loom %s\n", LOOM_VERSION);
         return 0;

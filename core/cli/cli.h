@@ -4,5 +4,6 @@
 #define LOOM_CLI_CLI_H
 
 int loom__cmd_serve(int argc, char **argv);
+int loom__cmd_fetch(int argc, char **argv);
 
 #endif

@@ -93,20 +93,20 @@ typedef struct {
 /* Client settings. Zero-initialise and set what you need: every 0 means the
  * default given in the comment. The strings are copied by loom_client_new. */
 typedef struct {
-    size_t limit;                     /* pooled connections in total (100); SIZE_MAX = no limit */
-    size_t limit_per_host;            /* per (host, port) (0 = no per-host limit) */
-    double keepalive_timeout;         /* idle pooled connection lifetime (15 s) */
-    double dns_ttl;                   /* DNS cache entry lifetime (10 s); < 0 = no caching */
-    double total_timeout;             /* whole request (300 s); < 0 = none */
-    double connect_timeout;           /* TCP connect, incl. waiting for a pool slot (30 s); < 0 = none */
-    double read_timeout;              /* between two reads of the response (none); < 0 = none */
+    size_t limit;             /* pooled connections in total (100); SIZE_MAX = no limit */
+    size_t limit_per_host;    /* per (host, port) (0 = no per-host limit) */
+    double keepalive_timeout; /* idle pooled connection lifetime (15 s) */
+    double dns_ttl;           /* DNS cache entry lifetime (10 s); < 0 = no caching */
+    double total_timeout;     /* whole request (300 s); < 0 = none */
+    double connect_timeout;   /* TCP connect, incl. waiting for a pool slot (30 s); < 0 = none */
+    double read_timeout;      /* between two reads of the response (none); < 0 = none */
     const loom_client_header *headers; /* sent with every request (copied) */
     size_t nheaders;
-    int raise_for_status;      /* 1 = status >= 400 fails with LOOM_CLIENT_E_STATUS (0 = off) */
-    int max_redirects;         /* (10); < 0 = do not follow redirects */
-    size_t max_body_size;      /* buffered body cap, also the decoded size cap (64 MiB) */
-    int no_decompress;         /* 1 = hand gzip/deflate bodies over undecoded */
-    const char *user_agent;    /* ("loom/VERSION") */
+    int raise_for_status;   /* 1 = status >= 400 fails with LOOM_CLIENT_E_STATUS (0 = off) */
+    int max_redirects;      /* (10); < 0 = do not follow redirects */
+    size_t max_body_size;   /* buffered body cap, also the decoded size cap (64 MiB) */
+    int no_decompress;      /* 1 = hand gzip/deflate bodies over undecoded */
+    const char *user_agent; /* ("loom/VERSION") */
 } loom_client_config;
 
 typedef struct loom_client_response loom_client_response;
@@ -126,18 +126,18 @@ typedef struct {
     size_t nheaders;
     const loom_client_header *params; /* query parameters, percent-encoded and appended */
     size_t nparams;
-    const void *body;         /* raw bytes ... */
-    size_t body_len;          /* ... of this length */
-    const char *content_type; /* for `body` (default application/octet-stream) */
-    const char *text;         /* text/plain; charset=utf-8 */
-    const char *json;         /* JSON text, sent as application/json */
+    const void *body;               /* raw bytes ... */
+    size_t body_len;                /* ... of this length */
+    const char *content_type;       /* for `body` (default application/octet-stream) */
+    const char *text;               /* text/plain; charset=utf-8 */
+    const char *json;               /* JSON text, sent as application/json */
     const loom_client_header *form; /* application/x-www-form-urlencoded */
     size_t nform;
-    double total_timeout;   /* 0 = client's; < 0 = none */
-    double connect_timeout; /* 0 = client's; < 0 = none */
-    double read_timeout;    /* 0 = client's; < 0 = none */
-    int raise_for_status;   /* 0 = client's, 1 = on, -1 = off */
-    int max_redirects;      /* 0 = client's; < 0 = do not follow redirects */
+    double total_timeout;          /* 0 = client's; < 0 = none */
+    double connect_timeout;        /* 0 = client's; < 0 = none */
+    double read_timeout;           /* 0 = client's; < 0 = none */
+    int raise_for_status;          /* 0 = client's, 1 = on, -1 = off */
+    int max_redirects;             /* 0 = client's; < 0 = do not follow redirects */
     loom_client_chunk_cb on_chunk; /* stream the body instead of buffering it */
     void *chunk_ud;
 } loom_client_opts;
@@ -208,8 +208,8 @@ const char *loom_client_response_request_url(const loom_client_response *resp);
 const char *loom_client_response_url(const loom_client_response *resp);
 /* Number of header lines, and the i-th one's name and value (0 <= i < count). */
 size_t loom_client_response_header_count(const loom_client_response *resp);
-void loom_client_response_header_at(const loom_client_response *resp, size_t i,
-                                     const char **name, const char **value);
+void loom_client_response_header_at(const loom_client_response *resp, size_t i, const char **name,
+                                    const char **value);
 /* The value of the first header named `name` (case-insensitive), or NULL. */
 const char *loom_client_response_header(const loom_client_response *resp, const char *name);
 /* The buffered body (decoded when it was gzip/deflate), NUL-terminated, and its

@@ -1,0 +1,368 @@
+/* `loom fetch`: the client's command-line face. One URL prints the response;
+ * several (or -n) are fetched concurrently over one pool and summarised. */
+#include "cli/cli.h"
+#include "client/client_int.h"
+
+#include <loom/client.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char fetch_usage[] =
+    "usage: loom fetch [options] URL...\n"
+    "\n"
+    "Fetch http:// URLs. With one URL, print the status line, the headers (-i) and\n"
+    "the body. With several URLs (or -n), fetch them concurrently over one\n"
+    "keep-alive pool and print a summary: successes, errors by kind, requests per\n"
+    "second and latency percentiles. Exit status 1 when a request failed.\n"
+    "\n"
+    "options:\n"
+    "  -X METHOD            request method (default GET, or POST with --json/--data)\n"
+    "  -H 'Name: value'     add a request header (repeatable)\n"
+    "  --json DATA          send DATA as application/json\n"
+    "  -d, --data DATA      send DATA as text/plain\n"
+    "  --timeout S          total timeout per request, seconds (default 300)\n"
+    "  --connect-timeout S  connect timeout, seconds (default 30)\n"
+    "  --read-timeout S     socket read timeout, seconds (default none)\n"
+    "  -c N                 requests in flight at once (default 10)\n"
+    "  -n N                 total requests, cycling over the URLs (default: one each)\n"
+    "  -i                   print the response headers too\n"
+    "  -q                   do not print the body (single URL)\n"
+    "  -f, --fail           treat a status >= 400 as a failure (raise_for_status)\n"
+    "  --max-redirects N    follow at most N redirects (default 10; 0 = do not follow)\n"
+    "  -h, --help           show this help\n";
+
+#define MAX_HEADERS 64
+
+typedef struct {
+    loom_client *client;
+    loom_client_opts opts;
+    const char *method;
+    char **urls;
+    size_t nurls;
+    size_t total, started, done, inflight, concurrency;
+    size_t ok, failed;
+    size_t errs[32];        /* by -code */
+    size_t status_class[6]; /* 1xx..5xx */
+    double *lat;
+    size_t errors_shown;
+    int progress;
+    uv_timer_t progress_timer;
+    struct timespec t0;
+} run_state;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void start_more(run_state *st);
+
+static void on_done_many(loom_client_response *resp, void *ud)
+{
+    run_state *st = ud;
+    st->inflight--;
+    int e = loom_client_response_error(resp);
+    st->lat[st->done++] = loom_client_response_elapsed(resp);
+    if (e) {
+        st->failed++;
+        if (-e < 32) st->errs[-e]++;
+        if (st->errors_shown < 10) {
+            if (st->progress) fputs("\r\033[K", stderr);
+            fprintf(stderr, "loom fetch: %s\n", loom_client_response_message(resp));
+        }
+        st->errors_shown++;
+    } else {
+        st->ok++;
+    }
+    int s = loom_client_response_status(resp);
+    if (s >= 100 && s < 600) st->status_class[s / 100]++;
+    loom_client_response_free(resp);
+    start_more(st);
+}
+
+static void start_more(run_state *st)
+{
+    while (st->started < st->total && st->inflight < st->concurrency) {
+        const char *url = st->urls[st->started % st->nurls];
+        st->started++;
+        if (!loom_client_send(st->client, st->method, url, &st->opts, on_done_many, st)) {
+            fprintf(stderr,
+                    "loom fetch: cannot start %s (bad method or header, or out of memory)\n", url);
+            st->lat[st->done++] = 0;
+            st->failed++;
+            continue;
+        }
+        st->inflight++;
+    }
+    if (st->done == st->total && st->progress) uv_close((uv_handle_t *)&st->progress_timer, NULL);
+}
+
+static void draw_progress(run_state *st)
+{
+    const int width = 40;
+    double frac = st->total ? (double)st->done / (double)st->total : 1;
+    int fill = (int)(frac * width);
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r[%s] %zu/%zu  %zu failed", bar, st->done, st->total, st->failed);
+    fflush(stderr);
+}
+
+static void on_progress(uv_timer_t *t)
+{
+    draw_progress(t->data);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const double *v, size_t n, double p)
+{
+    if (n == 0) return 0;
+    size_t i = (size_t)ceil(p / 100.0 * (double)n);
+    if (i > 0) i--;
+    if (i >= n) i = n - 1;
+    return v[i];
+}
+
+static int run_many(run_state *st, uv_loop_t *loop)
+{
+    st->lat = calloc(st->total ? st->total : 1, sizeof *st->lat);
+    if (!st->lat) return 1;
+    st->progress = isatty(2);
+    if (st->progress) {
+        uv_timer_init(loop, &st->progress_timer);
+        st->progress_timer.data = st;
+        uv_timer_start(&st->progress_timer, on_progress, 100, 100);
+    }
+    double t0 = now_s();
+    start_more(st);
+    uv_run(loop, UV_RUN_DEFAULT);
+    double dt = now_s() - t0;
+    if (st->progress) {
+        draw_progress(st);
+        fputc('\n', stderr);
+    }
+    if (st->errors_shown > 10)
+        fprintf(stderr, "loom fetch: ... and %zu more errors\n", st->errors_shown - 10);
+    qsort(st->lat, st->done, sizeof *st->lat, cmp_double);
+    printf("requests: %zu  succeeded: %zu  failed: %zu\n", st->total, st->ok, st->failed);
+    printf("status:");
+    for (int i = 1; i < 6; i++)
+        if (st->status_class[i]) printf("  %dxx=%zu", i, st->status_class[i]);
+    printf("\n");
+    if (st->failed) {
+        printf("errors:");
+        for (int i = 1; i < 32; i++)
+            if (st->errs[i]) printf("  %s=%zu", loom_client_strerror(-i), st->errs[i]);
+        printf("\n");
+    }
+    printf("time: %.3f s  requests/s: %.1f\n", dt, dt > 0 ? (double)st->done / dt : 0.0);
+    printf("latency: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",
+           pct(st->lat, st->done, 50) * 1e3, pct(st->lat, st->done, 90) * 1e3,
+           pct(st->lat, st->done, 99) * 1e3, st->done ? st->lat[st->done - 1] * 1e3 : 0.0);
+    free(st->lat);
+    return st->failed ? 1 : 0;
+}
+
+typedef struct {
+    int show_headers, quiet;
+    int rc;
+} one_state;
+
+static void on_done_one(loom_client_response *resp, void *ud)
+{
+    one_state *os = ud;
+    int e = loom_client_response_error(resp);
+    int s = loom_client_response_status(resp);
+    if (e && s == 0) {
+        fprintf(stderr, "loom fetch: %s\n", loom_client_response_message(resp));
+        os->rc = 1;
+        loom_client_response_free(resp);
+        return;
+    }
+    printf("HTTP/1.%d %d %s\n", resp->version_minor, s, loom_client_response_reason(resp));
+    if (os->show_headers) {
+        for (size_t i = 0; i < loom_client_response_header_count(resp); i++) {
+            const char *n, *v;
+            loom_client_response_header_at(resp, i, &n, &v);
+            printf("%s: %s\n", n, v);
+        }
+    }
+    printf("\n");
+    if (!os->quiet) {
+        size_t len;
+        const char *body = loom_client_response_body(resp, &len);
+        fwrite(body, 1, len, stdout);
+        if (len && body[len - 1] != '\n' && isatty(1)) putchar('\n');
+    }
+    fflush(stdout);
+    if (e) {
+        fprintf(stderr, "loom fetch: %s\n", loom_client_response_message(resp));
+        os->rc = 1;
+    }
+    loom_client_response_free(resp);
+}
+
+static int num_arg(const char *flag, const char *v, double *out)
+{
+    char *end;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || *end || end == v || d < 0) {
+        fprintf(stderr, "loom fetch: %s needs a non-negative number\n", flag);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+int loom__cmd_fetch(int argc, char **argv)
+{
+    const char *method = NULL;
+    loom_client_header headers[MAX_HEADERS];
+    char *hbuf[MAX_HEADERS];
+    size_t nheaders = 0;
+    loom_client_opts opts;
+    memset(&opts, 0, sizeof opts);
+    loom_client_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    double conc = 10, count = 0, d;
+    int show_headers = 0, quiet = 0, rc = 2;
+    char **urls = calloc((size_t)argc + 1, sizeof *urls);
+    size_t nurls = 0;
+    if (!urls) return 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(fetch_usage, stdout);
+            rc = 0;
+            goto out;
+        } else if (!strcmp(a, "-X")) {
+            if (!v) goto missing;
+            method = v;
+            i++;
+        } else if (!strcmp(a, "-H")) {
+            if (!v) goto missing;
+            const char *colon = strchr(v, ':');
+            if (!colon || colon == v || nheaders == MAX_HEADERS) {
+                fprintf(stderr, "loom fetch: -H needs 'Name: value' (got '%s')\n", v);
+                goto out;
+            }
+            hbuf[nheaders] = strndup(v, (size_t)(colon - v));
+            const char *val = colon + 1;
+            while (*val == ' ' || *val == '\t') val++;
+            headers[nheaders].name = hbuf[nheaders];
+            headers[nheaders].value = val;
+            nheaders++;
+            i++;
+        } else if (!strcmp(a, "--json")) {
+            if (!v) goto missing;
+            opts.json = v;
+            i++;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--data")) {
+            if (!v) goto missing;
+            opts.text = v;
+            i++;
+        } else if (!strcmp(a, "--timeout")) {
+            if (num_arg(a, v, &d)) goto out;
+            opts.total_timeout = d > 0 ? d : -1;
+            i++;
+        } else if (!strcmp(a, "--connect-timeout")) {
+            if (num_arg(a, v, &d)) goto out;
+            opts.connect_timeout = d > 0 ? d : -1;
+            i++;
+        } else if (!strcmp(a, "--read-timeout")) {
+            if (num_arg(a, v, &d)) goto out;
+            opts.read_timeout = d > 0 ? d : -1;
+            i++;
+        } else if (!strcmp(a, "--max-redirects")) {
+            if (num_arg(a, v, &d)) goto out;
+            opts.max_redirects = d >= 1 ? (int)d : -1;
+            i++;
+        } else if (!strcmp(a, "-c")) {
+            if (num_arg(a, v, &conc) || conc < 1) {
+                fprintf(stderr, "loom fetch: -c needs a number >= 1\n");
+                goto out;
+            }
+            i++;
+        } else if (!strcmp(a, "-n")) {
+            if (num_arg(a, v, &count) || count < 1) {
+                fprintf(stderr, "loom fetch: -n needs a number >= 1\n");
+                goto out;
+            }
+            i++;
+        } else if (!strcmp(a, "-i")) {
+            show_headers = 1;
+        } else if (!strcmp(a, "-q")) {
+            quiet = 1;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--fail")) {
+            opts.raise_for_status = 1;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "loom fetch: unknown option '%s' (see loom fetch --help)\n", a);
+            goto out;
+        } else {
+            urls[nurls++] = argv[i];
+        }
+        continue;
+    missing:
+        fprintf(stderr, "loom fetch: %s needs a value\n", a);
+        goto out;
+    }
+    if (nurls == 0) {
+        fputs(fetch_usage, stderr);
+        goto out;
+    }
+    if (!method) method = (opts.json || opts.text) ? "POST" : "GET";
+    opts.headers = headers;
+    opts.nheaders = nheaders;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    if (conc > 100) cfg.limit = (size_t)conc;
+    loom_client *client = loom_client_new(&loop, &cfg);
+    if (!client) {
+        fprintf(stderr, "loom fetch: out of memory\n");
+        rc = 1;
+        uv_loop_close(&loop);
+        goto out;
+    }
+    if (nurls == 1 && count <= 1) {
+        one_state os = {show_headers, quiet, 0};
+        if (!loom_client_send(client, method, urls[0], &opts, on_done_one, &os)) {
+            fprintf(stderr, "loom fetch: cannot start %s %s (bad method or header?)\n", method,
+                    urls[0]);
+            os.rc = 1;
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        rc = os.rc;
+    } else {
+        run_state st;
+        memset(&st, 0, sizeof st);
+        st.client = client;
+        st.opts = opts;
+        st.method = method;
+        st.urls = urls;
+        st.nurls = nurls;
+        st.total = count >= 1 ? (size_t)count : nurls;
+        st.concurrency = (size_t)conc;
+        rc = run_many(&st, &loop);
+    }
+    loom_client_close(client);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+out:
+    for (size_t i = 0; i < nheaders; i++) free(hbuf[i]);
+    free(urls);
+    return rc;
+}

@@ -1,0 +1,841 @@
+/* One request from loom_client_send() to its callback: resolve, get a pooled
+ * connection, write, parse the response with llhttp (HTTP_RESPONSE), decode,
+ * follow redirects, enforce the timeouts. */
+#include "client/client_int.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
+static void start_hop(loom_client_request *req);
+static void send_request(loom_client_request *req);
+
+/* ---- completion ---- */
+
+static double since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void free_req(loom_client_request *req)
+{
+    loom__url_free(&req->url);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        free(req->headers[i].name);
+        free(req->headers[i].value);
+    }
+    free(req->headers);
+    free(req->method);
+    free(req->body);
+    free(req->content_type);
+    loom__buf_free(&req->field);
+    loom__buf_free(&req->value);
+    loom__decoder_free(&req->dec);
+    loom_client_response_free(req->resp);
+    loom_client *c = req->client;
+    free(req);
+    loom__client_unref(c);
+}
+
+static void on_timer_close(uv_handle_t *h)
+{
+    free_req(h->data);
+}
+
+/* Detaches req from everything (connection, DNS, queue, client list). */
+static void detach(loom_client_request *req)
+{
+    loom_client *c = req->client;
+    if (req->conn) {
+        loom__cconn *conn = req->conn;
+        req->conn = NULL;
+        conn->req = NULL;
+        loom__cconn_close(conn);
+    }
+    loom__dns_cancel(&req->dw);
+    loom__pool_unqueue(c, req);
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        c->reqs = req->next;
+    if (req->next) req->next->prev = req->prev;
+    req->next = req->prev = NULL;
+    c->pending--;
+    uv_timer_stop(&req->timer);
+    req->timer_closing = 1;
+    uv_close((uv_handle_t *)&req->timer, on_timer_close);
+}
+
+static void finish(loom_client_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void finish(loom_client_request *req, int code, const char *fmt, ...)
+{
+    loom_client_response *resp = req->resp;
+    req->resp = NULL;
+    if (code) {
+        char detail[512] = "";
+        if (fmt) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(detail, sizeof detail, fmt, ap);
+            va_end(ap);
+        }
+        resp->error = code;
+        free(resp->message);
+        resp->message =
+            loom__errmsg(code, req->url.full ? req->url.full : resp->request_url, detail);
+    }
+    resp->elapsed = since(&req->t0);
+    detach(req);
+    req->cb(resp, req->ud);
+}
+
+void loom__req_fail_cancelled(loom_client_request *req)
+{
+    finish(req, LOOM_CLIENT_E_CANCELLED, "the client was closed");
+}
+
+void loom_client_cancel(loom_client_request *req)
+{
+    if (!req || req->timer_closing) return;
+    detach(req);
+}
+
+/* ---- timers ---- */
+
+static void on_timer(uv_timer_t *t);
+
+static void arm_timer(loom_client_request *req)
+{
+    uint64_t next = req->total_deadline;
+    if (req->phase_deadline && (!next || req->phase_deadline < next)) next = req->phase_deadline;
+    if (!next) {
+        uv_timer_stop(&req->timer);
+        return;
+    }
+    uint64_t now = uv_now(req->client->loop);
+    uv_timer_start(&req->timer, on_timer, next > now ? next - now : 0, 0);
+}
+
+static uint64_t to_ms(double s)
+{
+    if (s <= 0) return 0;
+    uint64_t ms = (uint64_t)(s * 1000 + 0.5);
+    return ms ? ms : 1;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    loom_client_request *req = t->data;
+    if (req->state == LOOM__REQ_START) {
+        if (req->pending_error) {
+            finish(req, req->pending_error, "%s", req->stop_msg);
+            return;
+        }
+        start_hop(req);
+        return;
+    }
+    uint64_t now = uv_now(req->client->loop);
+    if (req->total_deadline && now >= req->total_deadline) {
+        finish(req, LOOM_CLIENT_E_TOTAL_TIMEOUT, "no complete response within %g s",
+               (double)req->total_ms / 1000);
+        return;
+    }
+    if (req->phase_deadline && now >= req->phase_deadline) {
+        if (req->phase_is_connect)
+            finish(req, LOOM_CLIENT_E_CONNECT_TIMEOUT, "not connected within %g s",
+                   (double)req->connect_ms / 1000);
+        else
+            finish(req, LOOM_CLIENT_E_READ_TIMEOUT, "nothing received for %g s",
+                   (double)req->read_ms / 1000);
+        return;
+    }
+    arm_timer(req);
+}
+
+/* ---- the steps ---- */
+
+static void on_dns(loom__dns_waiter *w, int status, const struct sockaddr_storage *addrs, size_t n)
+{
+    loom_client_request *req = container_of(w, loom_client_request, dw);
+    if (status) {
+        if (status == UV_ENOMEM)
+            finish(req, LOOM_CLIENT_E_NOMEM, "resolving %s", req->url.host);
+        else
+            finish(req, LOOM_CLIENT_E_DNS, "cannot resolve host %s: %s", req->url.host,
+                   uv_strerror(status));
+        return;
+    }
+    if (n > LOOM__CLIENT_MAX_ADDRS) n = LOOM__CLIENT_MAX_ADDRS;
+    memcpy(req->addrs, addrs, n * sizeof addrs[0]);
+    req->naddrs = n;
+    req->addr_idx = 0;
+    req->state = LOOM__REQ_QUEUED;
+    loom__pool_acquire(req->client, req);
+}
+
+static void start_hop(loom_client_request *req)
+{
+    loom_client *c = req->client;
+    free(req->resp->url);
+    req->resp->url = strdup(req->url.full);
+    req->state = LOOM__REQ_RESOLVING;
+    req->retried = 0;
+    req->phase_is_connect = 1;
+    req->phase_deadline = req->connect_ms ? uv_now(c->loop) + req->connect_ms : 0;
+    arm_timer(req);
+    loom__dns_resolve(c, req->url.host, req->url.port, &req->dw);
+}
+
+void loom__req_on_conn(loom_client_request *req, loom__cconn *conn)
+{
+    if (!conn) {
+        finish(req, LOOM_CLIENT_E_NOMEM, "no memory for a connection");
+        return;
+    }
+    req->conn = conn;
+    if (conn->connected)
+        send_request(req);
+    else
+        req->state = LOOM__REQ_CONNECTING;
+}
+
+static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    char ip[64] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s->sin_addr, ip, sizeof ip);
+        port = ntohs(s->sin_port);
+        snprintf(buf, len, "%s:%u", ip, port);
+    } else {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof ip);
+        port = ntohs(s->sin6_port);
+        snprintf(buf, len, "[%s]:%u", ip, port);
+    }
+    return buf;
+}
+
+void loom__req_on_connected(loom_client_request *req, int status)
+{
+    if (status == 0) {
+        send_request(req);
+        return;
+    }
+    char a[96];
+    addr_str(&req->addrs[req->addr_idx], a, sizeof a);
+    if (req->addr_idx + 1 < req->naddrs) {
+        /* try the next address */
+        loom__cconn *conn = req->conn;
+        req->conn = NULL;
+        conn->req = NULL;
+        loom__cconn_close(conn);
+        req->addr_idx++;
+        req->state = LOOM__REQ_QUEUED;
+        loom__pool_acquire(req->client, req);
+        return;
+    }
+    finish(req,
+           status == UV_ECONNREFUSED ? LOOM_CLIENT_E_CONNECTION_REFUSED : LOOM_CLIENT_E_CONNECT,
+           "connect %s %s: %s", uv_err_name(status), a, uv_strerror(status));
+}
+
+static int has_header(const loom_client_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0) return 1;
+    return 0;
+}
+
+static void on_write(uv_write_t *wr, int status)
+{
+    loom__cconn *conn = wr->data;
+    conn->writing = 0;
+    if (status == UV_ECANCELED || conn->closing) return;
+    if (conn->req) loom__req_on_written(conn->req, status);
+}
+
+static void reset_parse(loom_client_request *req)
+{
+    loom__resp_clear_head(req->resp);
+    req->field.len = req->value.len = 0;
+    req->head_done = req->got_bytes = req->redirecting = req->skip_body = 0;
+    req->message_done = req->stop_err = 0;
+    req->stop_msg[0] = 0;
+    req->raw_body = 0;
+    loom__decoder_free(&req->dec);
+    req->decoding = 0;
+}
+
+static void send_request(loom_client_request *req)
+{
+    loom_client *c = req->client;
+    loom__cconn *conn = req->conn;
+    req->state = LOOM__REQ_SENT;
+    req->phase_is_connect = 0;
+    req->phase_deadline = req->read_ms ? uv_now(c->loop) + req->read_ms : 0;
+    arm_timer(req);
+    reset_parse(req);
+    loom__buf *b = &conn->wbuf;
+    b->len = 0;
+    int e = loom__buf_printf(b, "%s %s HTTP/1.1\r\n", req->method, req->url.target);
+    if (!has_header(req, "Host")) e |= loom__buf_printf(b, "Host: %s\r\n", req->url.hostport);
+    if (!has_header(req, "User-Agent"))
+        e |= loom__buf_printf(b, "User-Agent: %s\r\n", c->user_agent);
+    if (!has_header(req, "Accept")) e |= loom__buf_puts(b, "Accept: */*\r\n");
+    if (!c->no_decompress && !has_header(req, "Accept-Encoding"))
+        e |= loom__buf_puts(b, "Accept-Encoding: gzip, deflate\r\n");
+    for (size_t i = 0; i < req->nheaders; i++)
+        e |= loom__buf_printf(b, "%s: %s\r\n", req->headers[i].name, req->headers[i].value);
+    int wants_len = req->body || strcmp(req->method, "POST") == 0 ||
+                    strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
+    if (wants_len && !has_header(req, "Content-Length"))
+        e |= loom__buf_printf(b, "Content-Length: %zu\r\n", req->body_len);
+    if (req->body && req->content_type && !has_header(req, "Content-Type"))
+        e |= loom__buf_printf(b, "Content-Type: %s\r\n", req->content_type);
+    e |= loom__buf_puts(b, "\r\n");
+    if (req->body_len) e |= loom__buf_append(b, req->body, req->body_len);
+    if (e) {
+        finish(req, LOOM_CLIENT_E_NOMEM, "building the request");
+        return;
+    }
+    uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
+    int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &buf, 1, on_write);
+    if (rc) {
+        loom__req_on_written(req, rc);
+        return;
+    }
+    conn->writing = 1;
+}
+
+static int idempotent(const char *m)
+{
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") || !strcmp(m, "PUT") ||
+           !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
+}
+
+/* The connection broke before any response byte. A pooled connection the
+ * server had closed while idle gets one retry on a fresh connection. */
+static void disconnected(loom_client_request *req, int status)
+{
+    loom__cconn *conn = req->conn;
+    if (conn && conn->requests > 0 && !req->got_bytes && !req->retried && idempotent(req->method)) {
+        req->conn = NULL;
+        conn->req = NULL;
+        loom__cconn_close(conn);
+        req->retried = 1;
+        req->state = LOOM__REQ_QUEUED;
+        loom__pool_acquire(req->client, req);
+        return;
+    }
+    if (status == UV_EOF)
+        finish(req, LOOM_CLIENT_E_SERVER_DISCONNECTED,
+               "the server closed the connection before the end of the response head");
+    else
+        finish(req, LOOM_CLIENT_E_SERVER_DISCONNECTED, "%s: %s", uv_err_name(status),
+               uv_strerror(status));
+}
+
+void loom__req_on_written(loom_client_request *req, int status)
+{
+    if (status == 0) return;
+    if (req->head_done) return; /* the server answered already: let it finish */
+    disconnected(req, status);
+}
+
+/* ---- redirects and the end of a response ---- */
+
+static void drop_header(loom_client_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders;) {
+        if (strcasecmp(req->headers[i].name, name) == 0) {
+            free(req->headers[i].name);
+            free(req->headers[i].value);
+            memmove(&req->headers[i], &req->headers[i + 1],
+                    (req->nheaders - i - 1) * sizeof req->headers[0]);
+            req->nheaders--;
+        } else {
+            i++;
+        }
+    }
+}
+
+static void follow_redirect(loom_client_request *req)
+{
+    loom_client_response *resp = req->resp;
+    int status = resp->status;
+    const char *loc = loom_client_response_header(resp, "Location");
+    void *h = realloc(resp->history, (resp->nhistory + 1) * sizeof resp->history[0]);
+    if (!h) {
+        finish(req, LOOM_CLIENT_E_NOMEM, "redirect history");
+        return;
+    }
+    resp->history = h;
+    resp->history[resp->nhistory].url = strdup(req->url.full);
+    resp->history[resp->nhistory].status = status;
+    resp->nhistory++;
+    if ((int)resp->nhistory > req->max_redirects) {
+        finish(req, LOOM_CLIENT_E_TOO_MANY_REDIRECTS, "more than %d redirects, last to %.300s",
+               req->max_redirects, loc);
+        return;
+    }
+    loom__url next;
+    char err[160];
+    int rc = loom__url_resolve(&req->url, loc, &next, err, sizeof err);
+    if (rc == -2) {
+        finish(req, LOOM_CLIENT_E_NOMEM, "redirect");
+        return;
+    }
+    if (rc) {
+        finish(req, LOOM_CLIENT_E_INVALID_URL, "redirect to '%.300s': %s", loc, err);
+        return;
+    }
+    if (strcmp(next.origin, req->url.origin) != 0) {
+        drop_header(req, "Authorization");
+        drop_header(req, "Cookie");
+    }
+    if ((status == 303 && strcmp(req->method, "HEAD") != 0) ||
+        ((status == 301 || status == 302) && strcmp(req->method, "POST") == 0)) {
+        free(req->method);
+        req->method = strdup("GET");
+        free(req->body);
+        req->body = NULL;
+        req->body_len = 0;
+        drop_header(req, "Content-Type");
+        drop_header(req, "Content-Length");
+        if (!req->method) {
+            loom__url_free(&next);
+            finish(req, LOOM_CLIENT_E_NOMEM, "redirect");
+            return;
+        }
+    }
+    loom__url_free(&req->url);
+    req->url = next;
+    start_hop(req);
+}
+
+/* A complete response was parsed. `clean`: no stray bytes after it. */
+static void message_complete(loom_client_request *req, int clean)
+{
+    loom__cconn *conn = req->conn;
+    if (req->decoding) {
+        int e = loom__decoder_finish(&req->dec);
+        if (e) {
+            finish(req, e, "the %s body ends before the end of its compressed stream",
+                   req->dec.kind == 1 ? "gzip" : "deflate");
+            return;
+        }
+    }
+    int reuse = clean && llhttp_should_keep_alive(&conn->parser) && !conn->writing;
+    req->conn = NULL;
+    loom__pool_release(conn, reuse);
+    loom_client_response *resp = req->resp;
+    if (req->redirecting) {
+        follow_redirect(req);
+        return;
+    }
+    if (req->raise_for_status && resp->status >= 400) {
+        finish(req, LOOM_CLIENT_E_STATUS, "%d %s", resp->status, loom_client_response_reason(resp));
+        return;
+    }
+    finish(req, 0, NULL);
+}
+
+void loom__req_on_read(loom_client_request *req, ssize_t nread, const char *data)
+{
+    loom__cconn *conn = req->conn;
+    if (nread > 0) {
+        req->got_bytes = 1;
+        if (req->read_ms) req->phase_deadline = uv_now(req->client->loop) + req->read_ms;
+        llhttp_errno_t err = llhttp_execute(&conn->parser, data, (size_t)nread);
+        if (err == HPE_OK) return;
+        if (err == HPE_PAUSED && req->message_done) {
+            const char *pos = llhttp_get_error_pos(&conn->parser);
+            message_complete(req, pos == data + nread);
+            return;
+        }
+        if (err == HPE_PAUSED_UPGRADE) {
+            message_complete(req, 0);
+            return;
+        }
+        if (req->stop_err) {
+            finish(req, req->stop_err, "%s", req->stop_msg);
+            return;
+        }
+        const char *why = llhttp_get_error_reason(&conn->parser);
+        if (!why) why = llhttp_errno_name(err);
+        if (!req->head_done)
+            finish(req, LOOM_CLIENT_E_BAD_RESPONSE, "invalid response head: %s", why);
+        else
+            finish(req, LOOM_CLIENT_E_PAYLOAD, "invalid body framing: %s", why);
+        return;
+    }
+    if (!req->got_bytes) {
+        disconnected(req, (int)nread);
+        return;
+    }
+    if (nread == UV_EOF) {
+        llhttp_finish(&conn->parser);
+        if (req->message_done) {
+            message_complete(req, 0);
+            return;
+        }
+        if (req->stop_err) {
+            finish(req, req->stop_err, "%s", req->stop_msg);
+            return;
+        }
+    }
+    if (!req->head_done) {
+        finish(req, LOOM_CLIENT_E_SERVER_DISCONNECTED, "%s in the middle of the response head",
+               nread == UV_EOF ? "connection closed" : uv_strerror((int)nread));
+        return;
+    }
+    if (conn->parser.flags & F_CHUNKED)
+        finish(req, LOOM_CLIENT_E_PAYLOAD, "%s inside the chunked body after %zu bytes",
+               nread == UV_EOF ? "connection closed" : uv_strerror((int)nread), req->raw_body);
+    else
+        finish(req, LOOM_CLIENT_E_PAYLOAD,
+               "%s before the end of the body: %zu bytes received, %llu missing",
+               nread == UV_EOF ? "connection closed" : uv_strerror((int)nread), req->raw_body,
+               (unsigned long long)conn->parser.content_length);
+}
+
+/* ---- llhttp callbacks ---- */
+
+static int stop(loom_client_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int stop(loom_client_request *req, int code, const char *fmt, ...)
+{
+    req->stop_err = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(req->stop_msg, sizeof req->stop_msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static loom_client_request *req_of(llhttp_t *p)
+{
+    loom__cconn *conn = p->data;
+    return conn->req;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+    loom_client_request *req = req_of(p);
+    if (!req) return -1;
+    if (req->value.len + len > LOOM__CLIENT_MAX_LINE)
+        return stop(req, LOOM_CLIENT_E_BAD_RESPONSE, "status line longer than 8190 bytes");
+    return loom__buf_append(&req->value, at, len) ? stop(req, LOOM_CLIENT_E_NOMEM, "head") : 0;
+}
+
+static int on_status_complete(llhttp_t *p)
+{
+    loom_client_request *req = req_of(p);
+    if (!req) return -1;
+    free(req->resp->reason);
+    req->resp->reason = strndup(req->value.data ? req->value.data : "", req->value.len);
+    req->value.len = 0;
+    return req->resp->reason ? 0 : stop(req, LOOM_CLIENT_E_NOMEM, "head");
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    loom_client_request *req = req_of(p);
+    if (!req) return -1;
+    if (req->field.len + len > LOOM__CLIENT_MAX_LINE)
+        return stop(req, LOOM_CLIENT_E_BAD_RESPONSE, "header line longer than 8190 bytes");
+    return loom__buf_append(&req->field, at, len) ? stop(req, LOOM_CLIENT_E_NOMEM, "head") : 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    loom_client_request *req = req_of(p);
+    if (!req) return -1;
+    if (req->field.len + req->value.len + len > LOOM__CLIENT_MAX_LINE)
+        return stop(req, LOOM_CLIENT_E_BAD_RESPONSE, "header line longer than 8190 bytes");
+    return loom__buf_append(&req->value, at, len) ? stop(req, LOOM_CLIENT_E_NOMEM, "head") : 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    loom_client_request *req = req_of(p);
+    if (!req) return -1;
+    loom_client_response *r = req->resp;
+    if (r->nheaders >= LOOM__CLIENT_MAX_HEADERS)
+        return stop(req, LOOM_CLIENT_E_BAD_RESPONSE, "more than 128 header lines");
+    if (r->nheaders == r->cap_headers) {
+        size_t cap = r->cap_headers ? r->cap_headers * 2 : 16;
+        void *h = realloc(r->headers, cap * sizeof r->headers[0]);
+        if (!h) return stop(req, LOOM_CLIENT_E_NOMEM, "head");
+        r->headers = h;
+        r->cap_headers = cap;
+    }
+    loom__kv *kv = &r->headers[r->nheaders];
+    kv->name = strndup(req->field.data ? req->field.data : "", req->field.len);
+    kv->value = strndup(req->value.data ? req->value.data : "", req->value.len);
+    req->field.len = req->value.len = 0;
+    if (!kv->name || !kv->value) {
+        free(kv->name);
+        free(kv->value);
+        return stop(req, LOOM_CLIENT_E_NOMEM, "head");
+    }
+    r->nheaders++;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    loom_client_request *req = req_of(p);
+    if (!req) return -1;
+    loom_client_response *r = req->resp;
+    r->status = llhttp_get_status_code(p);
+    r->version_minor = llhttp_get_http_minor(p);
+    if (r->status >= 100 && r->status < 200 && r->status != 101) return 0; /* interim */
+    req->head_done = 1;
+    int s = r->status;
+    if ((s == 301 || s == 302 || s == 303 || s == 307 || s == 308) && req->max_redirects >= 0 &&
+        loom_client_response_header(r, "Location"))
+        req->redirecting = 1;
+    if (!req->redirecting && !req->client->no_decompress && strcmp(req->method, "HEAD") != 0) {
+        const char *enc = loom_client_response_header(r, "Content-Encoding");
+        req->decoding = loom__decoder_init(&req->dec, enc, req->client->max_body);
+    }
+    return strcmp(req->method, "HEAD") == 0 ? 1 : 0;
+}
+
+static int sink(void *ud, const char *data, size_t len)
+{
+    loom_client_request *req = ud;
+    if (req->on_chunk) {
+        if (req->on_chunk(req->resp, data, len, req->chunk_ud)) return LOOM_CLIENT_E_CANCELLED;
+        return 0;
+    }
+    if (req->resp->body.len + len > req->client->max_body) return LOOM_CLIENT_E_TOO_LARGE;
+    /* keep room for a NUL */
+    if (loom__buf_reserve(&req->resp->body, len + 1)) return LOOM_CLIENT_E_NOMEM;
+    memcpy(req->resp->body.data + req->resp->body.len, data, len);
+    req->resp->body.len += len;
+    req->resp->body.data[req->resp->body.len] = 0;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    loom_client_request *req = req_of(p);
+    if (!req) return -1;
+    req->raw_body += len;
+    if (req->redirecting) return 0;
+    if (!req->on_chunk && req->raw_body > req->client->max_body)
+        return stop(req, LOOM_CLIENT_E_TOO_LARGE, "body larger than %zu bytes",
+                    req->client->max_body);
+    int e = req->decoding ? loom__decoder_feed(&req->dec, at, len, sink, req) : sink(req, at, len);
+    if (!e) return 0;
+    if (e == LOOM_CLIENT_E_TOO_LARGE)
+        return stop(req, e, "body larger than %zu bytes%s", req->client->max_body,
+                    req->decoding ? " once decoded" : "");
+    if (e == LOOM_CLIENT_E_PAYLOAD)
+        return stop(req, e, "cannot decode the %s body", req->dec.kind == 1 ? "gzip" : "deflate");
+    if (e == LOOM_CLIENT_E_CANCELLED) return stop(req, e, "stopped by the chunk callback");
+    return stop(req, e, "body");
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    loom_client_request *req = req_of(p);
+    if (!req) return -1;
+    if (!req->head_done) {
+        /* an interim 1xx response: forget it and read the real one */
+        loom__resp_clear_head(req->resp);
+        return 0;
+    }
+    req->message_done = 1;
+    return HPE_PAUSED;
+}
+
+const llhttp_settings_t loom__client_parser_settings = {
+    .on_status = on_status,
+    .on_status_complete = on_status_complete,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- starting ---- */
+
+static int bad_text(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n') return 1;
+    return 0;
+}
+
+static int add_header(loom_client_request *req, const char *name, const char *value)
+{
+    if (!name || !*name || bad_text(name) || strchr(name, ':') || bad_text(value ? value : ""))
+        return -1;
+    drop_header(req, name);
+    void *h = realloc(req->headers, (req->nheaders + 1) * sizeof req->headers[0]);
+    if (!h) return -2;
+    req->headers = h;
+    loom__kv *kv = &req->headers[req->nheaders];
+    kv->name = strdup(name);
+    kv->value = strdup(value ? value : "");
+    if (!kv->name || !kv->value) {
+        free(kv->name);
+        free(kv->value);
+        return -2;
+    }
+    req->nheaders++;
+    return 0;
+}
+
+static int set_body(loom_client_request *req, const void *data, size_t len, const char *ctype)
+{
+    req->body = malloc(len ? len : 1);
+    req->content_type = strdup(ctype);
+    if (!req->body || !req->content_type) return -2;
+    if (len) memcpy(req->body, data, len);
+    req->body_len = len;
+    return 0;
+}
+
+static int build_form(loom_client_request *req, const loom_client_header *form, size_t n)
+{
+    loom__buf b = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (i) loom__buf_append(&b, "&", 1);
+        loom__url_encode(&b, form[i].name ? form[i].name : "");
+        loom__buf_append(&b, "=", 1);
+        if (loom__url_encode(&b, form[i].value ? form[i].value : "")) {
+            loom__buf_free(&b);
+            return -2;
+        }
+    }
+    int rc = set_body(req, b.data, b.len, "application/x-www-form-urlencoded");
+    loom__buf_free(&b);
+    return rc;
+}
+
+static double pick(double per_req, double client)
+{
+    if (per_req < 0) return 0;
+    return per_req > 0 ? per_req : client;
+}
+
+loom_client_request *loom_client_send(loom_client *c, const char *method, const char *url,
+                                      const loom_client_opts *opts, loom_client_done_cb cb,
+                                      void *ud)
+{
+    static const loom_client_opts none;
+    if (!c || !method || !url || !cb || c->closing) return NULL;
+    if (!*method || bad_text(method) || strchr(method, ' ')) return NULL;
+    if (!opts) opts = &none;
+    loom_client_request *req = calloc(1, sizeof *req);
+    if (!req) return NULL;
+    req->resp = loom__resp_new();
+    req->method = strdup(method);
+    if (!req->resp || !req->method) goto fail;
+    req->resp->request_url = strdup(url);
+    if (!req->resp->request_url) goto fail;
+    req->client = c;
+    req->cb = cb;
+    req->ud = ud;
+    req->dw.next = req->dw.prev = &req->dw;
+    req->dw.cb = on_dns;
+    clock_gettime(CLOCK_MONOTONIC, &req->t0);
+    req->total_ms = to_ms(pick(opts->total_timeout, c->total));
+    req->connect_ms = to_ms(pick(opts->connect_timeout, c->connect));
+    req->read_ms = to_ms(pick(opts->read_timeout, c->read));
+    req->raise_for_status = opts->raise_for_status > 0   ? 1
+                            : opts->raise_for_status < 0 ? 0
+                                                         : c->raise_for_status;
+    req->max_redirects = opts->max_redirects > 0   ? opts->max_redirects
+                         : opts->max_redirects < 0 ? -1
+                                                   : c->max_redirects;
+    req->on_chunk = opts->on_chunk;
+    req->chunk_ud = opts->chunk_ud;
+    for (size_t i = 0; i < c->nheaders; i++)
+        if (add_header(req, c->hnames[i], c->hvalues[i])) goto fail;
+    for (size_t i = 0; i < opts->nheaders; i++)
+        if (add_header(req, opts->headers[i].name, opts->headers[i].value)) goto fail;
+    int rc = 0;
+    if (opts->body)
+        rc = set_body(req, opts->body, opts->body_len,
+                      opts->content_type ? opts->content_type : "application/octet-stream");
+    else if (opts->json)
+        rc = set_body(req, opts->json, strlen(opts->json), "application/json");
+    else if (opts->text)
+        rc = set_body(req, opts->text, strlen(opts->text), "text/plain; charset=utf-8");
+    else if (opts->form)
+        rc = build_form(req, opts->form, opts->nform);
+    if (rc) goto fail;
+
+    /* the URL, with the query parameters */
+    loom__buf u = {0};
+    loom__buf_puts(&u, url);
+    if (opts->nparams) {
+        size_t hash = strcspn(url, "#");
+        u.len = hash;
+        loom__buf_append(&u, memchr(url, '?', hash) ? "&" : "?", 1);
+        for (size_t i = 0; i < opts->nparams; i++) {
+            if (i) loom__buf_append(&u, "&", 1);
+            loom__url_encode(&u, opts->params[i].name ? opts->params[i].name : "");
+            loom__buf_append(&u, "=", 1);
+            loom__url_encode(&u, opts->params[i].value ? opts->params[i].value : "");
+        }
+    }
+    if (loom__buf_append(&u, "", 1)) {
+        loom__buf_free(&u);
+        goto fail;
+    }
+    char err[128];
+    rc = loom__url_parse(u.data, &req->url, err, sizeof err);
+    loom__buf_free(&u);
+    if (rc == -2) goto fail;
+    if (rc) {
+        req->pending_error = LOOM_CLIENT_E_INVALID_URL;
+        snprintf(req->stop_msg, sizeof req->stop_msg, "%s", err);
+    }
+
+    uv_timer_init(c->loop, &req->timer);
+    req->timer.data = req;
+    c->refs++;
+    req->next = c->reqs;
+    if (c->reqs) c->reqs->prev = req;
+    c->reqs = req;
+    c->pending++;
+    req->state = LOOM__REQ_START;
+    if (req->total_ms) req->total_deadline = uv_now(c->loop) + req->total_ms;
+    uv_timer_start(&req->timer, on_timer, 0, 0); /* starts on the next loop iteration */
+    return req;
+fail:
+    req->client = NULL;
+    loom__url_free(&req->url);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        free(req->headers[i].name);
+        free(req->headers[i].value);
+    }
+    free(req->headers);
+    free(req->method);
+    free(req->body);
+    free(req->content_type);
+    loom_client_response_free(req->resp);
+    free(req);
+    return NULL;
+}

@@ -1,0 +1,246 @@
+/* Absolute http:// URLs. */
+#include "client/url.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define URL_MAX 8190
+
+void loom__url_free(loom__url *u)
+{
+    free(u->host);
+    free(u->target);
+    free(u->hostport);
+    free(u->origin);
+    free(u->full);
+    memset(u, 0, sizeof *u);
+}
+
+static int fail(char *err, size_t errlen, const char *why)
+{
+    snprintf(err, errlen, "%s", why);
+    return -1;
+}
+
+/* Fills hostport/origin/full from host, port, target. */
+static int finish(loom__url *u)
+{
+    int v6 = strchr(u->host, ':') != NULL;
+    loom__buf b = {0};
+    if (v6)
+        loom__buf_printf(&b, "[%s]", u->host);
+    else
+        loom__buf_puts(&b, u->host);
+    if (u->port != 80) loom__buf_printf(&b, ":%u", u->port);
+    if (loom__buf_append(&b, "", 1)) goto oom;
+    u->hostport = b.data;
+    b = (loom__buf){0};
+    if (loom__buf_printf(&b, "http://%s", u->hostport) || loom__buf_append(&b, "", 1)) goto oom;
+    u->origin = b.data;
+    b = (loom__buf){0};
+    if (loom__buf_printf(&b, "%s%s", u->origin, u->target) || loom__buf_append(&b, "", 1)) goto oom;
+    u->full = b.data;
+    return 0;
+oom:
+    loom__buf_free(&b);
+    return -2;
+}
+
+/* Copies a path+query, dropping the fragment and percent-encoding bytes that
+ * may not appear raw in a request target. */
+static char *clean_target(const char *p, size_t n)
+{
+    loom__buf b = {0};
+    if (n == 0 || p[0] != '/') loom__buf_append(&b, "/", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '#') break;
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '<' || ch == '>' || ch == '\\' ||
+            ch == '^' || ch == '`' || ch == '{' || ch == '|' || ch == '}') {
+            if (loom__buf_printf(&b, "%%%02X", ch)) goto oom;
+        } else if (loom__buf_append(&b, &p[i], 1)) {
+            goto oom;
+        }
+    }
+    if (loom__buf_append(&b, "", 1)) goto oom;
+    return b.data;
+oom:
+    loom__buf_free(&b);
+    return NULL;
+}
+
+int loom__url_parse(const char *s, loom__url *u, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof *u);
+    size_t len = strlen(s);
+    if (len == 0) return fail(err, errlen, "empty URL");
+    if (len > URL_MAX) return fail(err, errlen, "URL longer than 8190 bytes");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f) return fail(err, errlen, "control character in URL");
+        if (ch == ' ') return fail(err, errlen, "space in URL");
+    }
+    const char *colon = strstr(s, "://");
+    if (!colon) return fail(err, errlen, "not an absolute URL (no scheme://)");
+    size_t slen = (size_t)(colon - s);
+    if (slen == 5 && strncasecmp(s, "https", 5) == 0)
+        return fail(err, errlen, "https is not supported (http only)");
+    if (slen != 4 || strncasecmp(s, "http", 4) != 0)
+        return fail(err, errlen, "unsupported scheme (http only)");
+    const char *a = colon + 3;
+    size_t alen = strcspn(a, "/?#");
+    const char *rest = a + alen;
+    const char *at = memchr(a, '@', alen);
+    if (at) return fail(err, errlen, "user information in URL is not supported");
+    const char *h = a;
+    size_t hlen;
+    const char *portp = NULL;
+    size_t portlen = 0;
+    if (alen > 0 && a[0] == '[') {
+        const char *close = memchr(a, ']', alen);
+        if (!close) return fail(err, errlen, "unclosed '[' in host");
+        h = a + 1;
+        hlen = (size_t)(close - h);
+        const char *after = close + 1;
+        if (after < a + alen) {
+            if (*after != ':') return fail(err, errlen, "bad character after ']'");
+            portp = after + 1;
+            portlen = (size_t)(a + alen - portp);
+        }
+        if (hlen == 0) return fail(err, errlen, "empty host");
+        for (size_t i = 0; i < hlen; i++)
+            if (!isxdigit((unsigned char)h[i]) && h[i] != ':' && h[i] != '.')
+                return fail(err, errlen, "bad IPv6 address");
+    } else {
+        const char *pc = memchr(a, ':', alen);
+        hlen = pc ? (size_t)(pc - a) : alen;
+        if (pc) {
+            portp = pc + 1;
+            portlen = (size_t)(a + alen - portp);
+        }
+        if (hlen == 0) return fail(err, errlen, "empty host");
+        for (size_t i = 0; i < hlen; i++) {
+            unsigned char ch = (unsigned char)h[i];
+            if (!isalnum(ch) && ch != '-' && ch != '.' && ch != '_')
+                return fail(err, errlen, "bad character in host");
+        }
+        if (hlen > 253) return fail(err, errlen, "host name longer than 253 bytes");
+    }
+    unsigned port = 80;
+    if (portp) {
+        if (portlen == 0 || portlen > 5) return fail(err, errlen, "bad port");
+        port = 0;
+        for (size_t i = 0; i < portlen; i++) {
+            if (!isdigit((unsigned char)portp[i])) return fail(err, errlen, "bad port");
+            port = port * 10 + (unsigned)(portp[i] - '0');
+        }
+        if (port == 0 || port > 65535) return fail(err, errlen, "port out of range");
+    }
+    u->port = port;
+    u->host = strndup(h, hlen);
+    u->target = clean_target(rest, strlen(rest));
+    if (!u->host || !u->target) goto oom;
+    for (char *p = u->host; *p; p++) *p = (char)tolower((unsigned char)*p);
+    if (finish(u)) goto oom;
+    return 0;
+oom:
+    loom__url_free(u);
+    return -2;
+}
+
+/* Removes "." and ".." segments from an absolute path (RFC 3986 5.2.4). */
+static void remove_dots(char *path)
+{
+    char *q = strchr(path, '?');
+    size_t plen = q ? (size_t)(q - path) : strlen(path);
+    char *out = malloc(plen + 2);
+    if (!out) return;
+    size_t o = 0;
+    const char *in = path, *end = path + plen;
+    while (in < end) {
+        const char *seg = in + 1;
+        const char *next = memchr(seg, '/', (size_t)(end - seg));
+        if (!next) next = end;
+        size_t sl = (size_t)(next - seg);
+        if (sl == 1 && seg[0] == '.') {
+            if (next == end) out[o++] = '/';
+        } else if (sl == 2 && seg[0] == '.' && seg[1] == '.') {
+            while (o > 0 && out[--o] != '/') {
+            }
+            if (next == end) out[o++] = '/';
+        } else {
+            out[o++] = '/';
+            memcpy(out + o, seg, sl);
+            o += sl;
+        }
+        in = next;
+    }
+    if (o == 0) out[o++] = '/';
+    size_t qlen = q ? strlen(q) : 0;
+    /* o <= plen + 1 only when the path was "" — never here (starts with '/') */
+    if (o <= plen) {
+        memmove(path + o, q ? q : path + plen, qlen + 1);
+        memcpy(path, out, o);
+    }
+    free(out);
+}
+
+int loom__url_resolve(const loom__url *base, const char *ref, loom__url *out, char *err,
+                      size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (strstr(ref, "://") && strcspn(ref, "/?#") > (size_t)(strstr(ref, "://") - ref))
+        return loom__url_parse(ref, out, err, errlen);
+    loom__buf b = {0};
+    if (ref[0] == '/' && ref[1] == '/') {
+        loom__buf_printf(&b, "http:%s", ref);
+    } else if (ref[0] == '/') {
+        loom__buf_printf(&b, "%s%s", base->origin, ref);
+    } else if (ref[0] == '?') {
+        size_t pl = strcspn(base->target, "?");
+        loom__buf_printf(&b, "%s%.*s%s", base->origin, (int)pl, base->target, ref);
+    } else if (ref[0] == '\0' || ref[0] == '#') {
+        loom__buf_puts(&b, base->full);
+    } else {
+        size_t pl = strcspn(base->target, "?");
+        const char *slash = base->target;
+        for (size_t i = 0; i < pl; i++)
+            if (base->target[i] == '/') slash = base->target + i;
+        loom__buf_printf(&b, "%s%.*s%s", base->origin, (int)(slash - base->target + 1),
+                         base->target, ref);
+    }
+    if (loom__buf_append(&b, "", 1)) {
+        loom__buf_free(&b);
+        return -2;
+    }
+    int rc = loom__url_parse(b.data, out, err, errlen);
+    loom__buf_free(&b);
+    if (rc == 0) {
+        remove_dots(out->target);
+        free(out->full);
+        out->full = malloc(strlen(out->origin) + strlen(out->target) + 1);
+        if (!out->full) {
+            loom__url_free(out);
+            return -2;
+        }
+        strcpy(out->full, out->origin);
+        strcat(out->full, out->target);
+    }
+    return rc;
+}
+
+int loom__url_encode(loom__buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            if (loom__buf_append(b, s, 1)) return -1;
+        } else if (loom__buf_printf(b, "%%%02X", ch)) {
+            return -1;
+        }
+    }
+    return 0;
+}
