@@ -126,8 +126,8 @@ void loom__reload_rescan(loom__host *h)
         if (p) {
             for (size_t k = 0; k < nn; k++)
                 if (strcmp(next[k]->name, p->name) == 0) {
-                    snprintf(err, sizeof err, "plugin name '%s' is already loaded from %s",
-                             p->name, next[k]->src_path);
+                    snprintf(err, sizeof err, "plugin name '%s' is already loaded from %s", p->name,
+                             next[k]->src_path);
                     loom__plugin_discard(p);
                     p = NULL;
                     break;
@@ -180,8 +180,8 @@ void loom__reload_rescan(loom__host *h)
     }
     for (size_t i = 0; i < nf; i++)
         loom__info("plugin %s %s loaded from %s (generation %llu, sha256 %.12s)", fresh[i]->name,
-                   fresh[i]->version, fresh[i]->src_path,
-                   (unsigned long long)fresh[i]->generation, fresh[i]->hash);
+                   fresh[i]->version, fresh[i]->src_path, (unsigned long long)fresh[i]->generation,
+                   fresh[i]->hash);
     free(h->plugins);
     h->plugins = next;
     h->nplugins = nn;
@@ -196,15 +196,14 @@ char *loom__host_listing(loom__host *h)
     for (size_t i = 0; i < h->nplugins; i++) {
         loom_plugin *p = h->plugins[i];
         json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:s?,s:i,s:i}", "name", p->name,
-                           "version", p->version, "generation", (json_int_t)p->generation,
-                           "inflight", (json_int_t)p->inflight, "file", p->src_path, "sha256",
-                           p->hash, "loaded_at", (json_int_t)p->load_time, "last_error",
-                           p->last_error, "routes", (int)p->nroutes, "middleware",
-                           (int)p->nmws));
+            arr, json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:s?,s:i,s:i}", "name", p->name, "version",
+                           p->version, "generation", (json_int_t)p->generation, "inflight",
+                           (json_int_t)p->inflight, "file", p->src_path, "sha256", p->hash,
+                           "loaded_at", (json_int_t)p->load_time, "last_error", p->last_error,
+                           "routes", (int)p->nroutes, "middleware", (int)p->nmws));
     }
-    json_t *root = json_pack("{s:i,s:I,s:o}", "worker", h->w->id, "reloads",
-                             (json_int_t)h->reloads, "plugins", arr);
+    json_t *root = json_pack("{s:i,s:I,s:o}", "worker", h->w->id, "reloads", (json_int_t)h->reloads,
+                             "plugins", arr);
     char *t = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return t;

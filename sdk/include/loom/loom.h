@@ -338,9 +338,12 @@ static inline int32_t loom_middleware_add(loom_plugin *self, const loom_middlewa
 {
     return loom__host_api->middleware_add(self, def);
 }
-/* State handoff across a hot reload: in fini, store a blob (copied); the
- * next version of the plugin reads it in init with loom_state_get (NULL when
- * none). The blob is freed after the new version's init returns. */
+/* State handoff across a hot reload. loom_state_put stores a blob (copied)
+ * under the plugin's name, at any time -- when the state changes, or in fini;
+ * the host keeps the latest one for the life of the server. A new version of
+ * the plugin reads it in init with loom_state_get (NULL when none). The old
+ * version may still be draining requests when the new one loads, so state
+ * that keeps changing should be put as it changes. */
 static inline int32_t loom_state_put(loom_plugin *self, const void *data, size_t len)
 {
     return loom__host_api->state_put(self, data, len);
