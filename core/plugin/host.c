@@ -26,6 +26,11 @@ static int make_private_dir(loom__host *h)
     return -1;
 }
 
+static void free_handle(uv_handle_t *hd)
+{
+    free(hd);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -181,6 +186,9 @@ void loom__host_stop(loom__host *h)
         loom__snapshot_unref(h, s);
     }
     loom__reload_stop(h);
+    loom__plugin_unload_queued(h);
+    free(h->unload_queue);
+    if (h->unload_timer) uv_close((uv_handle_t *)h->unload_timer, free_handle);
     free(h->plugins);
     for (size_t i = 0; i < h->nstates; i++) {
         free(h->states[i].data);

@@ -98,13 +98,16 @@ struct loom__host {
         char *name;
         void *data;
         size_t len;
-    } *states; /* state handoff blobs, by plugin name */
+    } * states; /* state handoff blobs, by plugin name */
     size_t nstates;
     int inotify_fd;
-    uv_poll_t watch;
-    uv_timer_t debounce;
+    uv_poll_t *watch;     /* heap handles: freed by their close callbacks, */
+    uv_timer_t *debounce; /* which may run after the host is gone */
     int watching;
-    uint64_t reloads; /* successful swaps, for the admin listing */
+    uint64_t reloads;           /* successful swaps, for the admin listing */
+    loom_plugin **unload_queue; /* released instances, unloaded from a clean stack */
+    size_t nunload;
+    uv_timer_t *unload_timer;
 };
 
 /* Per-request pipeline state, in the request's arena. */
@@ -156,9 +159,13 @@ char *loom__host_listing(loom__host *h);
  * the descriptor, run init). Returns NULL with the reason in `err`. */
 loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash, char *err,
                                size_t errlen);
-/* Calls fini, cancels the instance's timers and work, dlcloses it once
- * nothing of it can run any more. */
+/* Queues an instance whose last snapshot is gone for unloading. The unload
+ * itself (fini, cancel its timers and work, dlclose) runs from the loop on a
+ * later turn: the release may happen inside one of the plugin's own
+ * callbacks, and returning into unmapped code would crash. */
 void loom__plugin_unload(loom_plugin *p);
+/* Unloads every queued instance now (at shutdown, or from the timer). */
+void loom__plugin_unload_queued(loom__host *h);
 /* Frees an instance that never got into a snapshot (init failed, ...). */
 void loom__plugin_discard(loom_plugin *p);
 /* sha256 of a file as hex. Returns 0 or -1. */

@@ -215,11 +215,44 @@ static void timer_closed(uv_handle_t *h)
     free(t);
 }
 
-/* Called when the last snapshot holding `p` is gone. */
+static void do_unload(loom_plugin *p);
+
+static void on_unload_timer(uv_timer_t *t)
+{
+    loom__plugin_unload_queued(t->data);
+}
+
 void loom__plugin_unload(loom_plugin *p)
 {
     loom__host *h = p->host;
-    p->unloading = 1;
+    p->unloading = 1; /* no new timers or work from now on */
+    loom_plugin **q = realloc(h->unload_queue, (h->nunload + 1) * sizeof *q);
+    if (!q) {
+        loom__err("plugin %s: out of memory queueing the unload; it stays loaded", p->name);
+        return;
+    }
+    h->unload_queue = q;
+    q[h->nunload++] = p;
+    if (!h->unload_timer) {
+        h->unload_timer = malloc(sizeof *h->unload_timer);
+        if (!h->unload_timer) return;
+        uv_timer_init(h->loop, h->unload_timer);
+        h->unload_timer->data = h;
+    }
+    uv_timer_start(h->unload_timer, on_unload_timer, 0, 0);
+}
+
+void loom__plugin_unload_queued(loom__host *h)
+{
+    while (h->nunload) {
+        loom_plugin *p = h->unload_queue[--h->nunload];
+        do_unload(p);
+    }
+}
+
+static void do_unload(loom_plugin *p)
+{
+    loom__host *h = p->host;
     if (p->d.fini) p->d.fini(p);
     for (loom_timer *t = p->timers, *n; t; t = n) {
         n = t->next;
@@ -239,5 +272,13 @@ void loom__plugin_unload(loom_plugin *p)
     }
     loom__info("plugin %s %s (generation %llu) unloaded", p->name, p->version,
                (unsigned long long)p->generation);
+    char path[4096];
+    snprintf(path, sizeof path, "%s", p->load_path ? p->load_path : "");
     loom__plugin_discard(p);
+    /* dlclose may keep an object mapped (NODELETE, unique symbols): say so. */
+    void *still = path[0] ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : NULL;
+    if (still) {
+        loom__warn("plugin copy %s is still mapped after dlclose (NODELETE?)", path);
+        dlclose(still);
+    }
 }

@@ -45,7 +45,7 @@ static void on_inotify(uv_poll_t *p, int status, int events)
             q += sizeof *e + e->len;
         }
     }
-    if (hit) uv_timer_start(&h->debounce, on_debounce, DEBOUNCE_MS, 0);
+    if (hit) uv_timer_start(h->debounce, on_debounce, DEBOUNCE_MS, 0);
 }
 
 static void on_sighup(loom__worker *w)
@@ -58,8 +58,10 @@ void loom__reload_start(loom__host *h)
 {
     h->inotify_fd = -1;
     h->w->on_sighup = on_sighup;
-    uv_timer_init(h->loop, &h->debounce);
-    h->debounce.data = h;
+    h->debounce = malloc(sizeof *h->debounce);
+    if (!h->debounce) return;
+    uv_timer_init(h->loop, h->debounce);
+    h->debounce->data = h;
     h->watching = 1;
     if (!h->cfg->plugins_dir) return;
     h->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -72,24 +74,34 @@ void loom__reload_start(loom__host *h)
         h->inotify_fd = -1;
         return;
     }
-    uv_poll_init(h->loop, &h->watch, h->inotify_fd);
-    h->watch.data = h;
-    uv_poll_start(&h->watch, UV_READABLE, on_inotify);
+    h->watch = malloc(sizeof *h->watch);
+    if (!h->watch) {
+        close(h->inotify_fd);
+        h->inotify_fd = -1;
+        return;
+    }
+    uv_poll_init(h->loop, h->watch, h->inotify_fd);
+    h->watch->data = h;
+    uv_poll_start(h->watch, UV_READABLE, on_inotify);
 }
 
-static void poll_closed(uv_handle_t *hd)
+static void free_handle(uv_handle_t *hd)
 {
-    loom__host *h = hd->data;
-    close(h->inotify_fd);
-    h->inotify_fd = -1;
+    free(hd);
 }
 
 void loom__reload_stop(loom__host *h)
 {
     if (!h->watching) return;
     h->watching = 0;
-    uv_close((uv_handle_t *)&h->debounce, NULL);
-    if (h->inotify_fd >= 0) uv_close((uv_handle_t *)&h->watch, poll_closed);
+    h->w->on_sighup = NULL;
+    uv_close((uv_handle_t *)h->debounce, free_handle);
+    if (h->inotify_fd >= 0) {
+        /* uv_close stops polling at once, so the fd may be closed now. */
+        uv_close((uv_handle_t *)h->watch, free_handle);
+        close(h->inotify_fd);
+        h->inotify_fd = -1;
+    }
 }
 
 static loom_plugin *find_by_path(loom__host *h, const char *path)
@@ -156,7 +168,8 @@ void loom__reload_rescan(loom__host *h)
     /* Loaded plugins whose file is gone (or now disabled) are dropped. */
     for (size_t i = 0; i < h->nplugins; i++) {
         int kept = 0;
-        for (size_t k = 0; k < nn; k++) kept |= next[k] == h->plugins[i];
+        for (size_t k = 0; k < nn; k++)
+            kept |= next[k] == h->plugins[i] || strcmp(next[k]->name, h->plugins[i]->name) == 0;
         if (!kept) {
             loom__info("plugin %s: file removed, unloading after its requests finish",
                        h->plugins[i]->name);
