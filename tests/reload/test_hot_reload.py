@@ -190,12 +190,15 @@ class HotReload(unittest.TestCase):
         for i in range(4):  # warm up allocator caches
             install("v2" if i % 2 == 0 else "v1", self.plugins)
             self.assertTrue(wait_version(self.port, "v2" if i % 2 == 0 else "v1"))
+        time.sleep(0.3)  # let the last polling connection close
         fd0, rss0 = fds(), rss_kb()
         for i in range(50):
             want = "v2" if i % 2 == 0 else "v1"
             install(want, self.plugins)
             self.assertTrue(wait_version(self.port, want), "reload %d" % i)
-        time.sleep(0.3)
+        deadline = time.time() + 3
+        while time.time() < deadline and fds() != fd0:
+            time.sleep(0.05)
         fd1, rss1 = fds(), rss_kb()
         print("50 reloads: fds %d -> %d, RSS %d -> %d kB" % (fd0, fd1, rss0, rss1))
         self.assertEqual(fd1, fd0)
