@@ -10,6 +10,8 @@ static const char usage[] =
     "commands:\n"
     "  serve [options]          run the HTTP server (loom serve --help)\n"
     "  fetch [options] URL...   fetch URLs with the HTTP client (loom fetch --help)\n"
+    "  install-plugin FILE DIR  install a plugin atomically (temp name, then rename)\n"
+    "  plugins [--port N]       list the plugins of a running server (needs \"admin\": true)\n"
     "  version                  print the version and the plugin ABI version\n"
     "\n"
     "loom --help shows this text; loom COMMAND --help shows a command's options.\n";
@@ -23,6 +25,8 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0) return loom__cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "install-plugin") == 0) return loom__cmd_install_plugin(argc - 2, argv + 2);
+    if (strcmp(cmd, "plugins") == 0) return loom__cmd_plugins(argc - 2, argv + 2);
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("loom %s\n", LOOM_VERSION);

@@ -4,6 +4,8 @@
 #define LOOM_CLI_CLI_H
 
 int loom__cmd_serve(int argc, char **argv);
+int loom__cmd_install_plugin(int argc, char **argv);
+int loom__cmd_plugins(int argc, char **argv);
 int loom__cmd_fetch(int argc, char **argv);
 
 #endif

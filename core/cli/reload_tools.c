@@ -30,8 +30,10 @@ int loom__cmd_install_plugin(int argc, char **argv)
     base = base ? base + 1 : src;
     size_t bl = strlen(base);
     if (bl < 4 || strcmp(base + bl - 3, ".so") != 0 || base[0] == '.') {
-        fprintf(stderr, "loom install-plugin: %s: the file name must end in .so and not start "
-                "with '.'\n", src);
+        fprintf(stderr,
+                "loom install-plugin: %s: the file name must end in .so and not start "
+                "with '.'\n",
+                src);
         return 2;
     }
     char tmp[4096], dst[4096];
