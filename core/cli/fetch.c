@@ -33,6 +33,7 @@ static const char fetch_usage[] =
     "  -i                   print the response headers too\n"
     "  -q                   do not print the body (single URL)\n"
     "  -f, --fail           treat a status >= 400 as a failure (raise_for_status)\n"
+    "  --max-body BYTES     cap on a body, received or decoded (default 64 MiB)\n"
     "  --max-redirects N    follow at most N redirects (default 10; 0 = do not follow)\n"
     "  -h, --help           show this help\n";
 
@@ -290,6 +291,10 @@ int loom__cmd_fetch(int argc, char **argv)
         } else if (!strcmp(a, "--max-redirects")) {
             if (num_arg(a, v, &d)) goto out;
             opts.max_redirects = d >= 1 ? (int)d : -1;
+            i++;
+        } else if (!strcmp(a, "--max-body")) {
+            if (num_arg(a, v, &d) || d < 1) goto out;
+            cfg.max_body_size = (size_t)d;
             i++;
         } else if (!strcmp(a, "-c")) {
             if (num_arg(a, v, &conc) || conc < 1) {

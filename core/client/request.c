@@ -91,8 +91,9 @@ static void finish(loom_client_request *req, int code, const char *fmt, ...)
         }
         resp->error = code;
         free(resp->message);
-        resp->message =
-            loom__errmsg(code, req->url.full ? req->url.full : resp->request_url, detail);
+        const char *url = req->url.full ? req->url.full : resp->request_url;
+        if (code == LOOM_CLIENT_E_TOO_MANY_REDIRECTS) url = resp->request_url;
+        resp->message = loom__errmsg(code, url, detail);
     }
     resp->elapsed = since(&req->t0);
     detach(req);
