@@ -3,6 +3,7 @@
 #include "http/response.h"
 #include "plugin/host.h"
 #include "server/access_log.h"
+#include "server/master.h"
 #include "server/server.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -22,7 +23,8 @@ static const char serve_usage[] =
     "  --host ADDR          listen address, IPv4 or IPv6 literal (default 127.0.0.1)\n"
     "  --port N             listen port (default 8080; 0 picks a free one)\n"
     "  --plugins-dir DIR    load *.so plugins from DIR\n"
-    "  --workers N          worker processes (0 = one per CPU)\n"
+    "  --workers N          worker processes (default 0 = one per CPU)\n"
+    "  --single             one process, no master (for debuggers and tests)\n"
     "  --access-log FILE    Combined Log Format access log; '-' for stdout (default off)\n"
     "  --pid-file FILE      write the server's pid to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -64,6 +66,12 @@ static void builtin_hello(loom__worker *w, loom_req *r)
 static void stop_host(loom__worker *w)
 {
     loom__host_stop(w->host);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
 static const struct {
@@ -137,6 +145,50 @@ static int parse_args(loom__config *cfg, int argc, char **argv, int *single)
     return 0;
 }
 
+/* One worker: its own loop, listener, access log and plugin instances. */
+static int run_worker(void *arg, int id, int fd, int ready_fd)
+{
+    const loom__config *cfg = arg;
+    char err[512];
+    loom__access_log *alog = NULL;
+    if (cfg->access_log && !(alog = loom__access_log_open(cfg->access_log, err, sizeof err))) {
+        loom__err("%s", err);
+        return LOOM__EXIT_CONFIG;
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loom__worker w;
+    memset(&w, 0, sizeof w);
+    /* Without a plugins directory a built-in page answers GET /, so a bare
+     * `loom serve` shows that it works. */
+    w.handle = builtin_hello;
+    w.access_log = alog;
+    int rc = LOOM__EXIT_CONFIG;
+    if (loom__worker_init(&w, &loop, cfg, fd, id) < 0) goto out;
+    if (cfg->plugins_dir) {
+        if (!loom__host_start(&w, cfg)) goto out;
+        w.handle = loom__dispatch;
+        w.on_abort = loom__dispatch_abort;
+        w.on_stopped = stop_host;
+    }
+    if (ready_fd >= 0) {
+        ssize_t wr = write(ready_fd, "r", 1);
+        (void)wr;
+        close(ready_fd);
+    }
+    rc = loom__worker_run(&w);
+    loom__info("stopped after %llu requests", (unsigned long long)w.requests);
+out:
+    if (rc == LOOM__EXIT_CONFIG) {
+        /* Close what init opened, so the loop can be closed cleanly. */
+        uv_walk(&loop, close_walk, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop);
+    loom__access_log_close(alog);
+    return rc;
+}
+
 int loom__cmd_serve(int argc, char **argv)
 {
     for (int i = 0; i < argc; i++)
@@ -147,65 +199,60 @@ int loom__cmd_serve(int argc, char **argv)
     loom__config cfg;
     loom__config_defaults(&cfg);
     int single = 0, rc = 2;
+    int fds[1024];
+    int nfds = 0;
     if (parse_args(&cfg, argc, argv, &single)) goto out;
     loom__log_set_level(cfg.log_level);
-
     char err[512];
-    loom__access_log *alog = NULL;
-    if (cfg.access_log && !(alog = loom__access_log_open(cfg.access_log, err, sizeof err))) {
-        fprintf(stderr, "loom serve: %s\n", err);
-        goto out;
+    if (cfg.access_log) {
+        /* Opened here once only to report a bad path before binding. */
+        loom__access_log *probe = loom__access_log_open(cfg.access_log, err, sizeof err);
+        if (!probe) {
+            fprintf(stderr, "loom serve: %s\n", err);
+            goto out;
+        }
+        loom__access_log_close(probe);
     }
-    int fd = loom__listen_socket(cfg.host, cfg.port, 0, err, sizeof err);
-    if (fd < 0) {
-        fprintf(stderr, "loom serve: %s\n", err);
-        loom__access_log_close(alog);
-        goto out;
+    int workers = cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (workers < 1) workers = 1;
+    if (single) workers = 1;
+    /* One listener per worker, all bound with SO_REUSEPORT so the kernel
+     * spreads connections; port 0 binds the first and reuses its port. */
+    int port = cfg.port;
+    for (nfds = 0; nfds < workers; nfds++) {
+        int fd = loom__listen_socket(cfg.host, port, !single, err, sizeof err);
+        if (fd < 0) {
+            fprintf(stderr, "loom serve: %s\n", err);
+            goto out;
+        }
+        fds[nfds] = fd;
+        if (port == 0) port = loom__socket_port(fd);
     }
     if (cfg.pid_file) {
         FILE *f = fopen(cfg.pid_file, "w");
         if (!f) {
             fprintf(stderr, "loom serve: pid file '%s': cannot write\n", cfg.pid_file);
-            close(fd);
-            loom__access_log_close(alog);
             goto out;
         }
         fprintf(f, "%d\n", (int)getpid());
         fclose(f);
     }
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    loom__worker w;
-    memset(&w, 0, sizeof w);
-    /* Without a plugins directory a built-in page answers GET /, so a bare
-     * `loom serve` shows that it works. */
-    w.handle = builtin_hello;
-    w.access_log = alog;
-    if (loom__worker_init(&w, &loop, &cfg, fd, 0) < 0) {
-        close(fd);
-        loom__access_log_close(alog);
-        goto out;
+    loom__info("loom %s listening on http://%s%s%s:%d/ (%s)", LOOM_VERSION,
+               strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "", port,
+               single         ? "single process"
+               : workers == 1 ? "1 worker"
+                              : "workers");
+    if (single) {
+        rc = run_worker(&cfg, 0, fds[0], -1);
+        if (rc == LOOM__EXIT_CONFIG) rc = 1;
+    } else {
+        loom__info("starting %d worker%s", workers, workers == 1 ? "" : "s");
+        rc = loom__master_run(&cfg, fds, workers, run_worker, &cfg);
+        nfds = 0; /* the master closed them */
     }
-    if (cfg.plugins_dir) {
-        if (!loom__host_start(&w, &cfg)) {
-            close(fd);
-            loom__access_log_close(alog);
-            rc = 1;
-            goto out;
-        }
-        w.handle = loom__dispatch;
-        w.on_abort = loom__dispatch_abort;
-        w.on_stopped = stop_host;
-    }
-    loom__info("loom %s listening on http://%s%s%s:%d/", LOOM_VERSION,
-               strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "",
-               loom__socket_port(fd));
-    rc = loom__worker_run(&w);
-    uv_loop_close(&loop);
-    loom__access_log_close(alog);
     if (cfg.pid_file) unlink(cfg.pid_file);
-    loom__info("stopped after %llu requests", (unsigned long long)w.requests);
 out:
+    for (int i = 0; i < nfds; i++) close(fds[i]);
     loom__config_free(&cfg);
     return rc;
 }

@@ -98,6 +98,13 @@ static void worker_stopped(loom__worker *w)
     close_handle((uv_handle_t *)&w->sweep);
     close_handle((uv_handle_t *)&w->shutdown_timer);
     for (int i = 0; i < 4; i++) close_handle((uv_handle_t *)&w->sig[i]);
+    /* Closing the watchers restored the default actions; a late signal
+     * (a master repeating its stop) must not kill a worker that is already
+     * finishing cleanly. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     if (w->listening) close_handle((uv_handle_t *)&w->listener);
     w->listening = 0;
     if (w->on_stopped) w->on_stopped(w);

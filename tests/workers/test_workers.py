@@ -1,0 +1,178 @@
+"""The master and its workers, as a user sees them: requests spread over
+every worker, a worker crashed by a plugin is logged with its signal and back
+within a second while the other keeps serving, a crash loop backs off, a
+graceful stop finishes requests in flight on every worker, SIGHUP reaches
+every worker, and the pid file."""
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+import loomtest
+
+PLUGINS = os.path.join(loomtest.LOOM_BUILD, "test-plugins-workers")
+RELOAD = os.path.join(loomtest.LOOM_BUILD, "test-plugins-reload")
+# Let a SIGSEGV kill the worker as it would without ASan.
+ENV = {"ASAN_OPTIONS": "handle_segv=0:detect_leaks=1"}
+
+
+def get(port, path, close=False):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                 headers={"Connection": "close"} if close else {})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.read().decode(), r.headers.get("Connection")
+
+
+async def hammer(port, path, seconds, conns, stats):
+    stop = time.time() + seconds
+
+    async def one():
+        while time.time() < stop:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                stats["connect_errors"] += 1
+                await asyncio.sleep(0.01)
+                continue
+            try:
+                while time.time() < stop:
+                    writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                    n = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                    body = await reader.readexactly(n)
+                    stats["ok"] += 1
+                    stats["pids"].add(body.decode())
+            except Exception:
+                stats["failed"] += 1
+            finally:
+                writer.close()
+
+    await asyncio.gather(*[one() for _ in range(conns)])
+
+
+class Workers(unittest.TestCase):
+    def server(self, config=None, args=("--workers", "2")):
+        return loomtest.Server(plugins_dir=PLUGINS, config=config, args=list(args), env=ENV)
+
+    def test_spread_and_worker_ids_in_log(self):
+        with self.server() as srv:
+            pids = {get(srv.port, "/pid", close=True)[1] for _ in range(200)}
+            self.assertEqual(len(pids), 2, pids)
+            self.assertNotIn(str(srv.proc.pid), pids)
+            self.assertEqual(srv.stop(), 0)
+            log = srv.log()
+            self.assertRegex(log, r"\[w0 \d+\]")
+            self.assertRegex(log, r"\[w1 \d+\]")
+            self.assertIn("starting 2 workers", log)
+
+    def test_crash_isolated_and_respawned(self):
+        with self.server() as srv:
+            stats = {"ok": 0, "failed": 0, "connect_errors": 0, "pids": set()}
+            t = threading.Thread(target=lambda: asyncio.run(hammer(srv.port, "/pid", 3.0, 32, stats)))
+            t.start()
+            time.sleep(1.0)
+            before = set(stats["pids"])
+            t_crash = time.time()
+            try:
+                get(srv.port, "/crash", close=True)
+            except Exception:
+                pass  # this connection belonged to the dying worker
+            deadline = time.time() + 5
+            while time.time() < deadline and "respawned" not in srv.log():
+                time.sleep(0.02)
+            t_back = time.time()
+            t.join(20)
+            log = srv.log()
+            self.assertRegex(log, r"worker \d \(pid \d+\) killed by signal 11 \(Segmentation fault\)")
+            self.assertIn("respawned", log)
+            self.assertLess(t_back - t_crash, 1.5)
+            # only connections held by the dead worker may fail: at most one per connection
+            self.assertLessEqual(stats["failed"], 32)
+            self.assertEqual(stats["connect_errors"], 0)
+            self.assertGreater(stats["ok"], 1000)
+            self.assertGreater(len(stats["pids"] - before), 0, "no answer from the new worker")
+            print("crash under load: %d ok, %d failed, back after %.0f ms"
+                  % (stats["ok"], stats["failed"], (t_back - t_crash) * 1000))
+            self.assertEqual(srv.stop(), 0)
+
+    def test_crash_loop_backs_off(self):
+        with self.server(config={"plugins": {"crashtest": {"crash_after_ms": 100}}},
+                         args=("--workers", "1")) as srv:
+            time.sleep(2.5)
+            delays = [float(x) for x in re.findall(r"respawning in ([\d.]+) s", srv.log())]
+            self.assertGreaterEqual(len(delays), 3, srv.log())
+            self.assertLess(len(delays), 12)  # not a tight loop
+            self.assertEqual(delays[:3], [0.1, 0.2, 0.4])
+            srv.stop()
+
+    def test_graceful_stop_with_requests_on_every_worker(self):
+        with self.server() as srv:
+            results = []
+
+            def slow():
+                try:
+                    results.append(get(srv.port, "/slow"))
+                except Exception as e:
+                    results.append(("error", repr(e)))
+
+            threads = [threading.Thread(target=slow) for _ in range(12)]
+            for th in threads:
+                th.start()
+            time.sleep(0.2)
+            srv.signal(signal.SIGTERM)
+            for th in threads:
+                th.join(10)
+            self.assertEqual(len(results), 12)
+            self.assertTrue(all(r[0] == 200 for r in results), results)
+            self.assertEqual({r[2] for r in results}, {"close"})
+            self.assertEqual(len({r[1] for r in results}), 2, "both workers had requests")
+            self.assertEqual(srv.stop(), 0)
+            with self.assertRaises(OSError):
+                loomtest.connect(srv.port, timeout=1).sendall(b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n")
+
+    def test_sighup_reaches_every_worker_and_pid_file(self):
+        d = tempfile.mkdtemp(prefix="loom-workers-")
+        try:
+            plugins = os.path.join(d, "plugins")
+            os.mkdir(plugins)
+            shutil.copy(os.path.join(RELOAD, "v1", "version.so"), plugins)
+            pidfile = os.path.join(d, "loom.pid")
+            with loomtest.Server(plugins_dir=plugins, args=["--workers", "2", "--pid-file", pidfile],
+                                 env=ENV) as srv:
+                self.assertEqual(open(pidfile).read().strip(), str(srv.proc.pid))
+                srv.signal(signal.SIGHUP)
+                deadline = time.time() + 5
+                while time.time() < deadline and srv.log().count("SIGHUP: rescanning plugins") < 2:
+                    time.sleep(0.05)
+                log = srv.log()
+                self.assertRegex(log, r"\[w0 \d+\] SIGHUP: rescanning plugins")
+                self.assertRegex(log, r"\[w1 \d+\] SIGHUP: rescanning plugins")
+                # a new version reaches both workers
+                subprocess.run([loomtest.LOOM_BIN, "install-plugin",
+                                os.path.join(RELOAD, "v2", "version.so"), plugins], check=True,
+                               capture_output=True, timeout=20)
+                deadline = time.time() + 5
+                while time.time() < deadline and srv.log().count("plugin version 1.0.2 loaded") < 2:
+                    time.sleep(0.05)
+                self.assertEqual(srv.log().count("plugin version 1.0.2 loaded"), 2)
+                self.assertEqual(srv.stop(), 0)
+                self.assertFalse(os.path.exists(pidfile))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_single_and_one_worker(self):
+        for args in (["--single"], ["--workers", "1"]):
+            with self.server(args=args) as srv:
+                self.assertEqual(get(srv.port, "/pid")[0], 200)
+                self.assertEqual(srv.stop(), 0)
+
+
+if __name__ == "__main__":
+    loomtest.main()
