@@ -54,12 +54,11 @@ static void on_timer_close(uv_handle_t *h)
 static void detach(loom_client_request *req)
 {
     loom_client *c = req->client;
-    if (req->conn) {
-        loom__cconn *conn = req->conn;
-        req->conn = NULL;
-        conn->req = NULL;
-        loom__cconn_close(conn);
-    }
+    if (req->timer_closing) return;
+    /* First take req out of every list, so that callbacks run by closing its
+     * connection (a queued request failing, the user closing the client)
+     * cannot see it; its memory lives until the timer's close callback. */
+    req->timer_closing = 1;
     loom__dns_cancel(&req->dw);
     loom__pool_unqueue(c, req);
     if (req->prev)
@@ -70,8 +69,13 @@ static void detach(loom_client_request *req)
     req->next = req->prev = NULL;
     c->pending--;
     uv_timer_stop(&req->timer);
-    req->timer_closing = 1;
     uv_close((uv_handle_t *)&req->timer, on_timer_close);
+    if (req->conn) {
+        loom__cconn *conn = req->conn;
+        req->conn = NULL;
+        conn->req = NULL;
+        loom__cconn_close(conn);
+    }
 }
 
 static void finish(loom_client_request *req, int code, const char *fmt, ...)
@@ -79,6 +83,7 @@ static void finish(loom_client_request *req, int code, const char *fmt, ...)
 
 static void finish(loom_client_request *req, int code, const char *fmt, ...)
 {
+    if (req->timer_closing) return; /* completed or cancelled already */
     loom_client_response *resp = req->resp;
     req->resp = NULL;
     if (code) {
@@ -441,6 +446,7 @@ static void message_complete(loom_client_request *req, int clean)
     int reuse = clean && llhttp_should_keep_alive(&conn->parser) && !conn->writing;
     req->conn = NULL;
     loom__pool_release(conn, reuse);
+    if (req->timer_closing) return; /* the client was closed meanwhile */
     loom_client_response *resp = req->resp;
     if (req->redirecting) {
         follow_redirect(req);
@@ -460,6 +466,7 @@ void loom__req_on_read(loom_client_request *req, ssize_t nread, const char *data
         req->got_bytes = 1;
         if (req->read_ms) req->phase_deadline = uv_now(req->client->loop) + req->read_ms;
         llhttp_errno_t err = llhttp_execute(&conn->parser, data, (size_t)nread);
+        if (req->timer_closing) return; /* closed from a chunk callback */
         if (err == HPE_OK) return;
         if (err == HPE_PAUSED && req->message_done) {
             const char *pos = llhttp_get_error_pos(&conn->parser);
@@ -621,7 +628,8 @@ static int sink(void *ud, const char *data, size_t len)
 {
     loom_client_request *req = ud;
     if (req->on_chunk) {
-        if (req->on_chunk(req->resp, data, len, req->chunk_ud)) return LOOM_CLIENT_E_CANCELLED;
+        if (req->on_chunk(req->resp, data, len, req->chunk_ud) || req->timer_closing)
+            return LOOM_CLIENT_E_CANCELLED;
         return 0;
     }
     if (req->resp->body.len + len > req->client->max_body) return LOOM_CLIENT_E_TOO_LARGE;

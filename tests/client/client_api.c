@@ -435,6 +435,57 @@ static void test_cancel(uv_loop_t *loop)
     printf("ok   cancel\n");
 }
 
+/* Closing the client from inside callbacks. */
+static loom_client *closing_client;
+static int close_cb_runs, cancelled_runs;
+
+static void close_in_done(loom_client_response *resp, void *ud)
+{
+    (void)ud;
+    close_cb_runs++;
+    if (loom_client_response_error(resp) == LOOM_CLIENT_E_CANCELLED) cancelled_runs++;
+    loom_client_response_free(resp);
+    if (closing_client) {
+        loom_client *c = closing_client;
+        closing_client = NULL;
+        loom_client_close(c);
+    }
+}
+
+static int close_in_chunk(loom_client_response *resp, const char *d, size_t n, void *ud)
+{
+    (void)resp, (void)d, (void)n, (void)ud;
+    if (closing_client) {
+        loom_client *c = closing_client;
+        closing_client = NULL;
+        loom_client_close(c);
+    }
+    return 0;
+}
+
+static void test_reentrancy(uv_loop_t *loop)
+{
+    closing_client = loom_client_new(loop, NULL);
+    loom_client_send(closing_client, "GET", url(http_port, "/text"), NULL, close_in_done, NULL);
+    loom_client_send(closing_client, "GET", url(http_port, "/slow-headers?d=1"), NULL,
+                     close_in_done, NULL);
+    loom_client_send(closing_client, "GET", url(http_port, "/slow-body?d=1"), NULL, close_in_done,
+                     NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    CHECK(close_cb_runs == 3 && cancelled_runs == 2, "close in callback: %d runs, %d cancelled",
+          close_cb_runs, cancelled_runs);
+    close_cb_runs = cancelled_runs = 0;
+    closing_client = loom_client_new(loop, NULL);
+    loom_client_opts o = {.on_chunk = close_in_chunk};
+    loom_client_send(closing_client, "GET", url(http_port, "/chunked"), &o, close_in_done, NULL);
+    loom_client_send(closing_client, "GET", url(http_port, "/slow-headers?d=1"), NULL,
+                     close_in_done, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    CHECK(close_cb_runs == 2 && cancelled_runs == 2,
+          "close in chunk callback: %d runs, %d cancelled", close_cb_runs, cancelled_runs);
+    printf("ok   close from callbacks\n");
+}
+
 static void test_sync(void)
 {
     loom_client_response *r;
@@ -466,6 +517,7 @@ int main(int argc, char **argv)
     test_basics(&loop);
     test_errors(&loop);
     test_cancel(&loop);
+    test_reentrancy(&loop);
     test_sync();
     int rc = uv_loop_close(&loop);
     CHECK(rc == 0, "loop has handles left: %s", uv_strerror(rc));
