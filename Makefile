@@ -29,6 +29,28 @@ install: build
 sanitize:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DLOOM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
 
+# libFuzzer targets (tests/fuzz): clang, ASan+UBSan, each run FUZZ_SECONDS
+# on its corpus directory; new inputs go to build-fuzz/corpus/<target> and
+# crashes to build-fuzz/artifacts/ (copy the ones worth keeping into
+# tests/fuzz/corpus/<target>).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= fuzz_req_parser fuzz_conn fuzz_route fuzz_client_resp fuzz_json_body fuzz_multipart
+FUZZ_FLAGS ?=
+
+fuzz:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOOM_FUZZ=ON -DLOOM_SANITIZE=ON \
+		-DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link -O1 -gline-tables-only"
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(FUZZ_TARGETS)
+	@mkdir -p $(FUZZ_BUILD)/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+		echo "== $$t: $(FUZZ_SECONDS) s"; \
+		$(FUZZ_BUILD)/bin/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=20 \
+			-artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- -print_final_stats=1 $(FUZZ_FLAGS) \
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 

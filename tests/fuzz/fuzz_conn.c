@@ -1,0 +1,182 @@
+/* fuzz_conn: a whole connection, h2o/nginx style. The input's bytes go over
+ * a loopback TCP connection into the real connection state machine
+ * (core/server/conn.c: parser glue, pipelining, 100-continue, error
+ * responses, lingering close) of a worker running on this thread, whose
+ * handler answers the way plugins do: at once, later from a timer,
+ * streamed, or with a large body.
+ *
+ * Input: byte 0 = split mode (bits 0-1) and how the client ends (bit 2:
+ * reset with SO_LINGER 0 instead of a half-close; bit 3: reset before all
+ * bytes are sent); bytes 1-2 seed the splits; the rest is what the client
+ * sends.
+ *
+ * Invariants: no sanitizer report; the server closes the connection once the
+ * client is done (no hang, no connection left behind). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuzz_common.h"
+#include "http/response.h"
+#include "server/conn.h"
+#include "server/server.h"
+
+static uv_loop_t loop;
+static loom__worker worker;
+static loom__config cfg;
+static struct sockaddr_in addr;
+static uv_timer_t later;
+static loom_req *waiting[64];
+static size_t nwaiting;
+
+static void answer(loom_req *r, int kind)
+{
+    static char big[70000];
+    if (!big[0]) memset(big, 'x', sizeof big);
+    if (!r->conn) { /* the client went away: finishing just frees */
+        loom__req_finish(r);
+        return;
+    }
+    switch (kind) {
+    case 's': /* streamed */
+        loom__resp_header_add(r, "Content-Type", 12, "text/plain", 10);
+        loom__req_stream_write(r, "hello ", 6);
+        loom__req_stream_write(r, big, 3000);
+        loom__req_finish(r);
+        return;
+    case 'b': /* larger than a socket buffer takes at once */
+        r->resp.status = 200;
+        loom__resp_body_take(r, big, sizeof big, NULL);
+        loom__req_finish(r);
+        return;
+    case 'c':
+        r->resp.status = 204;
+        r->resp.close = 1;
+        loom__req_finish(r);
+        return;
+    default: {
+        char body[64];
+        int n = snprintf(body, sizeof body, "%s %zu\n", r->method, r->body.len);
+        r->resp.status = 200;
+        loom__resp_header_add(r, "Content-Type", 12, "text/plain", 10);
+        loom__resp_body_copy(r, body, (size_t)n);
+        loom__req_finish(r);
+        return;
+    }
+    }
+}
+
+static void on_later(uv_timer_t *t)
+{
+    (void)t;
+    size_t n = nwaiting;
+    nwaiting = 0;
+    for (size_t i = 0; i < n; i++) answer(waiting[i], 0);
+}
+
+static void handle(loom__worker *w, loom_req *r)
+{
+    (void)w;
+    char k = r->path_len > 1 ? r->path[1] : 0;
+    if (k == 'a' && nwaiting < 64) { /* answered later, from the loop */
+        waiting[nwaiting++] = r;
+        uv_timer_start(&later, on_later, 0, 0);
+        return;
+    }
+    answer(r, k);
+}
+
+static void on_abort(loom__worker *w, loom_req *r)
+{
+    (void)w;
+    (void)r; /* a pending request is finished (freed) by the timer */
+}
+
+static void setup(void)
+{
+    if (worker.loop) return;
+    uv_loop_init(&loop);
+    loom__config_defaults(&cfg);
+    cfg.linger_timeout = 50;
+    char err[200];
+    int fd = loom__listen_socket("127.0.0.1", 0, 0, err, sizeof err);
+    FUZZ_CHECK(fd >= 0);
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)loom__socket_port(fd));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    FUZZ_CHECK(loom__worker_init(&worker, &loop, &cfg, fd, 0) == 0);
+    worker.handle = handle;
+    worker.on_abort = on_abort;
+    uv_timer_init(&loop, &later);
+    /* The loop is only ever run with UV_RUN_NOWAIT, turn by turn. */
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    setup();
+    if (size < 3) return 0;
+    uint8_t mode = data[0];
+    fuzz_rng rng = {(uint32_t)data[1] << 8 | data[2]};
+    const char *in = (const char *)data + 3;
+    size_t len = size - 3, sent = 0;
+    size_t reset_at = (mode & 8) ? fuzz_next(&rng) % (len + 1) : len + 1;
+
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    FUZZ_CHECK(fd >= 0);
+    int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    FUZZ_CHECK(rc == 0 || errno == EINPROGRESS);
+    int wr_done = 0, eof = 0;
+    double deadline = now_s() + 10;
+    char rb[65536];
+    size_t got = 0;
+    while (!eof) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        if (!wr_done) {
+            size_t n = fuzz_split(&rng, mode, len - sent);
+            if (sent + n > reset_at) n = reset_at - sent;
+            ssize_t w = n ? send(fd, in + sent, n, MSG_NOSIGNAL) : 0;
+            if (w > 0) sent += (size_t)w;
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN)
+                wr_done = 1; /* the server closed on us */
+            if (sent == len || sent == reset_at) {
+                wr_done = 1;
+                if ((mode & 4) || sent == reset_at) {
+                    struct linger lg = {1, 0};
+                    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+                    close(fd);
+                    fd = -1;
+                    break;
+                }
+                shutdown(fd, SHUT_WR);
+            }
+        }
+        ssize_t r = recv(fd, rb, sizeof rb, 0);
+        if (r > 0) got += (size_t)r;
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN))
+            eof = 1;
+        FUZZ_CHECK(now_s() < deadline); /* the server must close: no hang */
+    }
+    if (fd >= 0) close(fd);
+    /* The server side must go away too (after a reset, once it notices). */
+    deadline = now_s() + 10;
+    while (worker.nconns > 0) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        FUZZ_CHECK(now_s() < deadline);
+    }
+    /* Requests answered later are done with. */
+    while (nwaiting) uv_run(&loop, UV_RUN_NOWAIT);
+    if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "sent %zu, received %zu\n", sent, got);
+    return 0;
+}
