@@ -694,10 +694,20 @@ static int bad_text(const char *s)
     return 0;
 }
 
+/* RFC 9110 token: the method, and a header name. */
+static int is_token(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch <= 0x20 || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch)) return 0;
+    }
+    return 1;
+}
+
 static int add_header(loom_client_request *req, const char *name, const char *value)
 {
-    if (!name || !*name || bad_text(name) || strchr(name, ':') || bad_text(value ? value : ""))
-        return -1;
+    if (!name || !is_token(name) || bad_text(value ? value : "")) return -1;
     drop_header(req, name);
     void *h = realloc(req->headers, (req->nheaders + 1) * sizeof req->headers[0]);
     if (!h) return -2;
@@ -753,7 +763,7 @@ loom_client_request *loom_client_send(loom_client *c, const char *method, const 
 {
     static const loom_client_opts none;
     if (!c || !method || !url || !cb || c->closing) return NULL;
-    if (!*method || bad_text(method) || strchr(method, ' ')) return NULL;
+    if (!is_token(method)) return NULL;
     if (!opts) opts = &none;
     loom_client_request *req = calloc(1, sizeof *req);
     if (!req) return NULL;

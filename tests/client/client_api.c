@@ -500,6 +500,15 @@ static void test_sync(void)
     CHECK(e == LOOM_CLIENT_E_INVALID_URL && contains(loom_client_response_message(r), "http//x"),
           "sync invalid URL");
     loom_client_response_free(r);
+    e = loom_client_fetch_sync("GE T", url(loom_port, "/"), NULL, NULL, &r);
+    CHECK(e == LOOM_CLIENT_E_INVALID_ARGUMENT, "bad method: %d", e);
+    loom_client_response_free(r);
+    loom_client_header inj[] = {{"X-A", "1\r\nX-Injected: 1"}};
+    loom_client_opts o = {.headers = inj, .nheaders = 1};
+    e = loom_client_fetch_sync("GET", url(loom_port, "/"), &o, NULL, &r);
+    CHECK(e == LOOM_CLIENT_E_INVALID_ARGUMENT && contains(loom_client_response_message(r), "/"),
+          "header injection refused: %d", e);
+    loom_client_response_free(r);
     printf("ok   sync\n");
 }
 

@@ -15,6 +15,17 @@
  * helpers classify them the same way (see each code's comment).
  *
  * Times are in seconds (double). Sizes are in bytes.
+ *
+ * Running on a loop you already have (a server worker, a plugin host): create
+ * one client per loop with loom_client_new(loop, ...), keep the handle that
+ * loom_client_send() returns, forget it when the callback runs, and call
+ * loom_client_cancel() on it when the work it was for is abandoned (the
+ * callback then never runs). Idle pooled connections and the client's
+ * housekeeping timer do not keep the loop alive: uv_run(UV_RUN_DEFAULT)
+ * returns once no request is pending.
+ *
+ * Callbacks (done and chunk) may start new requests and may close the client;
+ * a done callback may cancel other requests.
  */
 #ifndef LOOM_CLIENT_H
 #define LOOM_CLIENT_H
@@ -70,6 +81,9 @@ enum {
     LOOM_CLIENT_E_TOO_LARGE = -14,
     /* Out of memory. */
     LOOM_CLIENT_E_NOMEM = -15,
+    /* loom_client_fetch_sync() only: the method is not a token, or a header
+     * name or value is malformed (CR, LF, or ':' in a name). */
+    LOOM_CLIENT_E_INVALID_ARGUMENT = -16,
 };
 
 /* A short constant name for `code`, e.g. "connection refused" (never NULL). */
@@ -119,8 +133,11 @@ typedef int (*loom_client_chunk_cb)(loom_client_response *resp, const char *data
                                     void *ud);
 
 /* Per-request options. Zero-initialise; every 0/NULL means "the client's
- * setting" or "none". At most one body form may be set (text, json, form or
- * body); the pointers need only stay valid during loom_client_send(). */
+ * setting" or "none". One body form is sent: the first set of body, json,
+ * text and form. Everything is copied: the pointers need only stay valid
+ * during loom_client_send(). POST, PUT and PATCH always carry a
+ * Content-Length (0 without a body). Host, User-Agent, Accept and
+ * Accept-Encoding (gzip, deflate) are added unless given. */
 typedef struct {
     const loom_client_header *headers; /* added to (and overriding, by name) the client's */
     size_t nheaders;
@@ -168,8 +185,10 @@ void loom_client_close(loom_client *client);
  * token) on `url` (http://host[:port][/path][?query]). `opts` may be NULL.
  * Every failure, an invalid URL included, is reported through `cb`, which
  * never runs before this function returns. Returns a handle valid until `cb`
- * starts or loom_client_cancel() is called; NULL only when out of memory or
- * when `client`, `method`, `url` or `cb` is NULL (then `cb` never runs). */
+ * starts or loom_client_cancel() is called; NULL (and `cb` never runs) when
+ * out of memory, when `client`, `method`, `url` or `cb` is NULL, when the
+ * client is closing, when `method` is not an HTTP token, or when a header name
+ * or value is malformed (CR or LF anywhere, ':' in a name). */
 loom_client_request *loom_client_send(loom_client *client, const char *method, const char *url,
                                       const loom_client_opts *opts, loom_client_done_cb cb,
                                       void *ud);
@@ -188,7 +207,8 @@ size_t loom_client_pending(const loom_client *client);
  * (configured by `cfg`, may be NULL) and returns its error code (0 or
  * LOOM_CLIENT_E_*). *out receives the response, to be freed with
  * loom_client_response_free(), also when the request failed (it then has the
- * error message); *out is NULL only on LOOM_CLIENT_E_NOMEM. */
+ * error message); *out is NULL only on LOOM_CLIENT_E_NOMEM. Blocks the calling
+ * thread; never call it from a loop callback. */
 int loom_client_fetch_sync(const char *method, const char *url, const loom_client_opts *opts,
                            const loom_client_config *cfg, loom_client_response **out);
 
