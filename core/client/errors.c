@@ -39,6 +39,8 @@ const char *loom_client_strerror(int code)
         return "response too large";
     case LOOM_CLIENT_E_NOMEM:
         return "out of memory";
+    case LOOM_CLIENT_E_INVALID_ARGUMENT:
+        return "invalid argument";
     default:
         return "unknown error";
     }
