@@ -298,6 +298,61 @@ static void test_basics(uv_loop_t *loop)
     printf("ok   basics\n");
 }
 
+/* Keep-alive reuse and the per-host limit, seen from the server: /peer
+ * answers with the client's port. */
+static void test_pool(uv_loop_t *loop)
+{
+    loom_client *c = loom_client_new(loop, NULL);
+    loom_client_response *a = run(loop, c, "GET", url(http_port, "/peer"), NULL);
+    loom_client_response *b = run(loop, c, "GET", url(http_port, "/peer"), NULL);
+    CHECK(!strcmp(loom_client_response_body(a, NULL), loom_client_response_body(b, NULL)),
+          "keep-alive: ports %s and %s", loom_client_response_body(a, NULL),
+          loom_client_response_body(b, NULL));
+    loom_client_response_free(a);
+    loom_client_response_free(b);
+    loom_client_close(c);
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    loom_client_config cfg = {.limit_per_host = 2};
+    c = loom_client_new(loop, &cfg);
+    enum { N = 10 };
+    loom_client_response *rs[N] = {0};
+    for (int i = 0; i < N; i++)
+        loom_client_send(c, "GET", url(http_port, "/peer?d=0.05"), NULL, on_done, &rs[i]);
+    uv_run(loop, UV_RUN_DEFAULT);
+    char ports[N][16];
+    int distinct = 0, ok = 0;
+    for (int i = 0; i < N; i++) {
+        ok += !loom_client_response_error(rs[i]);
+        snprintf(ports[i], sizeof ports[i], "%s", loom_client_response_body(rs[i], NULL));
+        int seen = 0;
+        for (int k = 0; k < i; k++) seen |= !strcmp(ports[k], ports[i]);
+        distinct += !seen;
+        loom_client_response_free(rs[i]);
+    }
+    CHECK(ok == N && distinct == 2, "limit_per_host 2: %d ok, %d connections", ok, distinct);
+    loom_client_close(c);
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    loom_client_config cfg1 = {.limit = 3};
+    c = loom_client_new(loop, &cfg1);
+    for (int i = 0; i < N; i++)
+        loom_client_send(c, "GET", url(i % 2 ? http_port : loom_port, i % 2 ? "/peer?d=0.05" : "/"),
+                         NULL, on_done, &rs[i]);
+    uv_run(loop, UV_RUN_DEFAULT);
+    ok = 0;
+    for (int i = 0; i < N; i++) {
+        ok += !loom_client_response_error(rs[i]);
+        loom_client_response_free(rs[i]);
+    }
+    CHECK(ok == N, "limit 3 over two hosts: %d ok", ok);
+    loom_client_close(c);
+    uv_run(loop, UV_RUN_DEFAULT);
+    for (int code = 0; code >= -16; code--)
+        CHECK(strcmp(loom_client_strerror(code), "unknown error") != 0, "no name for %d", code);
+    printf("ok   pool\n");
+}
+
 static void test_errors(uv_loop_t *loop)
 {
     loom_client *c = loom_client_new(loop, NULL);
@@ -524,6 +579,7 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     test_basics(&loop);
+    test_pool(&loop);
     test_errors(&loop);
     test_cancel(&loop);
     test_reentrancy(&loop);

@@ -111,6 +111,11 @@ async def echo(request):
     return web.json_response(out)
 
 
+async def peer(request):
+    await asyncio.sleep(float(request.query.get("d", "0")))
+    return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
+
+
 async def big(request):
     return web.Response(body=b"x" * int(request.query.get("n", "1000")))
 
@@ -170,6 +175,7 @@ async def main():
     app.router.add_get("/status/{code}", status)
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/big", big)
+    app.router.add_get("/peer", peer)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -246,6 +246,28 @@ class ClientTest(unittest.TestCase):
         self.assertIn("server disconnected=1", r.stdout)
         self.assertIn("invalid URL=1", r.stdout)
 
+    def test_fetch_progress_on_terminal(self):
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([LOOM_BIN, "fetch", "-n", "3000", "-c", "8", self.loom.url("/")],
+                             stdout=subprocess.PIPE, stderr=slave, env=ENV)
+        os.close(slave)
+        out, _ = p.communicate(timeout=60)
+        data = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(master)
+        self.assertEqual(p.returncode, 0, data)
+        self.assertIn(b"] 3000/3000", data)
+        self.assertIn(b"[########", data)
+        self.assertIn(b"succeeded: 3000", out)
+
     # ---- nginx ----
 
     def test_nginx(self):
