@@ -214,7 +214,7 @@ static const char *api_req_match(loom_req *r, const char *name, size_t *len)
 
 static const char *api_req_remote(loom_req *r)
 {
-    return CTX(r)->remote;
+    return loom__dispatch_remote(r);
 }
 
 static const void *api_req_body(loom_req *r, size_t *len)

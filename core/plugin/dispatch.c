@@ -87,9 +87,22 @@ int32_t loom__dispatch_error(loom_req *r, int status, const char *message)
     return loom__dispatch_respond(r);
 }
 
+const char *loom__dispatch_remote(loom_req *r)
+{
+    loom__rctx *x = ctx(r);
+    /* Formatted on first use: inet_ntop costs more than the rest of a
+     * request's routing. */
+    if (!x->remote[0]) {
+        const char *a = loom__req_remote(r, x->remote, sizeof x->remote);
+        if (a != x->remote) snprintf(x->remote, sizeof x->remote, "%s", a);
+    }
+    return x->remote;
+}
+
 static void log_failure(loom_req *r, const char *who, const char *what, int32_t rc)
 {
     loom__rctx *x = ctx(r);
+    loom__dispatch_remote(r);
     loom__err("%s: %s %s%s%s from %s: %s (%d)", who, r->method, r->target, "", "",
               x->remote[0] ? x->remote : "-", what, rc);
 }
@@ -232,6 +245,7 @@ static int decode_path(loom_req *r, char **out, size_t *outlen)
 static void admin(loom_req *r)
 {
     loom__rctx *x = ctx(r);
+    loom__dispatch_remote(r);
     if (strcmp(x->remote, "127.0.0.1") != 0 && strcmp(x->remote, "::1") != 0) {
         loom__dispatch_error(r, 403, "the admin listing is only served to loopback clients");
         return;
@@ -261,7 +275,6 @@ void loom__dispatch(loom__worker *w, loom_req *r)
     loom__snapshot_ref(x->snap);
     for (size_t i = 0; i < x->snap->nplugins; i++) x->snap->plugins[i]->inflight++;
     x->start_ns = uv_hrtime();
-    loom__req_remote(r, x->remote, sizeof x->remote);
     if (decode_path(r, &x->path, &x->path_len)) {
         x->path = (char *)"/";
         x->path_len = 1;

@@ -191,6 +191,8 @@ int32_t loom__dispatch_respond(loom_req *r);
 int32_t loom__dispatch_next(loom_req *r);
 /* Runs the response-phase middleware once (before the head is sent). */
 void loom__dispatch_response_phase(loom_req *r);
+/* The client's address as text (formatted on first use; "-" when gone). */
+const char *loom__dispatch_remote(loom_req *r);
 /* Answers an error (JSON when the client accepts it) and responds. */
 int32_t loom__dispatch_error(loom_req *r, int status, const char *message);
 
