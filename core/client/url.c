@@ -81,7 +81,6 @@ int loom__url_parse(const char *s, loom__url *u, char *err, size_t errlen)
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch < 0x20 || ch == 0x7f) return fail(err, errlen, "control character in URL");
-        if (ch == ' ') return fail(err, errlen, "space in URL");
     }
     const char *colon = strstr(s, "://");
     if (!colon) return fail(err, errlen, "not an absolute URL (no scheme://)");

@@ -6,6 +6,8 @@
  * Prints one line per check; exits 1 when any check failed. */
 #include <loom/client.h>
 
+#include "client/url.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +300,52 @@ static void test_basics(uv_loop_t *loop)
     printf("ok   basics\n");
 }
 
+static void test_url(void)
+{
+    static const struct {
+        const char *base, *ref, *want;
+    } cases[] = {
+        {"http://h/a/b/c", "../d", "http://h/a/d"},
+        {"http://h/a/b/c", "./x", "http://h/a/b/x"},
+        {"http://h/a/b/c", "x?y=1", "http://h/a/b/x?y=1"},
+        {"http://h/a/b/c", "/../x", "http://h/x"},
+        {"http://h/a/b/c", "../../../../x", "http://h/x"},
+        {"http://h/a/b/c", "/p/./q/../r/", "http://h/p/r/"},
+        {"http://h/a/b/c?q=1", "?z=2", "http://h/a/b/c?z=2"},
+        {"http://h:8080/a", "//other:81/z#frag", "http://other:81/z"},
+        {"http://h/a", "HTTP://Upper.Example:80/x", "http://upper.example/x"},
+        {"http://h/a", "http://[::1]:8080/v6", "http://[::1]:8080/v6"},
+        {"http://h/a", "/path with space", "http://h/path%20with%20space"},
+        {"http://h/a", "/a/..", "http://h/"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        loom__url b, out;
+        char err[128];
+        CHECK(loom__url_parse(cases[i].base, &b, err, sizeof err) == 0, "base %s", cases[i].base);
+        int rc = loom__url_resolve(&b, cases[i].ref, &out, err, sizeof err);
+        CHECK(rc == 0 && !strcmp(out.full, cases[i].want), "%s + %s = %s, want %s", cases[i].base,
+              cases[i].ref, rc == 0 ? out.full : err, cases[i].want);
+        if (rc == 0) loom__url_free(&out);
+        loom__url_free(&b);
+    }
+    const char *bad[] = {"",
+                         "http://",
+                         "http://:80/",
+                         "http://h:0/",
+                         "http://h:65536/",
+                         "http://u@h/",
+                         "https://h/",
+                         "http://h h/",
+                         "http://[::1/",
+                         "mailto:x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        loom__url u;
+        char err[128];
+        CHECK(loom__url_parse(bad[i], &u, err, sizeof err) == -1, "'%s' accepted", bad[i]);
+    }
+    printf("ok   url\n");
+}
+
 /* Keep-alive reuse and the per-host limit, seen from the server: /peer
  * answers with the client's port. */
 static void test_pool(uv_loop_t *loop)
@@ -578,6 +626,7 @@ int main(int argc, char **argv)
     loom_port = atoi(argv[3]);
     uv_loop_t loop;
     uv_loop_init(&loop);
+    test_url();
     test_basics(&loop);
     test_pool(&loop);
     test_errors(&loop);
