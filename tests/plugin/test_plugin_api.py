@@ -30,7 +30,8 @@ def get(port, path, method="GET", body=None, headers=None):
 class PluginApi(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = loomtest.Server(plugins_dir=TEST_PLUGINS,
+        # one worker: the abort counter lives in the worker process
+        cls.srv = loomtest.Server(plugins_dir=TEST_PLUGINS, args=["--workers", "1"],
                                   config={"plugins": {"apitest": {"greeting": "hi from config"}}})
         cls.port = cls.srv.port
 
