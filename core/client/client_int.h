@@ -60,7 +60,8 @@ void loom__dns_shutdown(loom_client *c);
 
 struct loom__hostpool {
     loom__hostpool *next;
-    char *key;         /* host:port */
+    char *host; /* the key: host and port */
+    unsigned port;
     size_t nconns;     /* open connections (idle or busy) */
     loom__cconn *idle; /* most recently used first */
 };

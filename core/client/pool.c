@@ -8,15 +8,14 @@
 
 static loom__hostpool *hostpool_get(loom_client *c, const loom__url *u)
 {
-    char key[300];
-    snprintf(key, sizeof key, "%s:%u", u->host, u->port);
     for (loom__hostpool *hp = c->pools; hp; hp = hp->next)
-        if (strcmp(hp->key, key) == 0) return hp;
+        if (hp->port == u->port && strcmp(hp->host, u->host) == 0) return hp;
     loom__hostpool *hp = calloc(1, sizeof *hp);
-    if (!hp || !(hp->key = strdup(key))) {
+    if (!hp || !(hp->host = strdup(u->host))) {
         free(hp);
         return NULL;
     }
+    hp->port = u->port;
     hp->next = c->pools;
     c->pools = hp;
     return hp;
@@ -233,9 +232,7 @@ void loom__pool_release(loom__cconn *conn, int reuse)
     llhttp_reset(&conn->parser);
     /* A request waiting for this host takes the connection at once. */
     for (loom_client_request *q = c->queue_head; q; q = q->qnext) {
-        char key[300];
-        snprintf(key, sizeof key, "%s:%u", q->url.host, q->url.port);
-        if (strcmp(key, conn->hp->key) == 0) {
+        if (q->url.port == conn->hp->port && strcmp(q->url.host, conn->hp->host) == 0) {
             loom__pool_unqueue(c, q);
             conn->req = q;
             loom__req_on_conn(q, conn);
@@ -291,7 +288,7 @@ void loom__pool_shutdown(loom_client *c)
     while (c->pools) {
         loom__hostpool *hp = c->pools;
         c->pools = hp->next;
-        free(hp->key);
+        free(hp->host);
         free(hp);
     }
 }

@@ -272,6 +272,11 @@ static void on_write(uv_write_t *wr, int status)
     if (conn->req) loom__req_on_written(conn->req, status);
 }
 
+static int puts3(loom__buf *b, const char *x, const char *y, const char *z)
+{
+    return loom__buf_puts(b, x) | loom__buf_puts(b, y) | loom__buf_puts(b, z);
+}
+
 static void reset_parse(loom_client_request *req)
 {
     loom__resp_clear_head(req->resp);
@@ -295,21 +300,22 @@ static void send_request(loom_client_request *req)
     reset_parse(req);
     loom__buf *b = &conn->wbuf;
     b->len = 0;
-    int e = loom__buf_printf(b, "%s %s HTTP/1.1\r\n", req->method, req->url.target);
-    if (!has_header(req, "Host")) e |= loom__buf_printf(b, "Host: %s\r\n", req->url.hostport);
-    if (!has_header(req, "User-Agent"))
-        e |= loom__buf_printf(b, "User-Agent: %s\r\n", c->user_agent);
+    /* plain appends: this runs once per request on the hot path */
+    int e = puts3(b, req->method, " ", req->url.target) | loom__buf_puts(b, " HTTP/1.1\r\n");
+    if (!has_header(req, "Host")) e |= puts3(b, "Host: ", req->url.hostport, "\r\n");
+    if (!has_header(req, "User-Agent")) e |= puts3(b, "User-Agent: ", c->user_agent, "\r\n");
     if (!has_header(req, "Accept")) e |= loom__buf_puts(b, "Accept: */*\r\n");
     if (!c->no_decompress && !has_header(req, "Accept-Encoding"))
         e |= loom__buf_puts(b, "Accept-Encoding: gzip, deflate\r\n");
     for (size_t i = 0; i < req->nheaders; i++)
-        e |= loom__buf_printf(b, "%s: %s\r\n", req->headers[i].name, req->headers[i].value);
+        e |=
+            puts3(b, req->headers[i].name, ": ", req->headers[i].value) | loom__buf_puts(b, "\r\n");
     int wants_len = req->body || strcmp(req->method, "POST") == 0 ||
                     strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
     if (wants_len && !has_header(req, "Content-Length"))
         e |= loom__buf_printf(b, "Content-Length: %zu\r\n", req->body_len);
     if (req->body && req->content_type && !has_header(req, "Content-Type"))
-        e |= loom__buf_printf(b, "Content-Type: %s\r\n", req->content_type);
+        e |= puts3(b, "Content-Type: ", req->content_type, "\r\n");
     e |= loom__buf_puts(b, "\r\n");
     if (req->body_len) e |= loom__buf_append(b, req->body, req->body_len);
     if (e) {
@@ -592,14 +598,15 @@ static int on_header_value_complete(llhttp_t *p)
         r->cap_headers = cap;
     }
     loom__kv *kv = &r->headers[r->nheaders];
-    kv->name = strndup(req->field.data ? req->field.data : "", req->field.len);
-    kv->value = strndup(req->value.data ? req->value.data : "", req->value.len);
+    /* one allocation: name, NUL, value, NUL (the value is not freed on its own) */
+    kv->name = malloc(req->field.len + req->value.len + 2);
+    if (!kv->name) return stop(req, LOOM_CLIENT_E_NOMEM, "head");
+    if (req->field.len) memcpy(kv->name, req->field.data, req->field.len);
+    kv->name[req->field.len] = 0;
+    kv->value = kv->name + req->field.len + 1;
+    if (req->value.len) memcpy(kv->value, req->value.data, req->value.len);
+    kv->value[req->value.len] = 0;
     req->field.len = req->value.len = 0;
-    if (!kv->name || !kv->value) {
-        free(kv->name);
-        free(kv->value);
-        return stop(req, LOOM_CLIENT_E_NOMEM, "head");
-    }
     r->nheaders++;
     return 0;
 }

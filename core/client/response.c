@@ -103,10 +103,7 @@ double loom_client_response_elapsed(const loom_client_response *r)
 
 void loom__resp_clear_head(loom_client_response *r)
 {
-    for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
+    for (size_t i = 0; i < r->nheaders; i++) free(r->headers[i].name); /* value shares it */
     r->nheaders = 0;
     free(r->reason);
     r->reason = NULL;

@@ -25,28 +25,35 @@ static int fail(char *err, size_t errlen, const char *why)
     return -1;
 }
 
+static char *cat3(const char *x, const char *y, const char *z)
+{
+    size_t a = strlen(x), b = strlen(y), c = strlen(z);
+    char *p = malloc(a + b + c + 1);
+    if (!p) return NULL;
+    memcpy(p, x, a);
+    memcpy(p + a, y, b);
+    memcpy(p + a + b, z, c + 1);
+    return p;
+}
+
 /* Fills hostport/origin/full from host, port, target. */
 static int finish(loom__url *u)
 {
     int v6 = strchr(u->host, ':') != NULL;
-    loom__buf b = {0};
-    if (v6)
-        loom__buf_printf(&b, "[%s]", u->host);
-    else
-        loom__buf_puts(&b, u->host);
-    if (u->port != 80) loom__buf_printf(&b, ":%u", u->port);
-    if (loom__buf_append(&b, "", 1)) goto oom;
-    u->hostport = b.data;
-    b = (loom__buf){0};
-    if (loom__buf_printf(&b, "http://%s", u->hostport) || loom__buf_append(&b, "", 1)) goto oom;
-    u->origin = b.data;
-    b = (loom__buf){0};
-    if (loom__buf_printf(&b, "%s%s", u->origin, u->target) || loom__buf_append(&b, "", 1)) goto oom;
-    u->full = b.data;
-    return 0;
-oom:
-    loom__buf_free(&b);
-    return -2;
+    char port[8] = "";
+    if (u->port != 80) snprintf(port, sizeof port, ":%u", u->port);
+    u->hostport = v6 ? cat3("[", u->host, "]") : cat3(u->host, "", "");
+    if (!u->hostport) return -2;
+    if (port[0]) {
+        char *hp = cat3(u->hostport, port, "");
+        free(u->hostport);
+        u->hostport = hp;
+        if (!hp) return -2;
+    }
+    u->origin = cat3("http://", u->hostport, "");
+    if (!u->origin) return -2;
+    u->full = cat3(u->origin, u->target, "");
+    return u->full ? 0 : -2;
 }
 
 /* Copies a path+query, dropping the fragment and percent-encoding bytes that
