@@ -243,6 +243,19 @@ class BadPluginConfigs(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("plugins directory '/nonexistent/dir'", p.stderr)
 
+    def test_middleware_cycle_refused_with_names(self):
+        d = os.path.join(loomtest.LOOM_BUILD, "test-plugins-bad", "cycle")
+        p = subprocess.run([loomtest.LOOM_BIN, "serve", "--single", "--port",
+                            str(loomtest.free_port()), "--plugins-dir", d],
+                           capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("middleware order has a cycle among: mw-a (cycle) mw-b (cycle)", p.stderr)
+        # with "skip", the server starts without it
+        with loomtest.Server(plugins_dir=d, config={"on_plugin_error": "skip"},
+                             args=["--single"]) as srv:
+            self.assertIn("plugin cycle: skipped", srv.log())
+            self.assertEqual(srv.stop(), 0)
+
     def test_disabled_plugin_and_order(self):
         with loomtest.Server(plugins_dir=TEST_PLUGINS,
                              config={"plugins": {"mwtest": {"enabled": False}},
