@@ -338,14 +338,28 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         if (pending) base_off = (size_t)(start - c->in.data);
         size_t cap = c->w->cfg->max_pipeline + c->w->cfg->max_line_size +
                      c->w->cfg->max_headers * (c->w->cfg->max_field_size + 4);
-        if (c->in.len + (size_t)n > cap || loom__buf_append(&c->in, buf->base, (size_t)n)) {
+        int busy = c->active || c->writing;
+        /* The cap bounds a head in progress. Bytes queued behind a busy
+         * connection are pipelined requests: they are bounded by pausing
+         * reads below, not refused. */
+        if (!busy && c->in.len + (size_t)n > cap) {
             send_error(c, 431, "request head too large");
             flush(c);
             return;
         }
+        if (loom__buf_append(&c->in, buf->base, (size_t)n)) {
+            loom__conn_close(c);
+            return;
+        }
         if (pending) loom__parser_rebase(&c->parser, c->in.data + base_off);
-        if (!c->active && !c->writing)
+        if (!busy) {
             run_batch(c, c->in.data + c->in_parsed, c->in.len - c->in_parsed);
+        } else if (c->in.len - c->in_parsed > c->w->cfg->max_pipeline && !c->paused) {
+            /* A client that pipelines faster than it reads: stop reading
+             * until the responses drain (process_pending resumes). */
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->paused = 1;
+        }
     }
     if (!c->closed) update_deadline(c);
 }

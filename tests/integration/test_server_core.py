@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -258,6 +259,44 @@ class Core(unittest.TestCase):
         resp = parse_responses(first + rest)
         self.assertEqual([(r[0], r[2]) for r in resp], want)
         self.assertEqual(rest, b"", "all pipelined responses in one read")
+
+    def test_pipelining_client_reads_late(self):
+        # 100,000 pipelined requests (2.7 MB) from a client that reads nothing
+        # for 1.5 s: the server applies backpressure (stops reading) and
+        # answers every one, instead of refusing the queue as a too-large head.
+        n = 100000
+        s = connect(self.port, timeout=10)
+        errors = []
+
+        def send():
+            try:
+                s.sendall(G * n)
+            except OSError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=send)
+        t.start()
+        time.sleep(1.5)
+        got = 0
+        tail = b""  # 12 bytes: a 13-byte match is counted once, never twice
+        statuses = set()
+        s.settimeout(10)
+        try:
+            while got < n:
+                b = s.recv(1 << 20)
+                if not b:
+                    break
+                chunk = tail + b
+                got += chunk.count(b"Hello, World!")
+                for m in re.finditer(rb"HTTP/1\.1 (\d{3}) ", chunk):
+                    statuses.add(int(m.group(1)))
+                tail = chunk[-12:]
+        finally:
+            t.join(10)
+            s.close()
+        self.assertEqual(errors, [])
+        self.assertEqual(statuses, {200})
+        self.assertEqual(got, n)
 
     def test_100_continue_raw(self):
         s = connect(self.port)
