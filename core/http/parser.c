@@ -335,6 +335,8 @@ static int on_headers_complete(llhttp_t *ll)
         return fail(p, 505, "HTTP version not supported");
     if (ll->method == HTTP_CONNECT) return fail(p, 501, "CONNECT is not supported");
     if (p->host_count == 0 && ll->http_minor == 1) return fail(p, 400, "missing Host header");
+    /* An HTTP/1.0 client knows no interim responses (RFC 9110 §10.1.1). */
+    if (ll->http_minor == 0) r->expect_continue = 0;
     if (p->te_count) {
         if (ll->http_minor == 0) return fail(p, 400, "Transfer-Encoding in an HTTP/1.0 request");
         if (p->cl_count) return fail(p, 400, "both Content-Length and Transfer-Encoding");

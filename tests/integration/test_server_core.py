@@ -316,6 +316,21 @@ class Core(unittest.TestCase):
         finally:
             s.close()
 
+    def test_100_continue_ignored_for_http10(self):
+        # RFC 9110 §10.1.1: an HTTP/1.0 request's 100-continue is ignored.
+        s = connect(self.port)
+        try:
+            s.sendall(b"POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            s.settimeout(0.7)
+            with self.assertRaises(socket.timeout):
+                s.recv(4096)
+            s.sendall(b"hello")
+            data = recv_all(s, 5)
+        finally:
+            s.close()
+        self.assertEqual([r[0] for r in parse_responses(data)], [405])
+        self.assertNotIn(b"100 Continue", data)
+
     def test_100_continue_over_limit_raw(self):
         s = connect(self.port)
         try:

@@ -413,6 +413,17 @@ static void test_state(void)
     CHECK(rc == LOOM__PARSE_MORE && used == sizeof h - 1 - 10, "body started");
     CHECK(loom__parser_in_body(&p) && p.req->expect_continue == 1, "in body, expect 100");
     CHECK(!loom__parser_pending(&p, &start), "body bytes are copied: nothing pending");
+    /* An HTTP/1.0 client is sent no 100 Continue. */
+    {
+        static const char h10[] = "POST / HTTP/1.0\r\nContent-Length: 2\r\nExpect: "
+                                  "100-continue\r\n\r\n";
+        loom__parser q;
+        loom__parser_init(&q, &defaults);
+        rc = loom__parser_feed(&q, h10, sizeof h10 - 1, &used);
+        CHECK(rc == LOOM__PARSE_MORE && q.req && q.req->expect_continue == 0,
+              "Expect ignored in HTTP/1.0");
+        loom__parser_free(&q);
+    }
     rc = loom__parser_feed(&p, "cd", 2, &used);
     CHECK(rc == LOOM__PARSE_REQUEST && used == 2, "complete on its last byte");
     loom_req *r = loom__parser_take(&p);
