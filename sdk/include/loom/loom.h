@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define LOOM_ABI_MAJOR 1
-#define LOOM_ABI_MINOR 0
+#define LOOM_ABI_MINOR 1
 #define LOOM_PLUGIN_MAGIC 0x4d4f4f4cu /* "LOOM" little-endian */
 
 /* ---- results ---------------------------------------------------------- */
@@ -97,6 +97,8 @@ typedef struct loom_plugin loom_plugin; /* one loaded instance of a plugin */
 typedef struct loom_req loom_req;       /* a request and its response */
 typedef struct loom_json loom_json;     /* a read-only JSON value */
 typedef struct loom_timer loom_timer;   /* a host-owned timer */
+typedef struct loom_fetch loom_fetch;   /* (1.1) an HTTP client request started by a plugin */
+typedef struct loom_fetch_result loom_fetch_result; /* (1.1) its outcome, during the callback */
 
 /* ---- callbacks ---------------------------------------------------------- */
 
@@ -124,6 +126,12 @@ typedef void (*loom_timer_fn)(loom_timer *t, void *ud);
  * unloaded and the work result must be dropped. */
 typedef void (*loom_work_run_fn)(void *ud);
 typedef void (*loom_work_done_fn)(void *ud, int32_t cancelled);
+
+/* (1.1) Called once when a fetch completes (successfully or not), on the
+ * loop thread. `res` is valid during the call only. Not called after
+ * loom_fetch_cancel, nor after the fetch was cancelled by the host (its
+ * request answered or aborted, or the plugin unloaded). */
+typedef void (*loom_fetch_fn)(const loom_fetch_result *res, void *ud);
 
 /* ---- size-prefixed structs ---------------------------------------------- */
 
@@ -156,6 +164,45 @@ typedef struct loom_cookie {
 #define LOOM_COOKIE_MAX_AGE 4u
 #define LOOM_COOKIE_EXPIRES 8u
 #define LOOM_COOKIE_PARTITIONED 16u
+
+/* (1.1) An HTTP client request. Set size = sizeof(loom_fetch_opts). Every
+ * pointer needs to stay valid only during loom_fetch (it is copied). */
+typedef struct loom_fetch_opts {
+    uint32_t size;
+    uint32_t flags;              /* LOOM_FETCH_* */
+    const char *method;          /* NULL = "GET" */
+    const char *url;             /* absolute http:// URL */
+    const char *const *headers;  /* name, value, name, value, ... */
+    uint32_t nheaders;           /* number of pairs */
+    uint32_t reserved;
+    const void *body;
+    size_t body_len;
+    const char *content_type;    /* for body (default application/octet-stream) */
+    uint64_t timeout_ms;         /* whole request; 0 = 300 s */
+    uint64_t connect_timeout_ms; /* 0 = 30 s */
+    uint64_t read_timeout_ms;    /* between reads; 0 = none */
+} loom_fetch_opts;
+#define LOOM_FETCH_RAW 1u               /* no redirects, no gzip/deflate decoding (proxies) */
+#define LOOM_FETCH_RAISE_FOR_STATUS 2u  /* status >= 400 is an error (LOOM_FETCH_E_STATUS) */
+
+/* (1.1) What went wrong with a fetch (loom_fetch_error), in the spirit of
+ * aiohttp's exceptions; loom_fetch_message says it in a line naming the URL. */
+#define LOOM_FETCH_OK 0
+#define LOOM_FETCH_E_INVALID_URL (-1)
+#define LOOM_FETCH_E_DNS (-2)
+#define LOOM_FETCH_E_CONNECTION_REFUSED (-3)
+#define LOOM_FETCH_E_CONNECT (-4)
+#define LOOM_FETCH_E_CONNECT_TIMEOUT (-5)
+#define LOOM_FETCH_E_READ_TIMEOUT (-6)
+#define LOOM_FETCH_E_TOTAL_TIMEOUT (-7)
+#define LOOM_FETCH_E_SERVER_DISCONNECTED (-8)
+#define LOOM_FETCH_E_PAYLOAD (-9)
+#define LOOM_FETCH_E_TOO_MANY_REDIRECTS (-10)
+#define LOOM_FETCH_E_STATUS (-11)
+#define LOOM_FETCH_E_CANCELLED (-12)
+#define LOOM_FETCH_E_BAD_RESPONSE (-13)
+#define LOOM_FETCH_E_TOO_LARGE (-14)
+#define LOOM_FETCH_E_NOMEM (-15)
 
 /* ---- the host function table -------------------------------------------- */
 
@@ -239,6 +286,19 @@ typedef struct loom_host_api {
     double (*json_real)(const loom_json *j);
     const char *(*json_key_at)(const loom_json *j, size_t idx, const loom_json **value);
     const char *(*json_dump)(loom_req *req, const loom_json *j, size_t *len);
+
+    /* 1.1: client */
+    loom_fetch *(*fetch)(loom_plugin *self, loom_req *req, const loom_fetch_opts *opts,
+                         loom_fetch_fn fn, void *ud);
+    void (*fetch_cancel)(loom_fetch *f);
+    int32_t (*fetch_error)(const loom_fetch_result *r);
+    const char *(*fetch_message)(const loom_fetch_result *r);
+    int32_t (*fetch_status)(const loom_fetch_result *r);
+    const char *(*fetch_header)(const loom_fetch_result *r, const char *name);
+    uint32_t (*fetch_header_count)(const loom_fetch_result *r);
+    int32_t (*fetch_header_at)(const loom_fetch_result *r, uint32_t i, const char **name,
+                               const char **value);
+    const void *(*fetch_body)(const loom_fetch_result *r, size_t *len);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -640,6 +700,62 @@ static inline const char *loom_json_key_at(const loom_json *j, size_t idx, const
 static inline const char *loom_json_dump(loom_req *req, const loom_json *j, size_t *len)
 {
     return loom__host_api->json_dump(req, j, len);
+}
+
+/* ---- 1.1: the HTTP client -------------------------------------------------
+ * The server's own client (connection pool, DNS cache, timeouts, redirects,
+ * gzip) on the worker's loop. Each wrapper returns LOOM_ENOSYS-like results
+ * (NULL / negative) on a 1.0 host: check LOOM_HAS(fetch) to support both. */
+
+/* Starts a request. When `req` is not NULL the fetch belongs to that request:
+ * it is cancelled (fn never runs) if the request is answered or its client
+ * leaves first. Every fetch is cancelled when the plugin is unloaded. Returns
+ * a handle valid until fn starts, or NULL (fn never runs) for bad options or
+ * when out of memory. Errors of the request itself (bad URL, refused, ...)
+ * arrive through fn. */
+static inline loom_fetch *loom_fetch_start(loom_plugin *self, loom_req *req,
+                                           const loom_fetch_opts *opts, loom_fetch_fn fn, void *ud)
+{
+    return LOOM_HAS(fetch) ? loom__host_api->fetch(self, req, opts, fn, ud) : NULL;
+}
+/* Cancels a fetch whose callback has not run; fn will not run. */
+static inline void loom_fetch_cancel(loom_fetch *f)
+{
+    if (LOOM_HAS(fetch_cancel)) loom__host_api->fetch_cancel(f);
+}
+/* LOOM_FETCH_OK or a LOOM_FETCH_E_* code. */
+static inline int32_t loom_fetch_error(const loom_fetch_result *r)
+{
+    return loom__host_api->fetch_error(r);
+}
+/* A one-line description of the error, naming the URL ("" on success). */
+static inline const char *loom_fetch_message(const loom_fetch_result *r)
+{
+    return loom__host_api->fetch_message(r);
+}
+/* The response status (0 when no response arrived). */
+static inline int32_t loom_fetch_status(const loom_fetch_result *r)
+{
+    return loom__host_api->fetch_status(r);
+}
+/* A response header (case-insensitive), or NULL. */
+static inline const char *loom_fetch_header(const loom_fetch_result *r, const char *name)
+{
+    return loom__host_api->fetch_header(r, name);
+}
+static inline uint32_t loom_fetch_header_count(const loom_fetch_result *r)
+{
+    return loom__host_api->fetch_header_count(r);
+}
+static inline int32_t loom_fetch_header_at(const loom_fetch_result *r, uint32_t i,
+                                           const char **name, const char **value)
+{
+    return loom__host_api->fetch_header_at(r, i, name, value);
+}
+/* The response body (decoded unless LOOM_FETCH_RAW). */
+static inline const void *loom_fetch_body(const loom_fetch_result *r, size_t *len)
+{
+    return loom__host_api->fetch_body(r, len);
 }
 
 #ifdef __cplusplus
