@@ -128,6 +128,94 @@ static char *translate_regex(const char *re, size_t len)
     return out;
 }
 
+/* glibc compiles a repetition by copying the repeated tree ("a+" is "aa*",
+ * "x{2,9}" nine copies), so stacked or nested repetitions grow exponentially:
+ * "(a+++...+)" or "((a{1,99}){1,99}){1,99}" take gigabytes in regcomp, and
+ * "a???...?" minutes. This estimates the size of the compiled ERE (each
+ * quantifier doubles what it repeats, a bound multiplies it) and refuses
+ * stacked quantifiers, so such patterns are refused with a clear error. */
+#define RE_BUDGET 20000
+
+static size_t sat_add(size_t a, size_t b)
+{
+    return a + b > RE_BUDGET ? RE_BUDGET + 1 : a + b;
+}
+
+static size_t sat_mul(size_t a, size_t b)
+{
+    return b && a > RE_BUDGET / b ? RE_BUDGET + 1 : a * b;
+}
+
+static size_t re_cost(const char **sp, const char *end, int depth)
+{
+    const char *s = *sp;
+    size_t total = 0;
+    while (s < end && *s != ')' && total <= RE_BUDGET) {
+        size_t atom = 1;
+        if (*s == '(') {
+            s++;
+            if (depth > 64) return RE_BUDGET + 1;
+            atom = sat_add(re_cost(&s, end, depth + 1), 1);
+            if (s < end) s++; /* ')' */
+        } else if (*s == '[') {
+            s++;
+            if (s < end && *s == '^') s++;
+            if (s < end && *s == ']') s++;
+            while (s < end && *s != ']') {
+                if (*s == '[' && s + 1 < end && (s[1] == ':' || s[1] == '.' || s[1] == '=')) {
+                    char k = s[1];
+                    for (s += 2; s + 1 < end && !(s[0] == k && s[1] == ']'); s++) {
+                    }
+                    s = s + 1 < end ? s + 2 : end;
+                } else {
+                    s++;
+                }
+            }
+            if (s < end) s++;
+        } else if (*s == '\\' && s + 1 < end) {
+            s += 2;
+        } else {
+            s++;
+        }
+        /* One quantifier per atom: POSIX leaves stacked ones ("a+*", "a??")
+         * undefined, and glibc takes exponential time over them. */
+        if (s < end && (*s == '*' || *s == '?' || *s == '+')) {
+            s++;
+            atom = sat_mul(atom, 2);
+        } else if (s < end && *s == '{') {
+            size_t m = 0, n = 0;
+            const char *q = s + 1;
+            for (; q < end && *q >= '0' && *q <= '9'; q++)
+                m = m > RE_BUDGET ? m : m * 10 + (size_t)(*q - '0');
+            n = m;
+            if (q < end && *q == ',') {
+                for (q++, n = 0; q < end && *q >= '0' && *q <= '9'; q++)
+                    n = n > RE_BUDGET ? n : n * 10 + (size_t)(*q - '0');
+                if (n < m) n = m;
+            }
+            if (q < end && *q == '}') {
+                s = q + 1;
+                atom = sat_mul(atom, n + 1);
+            }
+        }
+        if (s < end && (*s == '*' || *s == '?' || *s == '+' || *s == '{')) return RE_BUDGET + 1;
+        total = sat_add(total, atom);
+    }
+    *sp = s;
+    return total;
+}
+
+static int re_too_complex(const char *re)
+{
+    const char *s = re, *end = re + strlen(re);
+    size_t total = 0;
+    while (s < end && total <= RE_BUDGET) {
+        total = sat_add(total, re_cost(&s, end, 0));
+        if (s < end) s++; /* an unmatched ')' */
+    }
+    return total > RE_BUDGET;
+}
+
 static int cmp_seg(const char *a, size_t al, const char *b, size_t bl)
 {
     size_t n = al < bl ? al : bl;
@@ -198,6 +286,15 @@ static node *add_var(node *n, const char *name, size_t nl, const char *re, size_
     c->is_tail = tail;
     if (re) {
         char *x = translate_regex(re, rl);
+        if (x && re_too_complex(x)) {
+            snprintf(err, errlen,
+                     "regex '%.*s' for {%.*s} is too complex (stacked or nested repetitions)",
+                     (int)rl, re, (int)nl, name);
+            free(x);
+            free(c->seg);
+            free(c);
+            return NULL;
+        }
         int rc = x ? regcomp(&c->re, x, REG_EXTENDED | REG_NOSUB) : REG_ESPACE;
         free(x);
         if (rc) {

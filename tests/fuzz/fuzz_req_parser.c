@@ -87,6 +87,7 @@ static void check_request(const loom_req *r, const char *stream, size_t start, s
     /* The head ends at the first empty line after the request's start (a
      * strict head has no bare LF and no CR inside a line). */
     const char *s = stream + start, *end = stream + stop;
+    while (s < end && (*s == '\r' || *s == '\n')) s++; /* empty lines before a request */
     const char *he = find(s, end, "\r\n\r\n", 4);
     FUZZ_CHECK(he);
     const char *body = he + 4;
