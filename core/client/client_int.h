@@ -15,7 +15,7 @@
 
 #define LOOM__CLIENT_MAX_LINE 8190
 #define LOOM__CLIENT_MAX_HEADERS 128
-#define LOOM__CLIENT_MAX_ADDRS 8
+#define LOOM__CLIENT_MAX_ADDRS 4
 #define LOOM__CLIENT_DNS_MAX_ENTRIES 1000
 #define LOOM__CLIENT_READ_BUF 65536
 
@@ -76,6 +76,7 @@ struct loom__cconn {
     loom__cconn *next, *prev; /* idle list */
     loom_client_request *req; /* the request using it; NULL when idle */
     loom__buf wbuf;
+    loom__buf field, value; /* a response head's name/value (or reason) being read */
     uint64_t idle_since;
     unsigned requests; /* requests served so far */
     int connected, closing, writing;
@@ -181,6 +182,7 @@ struct loom_client_request {
     int pending_error; /* reported on the next timer tick */
     uint64_t start_ms;
     uint64_t total_deadline, phase_deadline; /* loop ms, 0 = none */
+    uint64_t armed_at;                       /* when the timer is due, 0 = stopped */
     int phase_is_connect;
     uv_timer_t timer;
     int timer_closing;
@@ -188,8 +190,7 @@ struct loom_client_request {
     struct sockaddr_storage addrs[LOOM__CLIENT_MAX_ADDRS];
     size_t naddrs, addr_idx;
     loom__cconn *conn;
-    /* parsing one response */
-    loom__buf field, value;
+    /* parsing one response (the head's pieces collect in conn->field/value) */
     int in_value;
     int head_done, got_bytes, redirecting, skip_body, message_done, stop_err;
     char stop_msg[160];

@@ -54,6 +54,8 @@ static void on_close(uv_handle_t *h)
     loom__cconn *conn = h->data;
     loom_client *c = conn->client;
     loom__buf_free(&conn->wbuf);
+    loom__buf_free(&conn->field);
+    loom__buf_free(&conn->value);
     free(conn);
     loom__client_unref(c);
 }

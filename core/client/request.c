@@ -36,8 +36,6 @@ static void free_req(loom_client_request *req)
     free(req->method);
     free(req->body);
     free(req->content_type);
-    loom__buf_free(&req->field);
-    loom__buf_free(&req->value);
     loom__decoder_free(&req->dec);
     loom_client_response_free(req->resp);
     loom_client *c = req->client;
@@ -120,16 +118,22 @@ void loom_client_cancel(loom_client_request *req)
 
 static void on_timer(uv_timer_t *t);
 
+/* Arms the timer for the nearest deadline. Lazily: a timer already due
+ * earlier is left alone (it fires early and re-arms), which saves a timer
+ * heap update at every step of every request. */
 static void arm_timer(loom_client_request *req)
 {
     uint64_t next = req->total_deadline;
     if (req->phase_deadline && (!next || req->phase_deadline < next)) next = req->phase_deadline;
     if (!next) {
-        uv_timer_stop(&req->timer);
+        if (req->armed_at) uv_timer_stop(&req->timer);
+        req->armed_at = 0;
         return;
     }
+    if (req->armed_at && req->armed_at <= next) return;
     uint64_t now = uv_now(req->client->loop);
     uv_timer_start(&req->timer, on_timer, next > now ? next - now : 0, 0);
+    req->armed_at = next;
 }
 
 static uint64_t to_ms(double s)
@@ -142,6 +146,7 @@ static uint64_t to_ms(double s)
 static void on_timer(uv_timer_t *t)
 {
     loom_client_request *req = t->data;
+    req->armed_at = 0;
     if (req->state == LOOM__REQ_START) {
         if (req->pending_error) {
             finish(req, req->pending_error, "%s", req->stop_msg);
@@ -280,7 +285,7 @@ static int puts3(loom__buf *b, const char *x, const char *y, const char *z)
 static void reset_parse(loom_client_request *req)
 {
     loom__resp_clear_head(req->resp);
-    req->field.len = req->value.len = 0;
+    req->conn->field.len = req->conn->value.len = 0;
     req->head_done = req->got_bytes = req->redirecting = req->skip_body = 0;
     req->message_done = req->stop_err = 0;
     req->stop_msg[0] = 0;
@@ -550,9 +555,10 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
 {
     loom_client_request *req = req_of(p);
     if (!req) return -1;
-    if (req->value.len + len > LOOM__CLIENT_MAX_LINE)
+    if (req->conn->value.len + len > LOOM__CLIENT_MAX_LINE)
         return stop(req, LOOM_CLIENT_E_BAD_RESPONSE, "status line longer than 8190 bytes");
-    return loom__buf_append(&req->value, at, len) ? stop(req, LOOM_CLIENT_E_NOMEM, "head") : 0;
+    return loom__buf_append(&req->conn->value, at, len) ? stop(req, LOOM_CLIENT_E_NOMEM, "head")
+                                                        : 0;
 }
 
 static int on_status_complete(llhttp_t *p)
@@ -560,8 +566,9 @@ static int on_status_complete(llhttp_t *p)
     loom_client_request *req = req_of(p);
     if (!req) return -1;
     free(req->resp->reason);
-    req->resp->reason = strndup(req->value.data ? req->value.data : "", req->value.len);
-    req->value.len = 0;
+    req->resp->reason =
+        strndup(req->conn->value.data ? req->conn->value.data : "", req->conn->value.len);
+    req->conn->value.len = 0;
     return req->resp->reason ? 0 : stop(req, LOOM_CLIENT_E_NOMEM, "head");
 }
 
@@ -569,18 +576,20 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     loom_client_request *req = req_of(p);
     if (!req) return -1;
-    if (req->field.len + len > LOOM__CLIENT_MAX_LINE)
+    if (req->conn->field.len + len > LOOM__CLIENT_MAX_LINE)
         return stop(req, LOOM_CLIENT_E_BAD_RESPONSE, "header line longer than 8190 bytes");
-    return loom__buf_append(&req->field, at, len) ? stop(req, LOOM_CLIENT_E_NOMEM, "head") : 0;
+    return loom__buf_append(&req->conn->field, at, len) ? stop(req, LOOM_CLIENT_E_NOMEM, "head")
+                                                        : 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     loom_client_request *req = req_of(p);
     if (!req) return -1;
-    if (req->field.len + req->value.len + len > LOOM__CLIENT_MAX_LINE)
+    if (req->conn->field.len + req->conn->value.len + len > LOOM__CLIENT_MAX_LINE)
         return stop(req, LOOM_CLIENT_E_BAD_RESPONSE, "header line longer than 8190 bytes");
-    return loom__buf_append(&req->value, at, len) ? stop(req, LOOM_CLIENT_E_NOMEM, "head") : 0;
+    return loom__buf_append(&req->conn->value, at, len) ? stop(req, LOOM_CLIENT_E_NOMEM, "head")
+                                                        : 0;
 }
 
 static int on_header_value_complete(llhttp_t *p)
@@ -599,14 +608,14 @@ static int on_header_value_complete(llhttp_t *p)
     }
     loom__kv *kv = &r->headers[r->nheaders];
     /* one allocation: name, NUL, value, NUL (the value is not freed on its own) */
-    kv->name = malloc(req->field.len + req->value.len + 2);
+    kv->name = malloc(req->conn->field.len + req->conn->value.len + 2);
     if (!kv->name) return stop(req, LOOM_CLIENT_E_NOMEM, "head");
-    if (req->field.len) memcpy(kv->name, req->field.data, req->field.len);
-    kv->name[req->field.len] = 0;
-    kv->value = kv->name + req->field.len + 1;
-    if (req->value.len) memcpy(kv->value, req->value.data, req->value.len);
-    kv->value[req->value.len] = 0;
-    req->field.len = req->value.len = 0;
+    if (req->conn->field.len) memcpy(kv->name, req->conn->field.data, req->conn->field.len);
+    kv->name[req->conn->field.len] = 0;
+    kv->value = kv->name + req->conn->field.len + 1;
+    if (req->conn->value.len) memcpy(kv->value, req->conn->value.data, req->conn->value.len);
+    kv->value[req->conn->value.len] = 0;
+    req->conn->field.len = req->conn->value.len = 0;
     r->nheaders++;
     return 0;
 }
@@ -849,6 +858,7 @@ loom_client_request *loom_client_send(loom_client *c, const char *method, const 
     req->state = LOOM__REQ_START;
     if (req->total_ms) req->total_deadline = uv_now(c->loop) + req->total_ms;
     uv_timer_start(&req->timer, on_timer, 0, 0); /* starts on the next loop iteration */
+    req->armed_at = uv_now(c->loop);
     return req;
 fail:
     req->client = NULL;
