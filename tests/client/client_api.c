@@ -6,6 +6,7 @@
  * Prints one line per check; exits 1 when any check failed. */
 #include <loom/client.h>
 
+#include "client/client_int.h" /* the DNS cache, seen from inside */
 #include "client/url.h"
 
 #include <stdarg.h>
@@ -394,6 +395,33 @@ static void test_pool(uv_loop_t *loop)
         loom_client_response_free(rs[i]);
     }
     CHECK(ok == N, "limit 3 over two hosts: %d ok", ok);
+    loom_client_close(c);
+    uv_run(loop, UV_RUN_DEFAULT);
+    /* the DNS cache: one entry per host and port, failures not kept */
+    c = loom_client_new(loop, NULL);
+    char lu[64];
+    snprintf(lu, sizeof lu, "http://localhost:%d/text", http_port);
+    for (int i = 0; i < 3; i++) {
+        loom_client_response *x = run(loop, c, "GET", lu, NULL);
+        CHECK(!loom_client_response_error(x), "localhost: %s", loom_client_response_message(x));
+        loom_client_response_free(x);
+    }
+    CHECK(c->ndns == 1, "DNS cache entries: %zu", c->ndns);
+    /* a label over 63 bytes: refused by the resolver without a query */
+    char longhost[128] = "http://";
+    memset(longhost + 7, 'c', 70);
+    strcpy(longhost + 77, ".invalid/");
+    loom_client_response *x = run(loop, c, "GET", longhost, NULL);
+    CHECK(loom_client_response_error(x) == LOOM_CLIENT_E_DNS, "dns failure");
+    loom_client_response_free(x);
+    CHECK(c->ndns == 1, "a failed lookup is not cached: %zu", c->ndns);
+    loom_client_close(c);
+    uv_run(loop, UV_RUN_DEFAULT);
+    loom_client_config nocache = {.dns_ttl = -1};
+    c = loom_client_new(loop, &nocache);
+    x = run(loop, c, "GET", lu, NULL);
+    CHECK(!loom_client_response_error(x) && c->ndns == 0, "dns_ttl < 0: %zu entries", c->ndns);
+    loom_client_response_free(x);
     loom_client_close(c);
     uv_run(loop, UV_RUN_DEFAULT);
     for (int code = 0; code >= -16; code--)
