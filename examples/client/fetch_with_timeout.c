@@ -17,7 +17,7 @@ static void on_done(loom_client_response *resp, void *ud)
 {
     (void)ud;
     int e = loom_client_response_error(resp);
-    if (e == LOOM_CLIENT_E_TOTAL_TIMEOUT) {
+    if (loom_client_is_timeout(e)) { /* total, connect or read: asyncio.TimeoutError */
         printf("The request timed out.\n");
     } else if (e) {
         printf("Client error: %s\n", loom_client_response_message(resp));
