@@ -7,7 +7,7 @@
 # loom >= 0.5x wrk).
 #
 # usage: bench/client/run.sh [LOOM_BIN]     (default build/bin/loom)
-#   env: N (20000), C (64), WRK_SECONDS (5)
+#   env: N (20000), C (64), WRK_SECONDS (5), ROUNDS (3: best of 3, interleaved)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -15,6 +15,7 @@ LOOM=${1:-${LOOM_BIN:-$root/build/bin/loom}}
 N=${N:-20000}
 C=${C:-64}
 WRK_SECONDS=${WRK_SECONDS:-5}
+ROUNDS=${ROUNDS:-3}
 PY=/usr/bin/python3
 
 [ -x "$LOOM" ] || { echo "no loom binary at $LOOM (build first, or pass its path)" >&2; exit 2; }
@@ -67,17 +68,19 @@ done
 now() { $PY -c 'import time; print(time.time())'; }
 rate() { $PY -c "import sys; print('%.0f' % ($1 / ($3 - $2)))"; }
 
-echo "client benchmark: $N GETs, $C in flight, keep-alive, nginx on $url"
+echo "client benchmark: $N GETs, $C in flight, keep-alive, nginx on $url (1 worker)"
 echo
 
-# loom fetch
-out=$("$LOOM" fetch -n "$N" -c "$C" "$url")
-loom_rps=$(printf '%s\n' "$out" | sed -n 's/.*requests\/s: \([0-9.]*\).*/\1/p')
-printf '%s\n' "$out" | grep -q "failed: 0" || { echo "loom fetch had failures:"; echo "$out"; exit 1; }
-loom_rps=$($PY -c "print('%.0f' % $loom_rps)")
+run_loom() {
+  out=$("$LOOM" fetch -n "$N" -c "$C" "$url")
+  printf '%s\n' "$out" | grep -q "failed: 0" || { echo "loom fetch had failures:" >&2; echo "$out" >&2; exit 1; }
+  r=$(printf '%s\n' "$out" | sed -n 's/.*requests\/s: \([0-9.]*\).*/\1/p')
+  $PY -c "print('%.0f' % $r)"
+}
 
 # the Python aiohttp client, the same pattern: one session, C workers
-aio_rps=$($PY - "$url" "$N" "$C" <<'PYEOF'
+run_aiohttp() {
+  $PY - "$url" "$N" "$C" <<'PYEOF'
 import asyncio, sys, time
 import aiohttp
 url, n, c = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -95,23 +98,38 @@ async def main():
         return n / (time.time() - t)
 print("%.0f" % asyncio.run(main()))
 PYEOF
-)
+}
 
-# curl --parallel
 cfg="$tmp/curl.cfg"
 $PY -c "
-import sys
 with open('$cfg', 'w') as f:
     for _ in range($N): f.write('url = \"$url\"\noutput = \"/dev/null\"\n')"
-t0=$(now)
-curl -s --no-progress-meter --parallel --parallel-max "$C" -K "$cfg" 2>/dev/null
-t1=$(now)
-curl_rps=$(rate "$N" "$t0" "$t1")
+run_curl() {
+  t0=$(now)
+  curl -s --no-progress-meter --parallel --parallel-max "$C" -K "$cfg" 2>/dev/null
+  t1=$(now)
+  rate "$N" "$t0" "$t1"
+}
 
 # wrk: time-based, one thread, C connections
-wrk_out=$(wrk -t1 -c"$C" -d"${WRK_SECONDS}s" "$url")
-wrk_rps=$(printf '%s\n' "$wrk_out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
-wrk_rps=$($PY -c "print('%.0f' % $wrk_rps)")
+run_wrk() {
+  r=$(wrk -t1 -c"$C" -d"${WRK_SECONDS}s" "$url" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
+  $PY -c "print('%.0f' % $r)"
+}
+
+# Rounds interleave the four clients, so that they see the same machine load;
+# each figure is the best of its rounds.
+best() { if [ "$2" -gt "$1" ]; then echo "$2"; else echo "$1"; fi; }
+loom_rps=0; aio_rps=0; curl_rps=0; wrk_rps=0
+r=1
+while [ $r -le "$ROUNDS" ]; do
+  l=$(run_loom); a=$(run_aiohttp); c=$(run_curl); w=$(run_wrk)
+  echo "round $r: loom $l  aiohttp $a  curl $c  wrk $w"
+  loom_rps=$(best "$loom_rps" "$l"); aio_rps=$(best "$aio_rps" "$a")
+  curl_rps=$(best "$curl_rps" "$c"); wrk_rps=$(best "$wrk_rps" "$w")
+  r=$((r + 1))
+done
+echo
 
 printf '%-28s %12s\n' "client" "requests/s"
 printf '%-28s %12s\n' "loom fetch -c $C" "$loom_rps"
