@@ -756,4 +756,13 @@ const loom_host_api loom__api_table = {
     .json_real = api_json_real,
     .json_key_at = api_json_key_at,
     .json_dump = api_json_dump,
+    .fetch = loom__api_fetch,
+    .fetch_cancel = loom__api_fetch_cancel,
+    .fetch_error = loom__api_fetch_error,
+    .fetch_message = loom__api_fetch_message,
+    .fetch_status = loom__api_fetch_status,
+    .fetch_header = loom__api_fetch_header,
+    .fetch_header_count = loom__api_fetch_header_count,
+    .fetch_header_at = loom__api_fetch_header_at,
+    .fetch_body = loom__api_fetch_body,
 };

@@ -28,6 +28,7 @@ static void complete(loom_req *r)
     loom__worker *w = loom__req_worker(r);
     loom__host *h = w ? w->host : NULL;
     if (!x->aborted) loom__dispatch_response_phase(r);
+    loom__fetch_cancel_request(r);
     for (size_t i = 0; i < x->njsons; i++) json_decref(x->jsons[i]);
     x->njsons = 0;
     for (size_t i = 0; i < s->nplugins; i++) s->plugins[i]->inflight--;
@@ -294,6 +295,7 @@ void loom__dispatch_abort(loom__worker *w, loom_req *r)
     loom__rctx *x = ctx(r);
     if (!x || x->aborted) return;
     x->aborted = 1;
+    loom__fetch_cancel_request(r);
     if (x->abort_fn) {
         x->in_call++;
         x->abort_fn(r, x->abort_ud);

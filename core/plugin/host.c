@@ -1,6 +1,8 @@
 /* Host start-up and shutdown: scan the plugins directory, load what the
  * config enables, in the configured order, and publish the first snapshot. */
 #include "plugin/host.h"
+
+#include <loom/client.h>
 #include "util/log.h"
 
 #include <dirent.h>
@@ -185,8 +187,11 @@ void loom__host_stop(loom__host *h)
         h->current = NULL;
         loom__snapshot_unref(h, s);
     }
+    h->stopping = 1;
     loom__reload_stop(h);
     loom__plugin_unload_queued(h);
+    if (h->client) loom_client_close(h->client); /* its handles close on the next turns */
+    if (h->client_raw) loom_client_close(h->client_raw);
     free(h->unload_queue);
     if (h->unload_timer) uv_close((uv_handle_t *)h->unload_timer, free_handle);
     free(h->plugins);

@@ -68,7 +68,8 @@ struct loom_plugin {
     loom__reg_mw *mws;
     size_t nmws;
     loom_timer *timers;
-    int64_t works; /* thread-pool jobs not done yet */
+    loom_fetch *fetches; /* client requests in flight (fetch.c) */
+    int64_t works;       /* thread-pool jobs not done yet */
     int unloading;
     char *last_error;
 };
@@ -104,7 +105,10 @@ struct loom__host {
     uv_poll_t *watch;     /* heap handles: freed by their close callbacks, */
     uv_timer_t *debounce; /* which may run after the host is gone */
     int watching;
-    uint64_t reloads;           /* successful swaps, for the admin listing */
+    uint64_t reloads;               /* successful swaps, for the admin listing */
+    struct loom_client *client;     /* lent to plugins (fetch.c), created on first use */
+    struct loom_client *client_raw; /* the same, without decoding (LOOM_FETCH_RAW) */
+    int stopping;
     loom_plugin **unload_queue; /* released instances, unloaded from a clean stack */
     size_t nunload;
     uv_timer_t *unload_timer;
@@ -125,7 +129,8 @@ typedef struct {
     size_t path_len;
     loom_abort_fn abort_fn;
     void *abort_ud;
-    json_t **jsons; /* parsed JSON to release with the request */
+    loom_fetch *fetches; /* client requests tied to this request */
+    json_t **jsons;      /* parsed JSON to release with the request */
     size_t njsons;
     void *form; /* parsed form fields (form.c) */
     char remote[64];
@@ -191,6 +196,22 @@ int32_t loom__dispatch_respond(loom_req *r);
 int32_t loom__dispatch_next(loom_req *r);
 /* Runs the response-phase middleware once (before the head is sent). */
 void loom__dispatch_response_phase(loom_req *r);
+/* The client for plugins (ABI 1.1): table entries and cancellation. */
+loom_fetch *loom__api_fetch(loom_plugin *self, loom_req *req, const loom_fetch_opts *opts,
+                            loom_fetch_fn fn, void *ud);
+void loom__api_fetch_cancel(loom_fetch *f);
+int32_t loom__api_fetch_error(const loom_fetch_result *r);
+const char *loom__api_fetch_message(const loom_fetch_result *r);
+int32_t loom__api_fetch_status(const loom_fetch_result *r);
+const char *loom__api_fetch_header(const loom_fetch_result *r, const char *name);
+uint32_t loom__api_fetch_header_count(const loom_fetch_result *r);
+int32_t loom__api_fetch_header_at(const loom_fetch_result *r, uint32_t i, const char **name,
+                                  const char **value);
+const void *loom__api_fetch_body(const loom_fetch_result *r, size_t *len);
+/* Cancels the fetches tied to a request / owned by a plugin instance. */
+void loom__fetch_cancel_request(loom_req *r);
+void loom__fetch_cancel_plugin(loom_plugin *p);
+
 /* The client's address as text (formatted on first use; "-" when gone). */
 const char *loom__dispatch_remote(loom_req *r);
 /* Answers an error (JSON when the client accepts it) and responds. */

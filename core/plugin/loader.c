@@ -253,6 +253,7 @@ void loom__plugin_unload_queued(loom__host *h)
 static void do_unload(loom_plugin *p)
 {
     loom__host *h = p->host;
+    loom__fetch_cancel_plugin(p);
     if (p->d.fini) p->d.fini(p);
     for (loom_timer *t = p->timers, *n; t; t = n) {
         n = t->next;

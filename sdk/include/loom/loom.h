@@ -169,11 +169,11 @@ typedef struct loom_cookie {
  * pointer needs to stay valid only during loom_fetch (it is copied). */
 typedef struct loom_fetch_opts {
     uint32_t size;
-    uint32_t flags;              /* LOOM_FETCH_* */
-    const char *method;          /* NULL = "GET" */
-    const char *url;             /* absolute http:// URL */
-    const char *const *headers;  /* name, value, name, value, ... */
-    uint32_t nheaders;           /* number of pairs */
+    uint32_t flags;             /* LOOM_FETCH_* */
+    const char *method;         /* NULL = "GET" */
+    const char *url;            /* absolute http:// URL */
+    const char *const *headers; /* name, value, name, value, ... */
+    uint32_t nheaders;          /* number of pairs */
     uint32_t reserved;
     const void *body;
     size_t body_len;
@@ -182,8 +182,8 @@ typedef struct loom_fetch_opts {
     uint64_t connect_timeout_ms; /* 0 = 30 s */
     uint64_t read_timeout_ms;    /* between reads; 0 = none */
 } loom_fetch_opts;
-#define LOOM_FETCH_RAW 1u               /* no redirects, no gzip/deflate decoding (proxies) */
-#define LOOM_FETCH_RAISE_FOR_STATUS 2u  /* status >= 400 is an error (LOOM_FETCH_E_STATUS) */
+#define LOOM_FETCH_RAW 1u              /* no redirects, no gzip/deflate decoding (proxies) */
+#define LOOM_FETCH_RAISE_FOR_STATUS 2u /* status >= 400 is an error (LOOM_FETCH_E_STATUS) */
 
 /* (1.1) What went wrong with a fetch (loom_fetch_error), in the spirit of
  * aiohttp's exceptions; loom_fetch_message says it in a line naming the URL. */

@@ -1,0 +1,121 @@
+"""The proxy plugin against a real upstream (a Python aiohttp app): requests
+forwarded with hop-by-hop headers removed and X-Forwarded-For added, bodies
+both ways, gzip passed through, pooled upstream connections, 502 when the
+upstream is down, 504 when it is slow, and the upstream request cancelled
+when the client leaves (loom_fetch tied to its request)."""
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+import loomtest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Proxy(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.up_port = loomtest.free_port()
+        cls.up = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "upstream.py"),
+                                   str(cls.up_port)])
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                loomtest.connect(cls.up_port, 0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        down = loomtest.free_port()
+        cls.srv = loomtest.Server(
+            plugins_dir=os.path.join(loomtest.LOOM_BUILD, "plugins"), args=["--workers", "1"],
+            config={"plugin_order": ["proxy"],
+                    "plugins": {"notes": {"enabled": False}, "logging": {"enabled": False},
+                                "proxy": {"routes": [
+                                    {"prefix": "/api", "upstream": "http://127.0.0.1:%d" % cls.up_port,
+                                     "timeout": 1},
+                                    {"prefix": "/down", "upstream": "http://127.0.0.1:%d" % down}]}}})
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        cls.up.terminate()
+        cls.up.wait(10)
+        assert rc == 0, cls.srv.log()
+
+    def req(self, path, method="GET", body=None, headers=None):
+        r = urllib.request.Request(self.srv.url(path), data=body, method=method,
+                                   headers=headers or {})
+        try:
+            with urllib.request.urlopen(r, timeout=10) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def test_forwarding_and_hop_by_hop(self):
+        # a raw socket, so the Connection header is ours (urllib forces "close")
+        s = loomtest.connect(self.srv.port)
+        s.sendall(b"POST /api/echo?x=1&y=%20 HTTP/1.1\r\nHost: a\r\nX-Custom: a\r\n"
+                  b"Keep-Alive: timeout=5\r\nTE: trailers\r\nConnection: keep-alive, X-Drop\r\n"
+                  b"X-Drop: 1\r\nX-Forwarded-For: 10.0.0.1\r\nContent-Type: text/plain\r\n"
+                  b"Content-Length: 7\r\n\r\npayload"
+                  b"GET /api/gzip HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        (st, h, body), _ = loomtest.parse_responses(loomtest.recv_all(s))
+        s.close()
+        h = {k.title(): v for k, v in h.items()}
+        self.assertEqual(st, 200)
+        got = json.loads(body)
+        self.assertEqual(got["method"], "POST")
+        self.assertEqual(got["path"], "/api/echo?x=1&y=%20")
+        self.assertEqual(got["body"], "payload")
+        hdrs = {k.lower(): v for k, v in got["headers"].items()}
+        self.assertEqual(hdrs["x-custom"], "a")
+        self.assertEqual(hdrs["x-forwarded-for"], "10.0.0.1, 127.0.0.1")
+        for hop in ("keep-alive", "te", "x-drop"):
+            self.assertNotIn(hop, hdrs)
+        self.assertEqual(h.get("X-Up"), "yes")
+        self.assertNotIn("Keep-Alive", h)  # hop-by-hop on the way back too
+
+    def test_gzip_passes_through_and_pool_reuses(self):
+        st, h, body = self.req("/api/gzip", headers={"Accept-Encoding": "gzip"})
+        self.assertEqual((st, h.get("Content-Encoding")), (200, "gzip"))
+        self.assertEqual(gzip.decompress(body), b"compressed hello")
+        for _ in range(20):
+            self.assertEqual(self.req("/api/echo")[0], 200)
+        with urllib.request.urlopen("http://127.0.0.1:%d/state" % self.up_port, timeout=5) as r:
+            peers = json.loads(r.read())["peers"]
+        self.assertLess(peers, 5, "upstream connections are not pooled")
+
+    def test_502_when_down_504_when_slow(self):
+        st, _, body = self.req("/down/x")
+        self.assertEqual(st, 502)
+        t0 = time.time()
+        st, _, body = self.req("/api/slow")
+        self.assertEqual(st, 504)
+        self.assertLess(time.time() - t0, 2.5)
+        log = self.srv.log()
+        self.assertIn("plugin proxy:", log)
+        self.assertIn("127.0.0.1", log)
+
+    def test_client_leaving_cancels_upstream(self):
+        s = loomtest.connect(self.srv.port)
+        s.sendall(b"GET /api/hang HTTP/1.1\r\nHost: a\r\n\r\n")
+        time.sleep(0.3)
+        s.close()
+        deadline = time.time() + 5
+        n = 0
+        while time.time() < deadline:
+            with urllib.request.urlopen("http://127.0.0.1:%d/state" % self.up_port, timeout=5) as r:
+                n = json.loads(r.read())["hang_cancelled"]
+            if n:
+                break
+            time.sleep(0.1)
+        self.assertEqual(n, 1)
+
+
+if __name__ == "__main__":
+    loomtest.main()

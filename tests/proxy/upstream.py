@@ -1,0 +1,58 @@
+"""An upstream for the proxy tests (Python aiohttp, on the port given)."""
+import asyncio
+import gzip
+import json
+import sys
+
+from aiohttp import web
+
+state = {"hang_cancelled": 0, "peers": set()}
+
+
+async def echo(request):
+    state["peers"].add(request.transport.get_extra_info("peername")[1])
+    body = await request.read()
+    return web.json_response({"method": request.method, "path": request.path_qs,
+                              "headers": dict(request.headers), "body": body.decode()},
+                             headers={"Keep-Alive": "timeout=5", "X-Up": "yes"})
+
+
+async def slow(request):
+    await asyncio.sleep(3)
+    return web.Response(text="late")
+
+
+async def hang(request):
+    # Waits for the proxy to give up: either the handler is cancelled or its
+    # connection closes (aiohttp versions differ in which one they do).
+    try:
+        for _ in range(600):
+            t = request.transport
+            if t is None or t.is_closing():
+                state["hang_cancelled"] += 1
+                break
+            await asyncio.sleep(0.05)
+    except asyncio.CancelledError:
+        state["hang_cancelled"] += 1
+        raise
+    return web.Response(text="never")
+
+
+async def gz(request):
+    return web.Response(body=gzip.compress(b"compressed hello"),
+                        headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+
+
+async def status(request):
+    return web.json_response({"hang_cancelled": state["hang_cancelled"],
+                              "peers": len(state["peers"])})
+
+
+app = web.Application()
+app.router.add_route("*", "/api/echo", echo)
+app.router.add_get("/api/slow", slow)
+app.router.add_get("/api/hang", hang)
+app.router.add_get("/api/gzip", gz)
+app.router.add_get("/state", status)
+# aiohttp 3.8 (Debian 12) cancels a handler whose client disconnected.
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
