@@ -627,6 +627,10 @@ static int on_headers_complete(llhttp_t *p)
     loom_client_response *r = req->resp;
     r->status = llhttp_get_status_code(p);
     r->version_minor = llhttp_get_http_minor(p);
+    /* llhttp takes "HTTP/1.1 20 OK" or "HTTP/1.1 0 OK"; a status code is
+     * three digits (RFC 9110 §15). */
+    if (r->status < 100 || r->status > 999)
+        return stop(req, LOOM_CLIENT_E_BAD_RESPONSE, "invalid status code %d", r->status);
     if (r->status >= 100 && r->status < 200 && r->status != 101) return 0; /* interim */
     req->head_done = 1;
     int s = r->status;

@@ -32,6 +32,7 @@ static const char *script;
 static size_t script_len;
 static uint8_t flags;
 static fuzz_rng rng;
+static int live_sconns;
 
 typedef struct {
     uv_tcp_t tcp;
@@ -44,9 +45,11 @@ static void s_closed(uv_handle_t *h)
 {
     sconn *s = h->data;
     if (h == (uv_handle_t *)&s->tcp)
-        uv_close((uv_handle_t *)&s->next, NULL);
-    else
+        uv_close((uv_handle_t *)&s->next, s_closed);
+    else {
+        live_sconns--;
         free(s);
+    }
 }
 
 static void s_close(sconn *s)
@@ -123,6 +126,7 @@ static void on_conn(uv_stream_t *l, int status)
 {
     if (status < 0) return;
     sconn *s = calloc(1, sizeof *s);
+    live_sconns++;
     uv_tcp_init(&loop, &s->tcp);
     uv_timer_init(&loop, &s->next);
     s->tcp.data = s->next.data = s;
@@ -246,6 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_timer_stop(&watchdog);
     FUZZ_CHECK(done_count == expect);
+    FUZZ_CHECK(live_sconns == 0);
     loom__url_free(&base);
     return 0;
 }
