@@ -347,6 +347,38 @@ static void test_url(void)
     printf("ok   url\n");
 }
 
+/* A pooled connection the server closed right after its response: the next
+ * request, sent from the first one's callback, grabs it before the EOF is
+ * read, and must be retried on a fresh connection, invisibly. */
+static loom_client_response *second;
+static loom_client *retry_client;
+
+static void send_second(loom_client_response *resp, void *ud)
+{
+    CHECK(!loom_client_response_error(resp), "first: %s", loom_client_response_message(resp));
+    loom_client_response_free(resp);
+    loom_client_send(retry_client, "GET", (const char *)ud, NULL, on_done, &second);
+}
+
+static void test_stale_retry(uv_loop_t *loop)
+{
+    retry_client = loom_client_new(loop, NULL);
+    for (int i = 0; i < 5; i++) {
+        second = NULL;
+        char *u = url(raw_port, "/interim");
+        loom_client_send(retry_client, "GET", u, NULL, send_second, u);
+        uv_run(loop, UV_RUN_DEFAULT);
+        CHECK(second && !loom_client_response_error(second) &&
+                  !strcmp(loom_client_response_body(second, NULL), "ok"),
+              "second request on a closed pooled connection: %s",
+              loom_client_response_message(second));
+        loom_client_response_free(second);
+    }
+    loom_client_close(retry_client);
+    uv_run(loop, UV_RUN_DEFAULT);
+    printf("ok   stale connection retry\n");
+}
+
 /* Keep-alive reuse and the per-host limit, seen from the server: /peer
  * answers with the client's port. */
 static void test_pool(uv_loop_t *loop)
@@ -657,6 +689,7 @@ int main(int argc, char **argv)
     test_url();
     test_basics(&loop);
     test_pool(&loop);
+    test_stale_retry(&loop);
     test_errors(&loop);
     test_cancel(&loop);
     test_reentrancy(&loop);
