@@ -129,7 +129,7 @@ class HotReload(unittest.TestCase):
 
     def test_c_broken_versions_keep_old_serving(self):
         cases = [("fail", "init failed (-5"),
-                 ("otherabi", "built for plugin ABI 2.0; this host speaks 1.0")]
+                 ("otherabi", "built for plugin ABI 2.0; this host speaks 1.")]
         for d, reason in cases:
             install(d, self.plugins)
             deadline = time.time() + 5
