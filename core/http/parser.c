@@ -380,7 +380,12 @@ static int on_chunk_header(llhttp_t *ll)
 {
     loom__parser *p = P(ll);
     p->ext_bytes = 0;
-    if (ll->content_length == 0) p->in_trailers = 1;
+    if (ll->content_length == 0) {
+        /* The last chunk: stop so that loom__parser_feed scans the trailers
+         * for bare LFs before llhttp reads them. */
+        p->in_trailers = 1;
+        return HPE_PAUSED;
+    }
     if (p->req->body.len + ll->content_length > p->limits->client_max_size)
         return fail(p, 413, "request body too large");
     return 0;
@@ -525,18 +530,27 @@ static int in_head(const loom__parser *p)
     return !p->req || !p->headers_done || p->in_trailers;
 }
 
-/* Offset of the first LF in data[from, len) without a CR before it, or len.
- * llhttp 8 in strict mode still takes a bare LF after the request line and
- * as the empty line that ends a head or the trailers; we refuse it there
- * (RFC 9112 §2.2 allows either; a lone LF is a smuggling vector). */
-static size_t find_bare_lf(const loom__parser *p, const char *data, size_t from, size_t len)
+/* Scans a head (or trailers) from data[from] for the first LF without a CR
+ * before it: returns its offset and sets *bare; or returns the offset just past
+ * the first empty line (CRLF right after LF), where a head or trailer section
+ * ends; or len. llhttp 8 in strict mode still takes a bare LF after the
+ * request line and as the empty line that ends a head or the trailers; we
+ * refuse it there (RFC 9112 §2.2 allows either; a lone LF is a smuggling
+ * vector). Stopping at the empty line keeps the scan to the head: the bytes
+ * after it (a body, pipelined requests) are not scanned for every request. */
+static size_t scan_head(const loom__parser *p, const char *data, size_t from, size_t len, int *bare)
 {
+    *bare = 0;
     while (from < len) {
         const char *q = memchr(data + from, '\n', len - from);
         if (!q) break;
         size_t i = (size_t)(q - data);
         int cr = i > 0 ? data[i - 1] == '\r' : p->prev_cr;
-        if (!cr) return i;
+        if (!cr) {
+            *bare = 1;
+            return i;
+        }
+        if (i >= 2 && data[i - 2] == '\n') return i + 1;
         from = i + 1;
     }
     return len;
@@ -553,26 +567,28 @@ int loom__parser_feed(loom__parser *p, const char *data, size_t len, size_t *con
     if (p->status) return LOOM__PARSE_ERROR;
     if (p->mtok_state < MTOK_SP) track_method(p, data, len);
     llhttp_errno_t e = HPE_OK;
-    size_t done = 0, search = 0;
-    /* Execute up to each bare LF; one that falls in a head is an error, one in
-     * a body is data. */
+    size_t done = 0;
+    /* Heads and trailers are executed up to their end (or a bare LF, which
+     * is an error there); bodies in one go. */
     for (;;) {
-        size_t lf = find_bare_lf(p, data, search, len);
-        e = llhttp_execute(&p->ll, data + done, lf - done);
-        if (e != HPE_OK || lf == len) break;
-        if (in_head(p)) {
-            *consumed = lf;
+        int bare = 0;
+        size_t stop = in_head(p) ? scan_head(p, data, done, len, &bare) : len;
+        e = llhttp_execute(&p->ll, data + done, stop - done);
+        if (e == HPE_PAUSED && p->req && !p->req->complete && p->in_trailers == 1) {
+            /* on_chunk_header paused at the last chunk: scan the trailers. */
+            const char *pos = llhttp_get_error_pos(&p->ll);
+            p->in_trailers = 2;
+            llhttp_resume(&p->ll);
+            done = pos && pos >= data && pos <= data + len ? (size_t)(pos - data) : stop;
+            continue;
+        }
+        if (e != HPE_OK || stop == len) break;
+        if (bare && in_head(p)) {
+            *consumed = stop;
             fail(p, 400, "bare LF in the request head");
             return LOOM__PARSE_ERROR;
         }
-        done = lf;
-        search = lf + 1;
-        /* The rest of a Content-Length body cannot hold a head. */
-        if (!p->req->chunked && p->ll.content_length > 1 &&
-            p->ll.content_length - 1 < (uint64_t)(len - search))
-            search += (size_t)p->ll.content_length - 1;
-        else if (!p->req->chunked && p->ll.content_length > 1)
-            search = len;
+        done = stop;
     }
     if (e == HPE_OK) {
         *consumed = len;

@@ -7,6 +7,7 @@
   whole-request deadline;
 - a stalled body: 408 at the read timeout;
 - an idle keep-alive: closed at the keep-alive timeout;
+- a client that pipelines and never reads: closed at the write timeout;
 
 while a fresh client still gets its 200 at once. The server checks deadlines
 every 250 ms, so a close is expected within [deadline, deadline + 1 s]."""
@@ -23,6 +24,7 @@ HEADER_TIMEOUT = 2.0
 REQUEST_TIMEOUT = 3.0
 READ_TIMEOUT = 1.0
 KEEPALIVE_TIMEOUT = 2.0
+WRITE_TIMEOUT = 1.0
 SLACK = 1.0
 G = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 
@@ -65,6 +67,7 @@ class Slow(unittest.TestCase):
             "--set", "request_timeout=%g" % REQUEST_TIMEOUT,
             "--set", "read_timeout=%g" % READ_TIMEOUT,
             "--set", "keepalive_timeout=%g" % KEEPALIVE_TIMEOUT,
+            "--set", "write_timeout=%g" % WRITE_TIMEOUT,
             "--set", "linger_timeout=1",
         ])
         cls.port = cls.srv.port
@@ -86,6 +89,7 @@ class Slow(unittest.TestCase):
         took = time.time() - t0
         resp = parse_responses(data)
         self.assertEqual([r[0] for r in resp], [200])
+        print("probe %.3f" % took, flush=True)
         self.assertLess(took, 0.5, "a fresh client waited %.2fs" % took)
 
     def probe_while(self, until):
@@ -215,6 +219,32 @@ class Slow(unittest.TestCase):
         finally:
             s.close()
         self.assert_408_at(data, closed, READ_TIMEOUT)
+
+    def test_client_that_never_reads(self):
+        # Pipelines requests without reading a byte: once the socket buffers
+        # are full the server's write makes no progress, it stops reading
+        # (backpressure), and closes at the write timeout.
+        s = connect(self.port, timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        t0 = time.time()
+        ended = []
+
+        def send():
+            try:
+                while time.time() - t0 < 10:
+                    s.sendall(G * 1000)
+            except OSError as e:
+                ended.append(time.time() - t0)
+
+        th = threading.Thread(target=send)
+        th.start()
+        try:
+            self.probe_while(t0 + 1.5)
+            th.join(12)
+        finally:
+            s.close()
+        self.assertTrue(ended, "the server never closed a client that does not read")
+        self.assertLess(ended[0], 1.0 + WRITE_TIMEOUT + 3)
 
     def test_idle_keepalive_closed(self):
         # An idle keep-alive is closed quietly at the keep-alive timeout.
