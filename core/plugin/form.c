@@ -86,8 +86,9 @@ int loom__multipart_get(loom_req *r, const char *name, uint32_t idx, const char 
     if (!b || !*b || strlen(b) > 70) return -1;
     char delim[80];
     size_t dl = (size_t)snprintf(delim, sizeof delim, "--%s", b);
-    const char *body = r->body.data, *end = body + r->body.len;
-    if (!body) return -1;
+    const char *body = r->body.data;
+    if (!body) return -1; /* no body: and NULL + 0 is undefined */
+    const char *end = body + r->body.len;
     const char *p = memmem(body, r->body.len, delim, dl);
     for (int parts = 0; p && parts < 1000; parts++) {
         p += dl;

@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     loom__buf_append(&r->body, s, (size_t)(end - s));
     char *name = loom__arena_strndup(&r->arena, nm, nl);
     const loom_host_api *api = &loom__api_table;
-    const char *body = r->body.data, *bend = body + r->body.len;
+    const char *body = r->body.data ? r->body.data : "", *bend = body + r->body.len;
 
     for (uint32_t idx = 0; idx < 3; idx++) {
         size_t len = 0;
@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *c = loom__cookie_get(r, name, &cl);
     if (c) FUZZ_CHECK(c[cl] == '\0');
     size_t dl = 0;
-    char *dec = loom__pct_decode(r, body ? body : "", r->body.len, 1, &dl);
+    char *dec = loom__pct_decode(r, body, r->body.len, 1, &dl);
     FUZZ_CHECK(dec && dl <= r->body.len && dec[dl] == '\0');
     loom__req_free(r);
     return 0;
