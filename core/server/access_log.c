@@ -114,6 +114,7 @@ void loom__access_log_error(loom__access_log *l, loom__conn *c, int status)
 void loom__access_log_flush(loom__access_log *l)
 {
     size_t off = 0;
+    if (l->buf.len == 0) return; /* nothing written proves nothing: stay "failing" */
     while (off < l->buf.len) {
         ssize_t n = write(l->fd, l->buf.data + off, l->buf.len - off);
         if (n < 0 && errno == EINTR) continue;

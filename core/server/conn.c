@@ -101,6 +101,49 @@ static void conn_shutdown(loom__conn *c)
     c->deadline = uv_now(c->w->loop) + c->w->cfg->linger_timeout + 1000;
 }
 
+/* A client that goes away in the middle of a request, or before its response
+ * is written, is worth a line in the log (nginx says "client prematurely
+ * closed connection" at info); one that leaves between requests is not.
+ * Returns whether it logged. */
+static int log_gone(loom__conn *c, int err)
+{
+    char addr[64], what[96], phase[96];
+    const loom_req *pr = c->parser.req;
+    if (c->closing || c->lingering) return 0;
+    if (c->writing || c->pend.len || (c->active && c->active->resp.head_sent)) {
+        snprintf(phase, sizeof phase, "while its response was being sent");
+    } else if (c->active) {
+        snprintf(phase, sizeof phase, "before its response was ready");
+    } else if (loom__parser_in_body(&c->parser)) {
+        if (pr->has_content_length)
+            snprintf(phase, sizeof phase, "in the middle of a request body (%zu of %llu bytes)",
+                     pr->body.len, (unsigned long long)pr->content_length);
+        else
+            snprintf(phase, sizeof phase, "in the middle of a chunked request body (%zu bytes)",
+                     pr->body.len);
+    } else if (loom__parser_in_request(&c->parser) || c->in.len) {
+        snprintf(phase, sizeof phase, "in the middle of a request head (%zu bytes)", c->in.len);
+    } else {
+        return 0;
+    }
+    if (err == UV_EOF)
+        snprintf(what, sizeof what, "closed the connection");
+    else if (err == UV_ECONNRESET)
+        snprintf(what, sizeof what, "reset the connection");
+    else
+        snprintf(what, sizeof what, "lost the connection (%s)", uv_strerror(err));
+    loom__info("client %s %s %s", loom__access_log_addr(c, addr, sizeof addr), what, phase);
+    return 1;
+}
+
+/* A write to the client failed: says so when a response was cut short. */
+static void log_write_failed(loom__conn *c, int err)
+{
+    char addr[64];
+    loom__info("client %s: write failed (%s) while its response was being sent",
+               loom__access_log_addr(c, addr, sizeof addr), uv_strerror(err));
+}
+
 static void start_write(loom__conn *c, const char *p, size_t len);
 
 static void on_write(uv_write_t *req, int status)
@@ -111,6 +154,7 @@ static void on_write(uv_write_t *req, int status)
     c->writing = 0;
     if (c->closed) return;
     if (status < 0) {
+        if (!c->lingering) log_write_failed(c, status);
         loom__conn_close(c);
         return;
     }
@@ -170,6 +214,7 @@ static void flush(loom__conn *c)
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
         if (n < 0) {
+            log_write_failed(c, n);
             loom__conn_close(c);
             return;
         }
@@ -320,7 +365,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n < 0) {
         /* EOF or error. A request still being handled is aborted: the
          * client is gone (or will not read the answer). */
-        if (n != UV_EOF && !c->lingering)
+        if (!log_gone(c, (int)n) && n != UV_EOF && !c->lingering)
             loom__debug("connection read error: %s", uv_strerror((int)n));
         loom__conn_close(c);
         return;
