@@ -1,6 +1,7 @@
 /* `loom install-plugin FILE DIR` and `loom plugins`: the two commands that go
  * with hot reload. */
 #include "cli/cli.h"
+#include "util/fs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,32 +40,9 @@ int loom__cmd_install_plugin(int argc, char **argv)
     char tmp[4096], dst[4096];
     snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, base, (int)getpid());
     snprintf(dst, sizeof dst, "%s/%s", dir, base);
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
-        fprintf(stderr, "loom install-plugin: %s: %s\n", src, strerror(errno));
-        return 1;
-    }
-    int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-    if (out < 0) {
-        fprintf(stderr, "loom install-plugin: %s: %s\n", dir, strerror(errno));
-        close(in);
-        return 1;
-    }
-    char buf[65536];
-    ssize_t n;
-    int rc = 0;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n) {
-            rc = -1;
-            break;
-        }
-    if (n < 0 || fsync(out) < 0) rc = -1;
-    close(in);
-    if (close(out) < 0) rc = -1;
-    if (rc == 0 && rename(tmp, dst) < 0) rc = -1;
-    if (rc) {
-        fprintf(stderr, "loom install-plugin: writing %s: %s\n", dst, strerror(errno));
-        unlink(tmp);
+    if (loom__install_file(src, tmp, dst, 1)) {
+        fprintf(stderr, "loom install-plugin: installing %s as %s: %s\n", src, dst,
+                strerror(errno));
         return 1;
     }
     printf("installed %s\n", dst);

@@ -103,6 +103,18 @@ char **loom__plugin_list(const loom__config *cfg, size_t *n)
     return paths;
 }
 
+int loom__plugin_name_taken(const loom_plugin *p, loom_plugin *const *set, size_t n, char *err,
+                            size_t errlen)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(set[k]->name, p->name) == 0) {
+            snprintf(err, errlen, "plugin name '%s' is already loaded from %s", p->name,
+                     set[k]->src_path);
+            return 1;
+        }
+    return 0;
+}
+
 loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
 {
     loom__host *h = calloc(1, sizeof *h);
@@ -124,15 +136,9 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     for (size_t i = 0; i < n; i++) {
         char err[512];
         loom_plugin *p = loom__plugin_load(h, paths[i], NULL, err, sizeof err);
-        if (p) {
-            for (size_t k = 0; k < np; k++)
-                if (strcmp(ps[k]->name, p->name) == 0) {
-                    snprintf(err, sizeof err, "plugin name '%s' is already loaded from %s", p->name,
-                             ps[k]->src_path);
-                    loom__plugin_discard(p);
-                    p = NULL;
-                    break;
-                }
+        if (p && loom__plugin_name_taken(p, ps, np, err, sizeof err)) {
+            loom__plugin_discard(p);
+            p = NULL;
         }
         if (!p) {
             loom__err("plugin %s: %s", paths[i], err);

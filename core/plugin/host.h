@@ -150,6 +150,9 @@ void loom__host_stop(loom__host *h);
  * then the rest alphabetically; disabled ones left out. Returns a malloc'd
  * array of malloc'd paths, or NULL (logged) when the directory is unreadable. */
 char **loom__plugin_list(const loom__config *cfg, size_t *n);
+/* Whether another instance in set[0..n) has p's name; then says so in err. */
+int loom__plugin_name_taken(const loom_plugin *p, loom_plugin *const *set, size_t n, char *err,
+                            size_t errlen);
 /* Starts watching the plugins directory (inotify, debounced). */
 void loom__reload_start(loom__host *h);
 /* Stops the watcher. */

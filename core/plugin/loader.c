@@ -5,6 +5,7 @@
  * overwritten in place would change pages that are mapped. Each load gets a
  * private copy named <name>.<generation>.<hash>.so. */
 #include "plugin/host.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -35,33 +36,6 @@ int loom__file_sha256(const char *path, char out[65])
     if (n < 0) return -1;
     for (int i = 0; i < 32; i++) sprintf(out + 2 * i, "%02x", md[i]);
     return 0;
-}
-
-static int copy_file(const char *from, const char *to)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0) return -1;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", to);
-    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
-    if (out < 0) {
-        close(in);
-        return -1;
-    }
-    char buf[65536];
-    ssize_t n;
-    int rc = 0;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n) {
-            rc = -1;
-            break;
-        }
-    if (n < 0) rc = -1;
-    close(in);
-    if (close(out) < 0) rc = -1;
-    if (rc == 0 && rename(tmp, to) < 0) rc = -1;
-    if (rc) unlink(tmp);
-    return rc;
 }
 
 static int valid_name(const char *s)
@@ -131,7 +105,9 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash
     snprintf(lp, sizeof lp, "%s/%.*s.%llu.%.12s.so", h->private_dir,
              (int)(strlen(base) > 3 ? strlen(base) - 3 : strlen(base)), base,
              (unsigned long long)p->generation, p->hash);
-    if (copy_file(path, lp)) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", lp);
+    if (loom__install_file(path, tmp, lp, 0)) {
         snprintf(err, errlen, "cannot copy to %s: %s", lp, strerror(errno));
         goto fail;
     }

@@ -135,15 +135,9 @@ void loom__reload_rescan(loom__host *h)
         }
         char err[512];
         loom_plugin *p = loom__plugin_load(h, paths[i], hash, err, sizeof err);
-        if (p) {
-            for (size_t k = 0; k < nn; k++)
-                if (strcmp(next[k]->name, p->name) == 0) {
-                    snprintf(err, sizeof err, "plugin name '%s' is already loaded from %s", p->name,
-                             next[k]->src_path);
-                    loom__plugin_discard(p);
-                    p = NULL;
-                    break;
-                }
+        if (p && loom__plugin_name_taken(p, next, nn, err, sizeof err)) {
+            loom__plugin_discard(p);
+            p = NULL;
         }
         if (p && old && strcmp(old->name, p->name) != 0) {
             /* A file that now holds another plugin: treat as a new one. */

@@ -69,7 +69,9 @@ static void expect_error(uv_loop_t *loop, loom_client *c, const char *u, const l
     int e = loom_client_response_error(r);
     const char *msg = loom_client_response_message(r);
     CHECK(e == code, "%s: got %d (%s), want %d (%s)", u, e, msg, code, loom_client_strerror(code));
-    CHECK(contains(msg, url_in_msg ? url_in_msg : u), "message '%s' does not name %s", msg, u);
+    const char *want = url_in_msg ? url_in_msg : u;
+    CHECK(contains(msg, want), "message '%s' does not name %s", msg ? msg : "(none)",
+          want ? want : "(none)");
     CHECK(contains(msg, loom_client_strerror(code)), "message '%s' lacks the kind", msg);
     printf("ok   %-20s %s\n", loom_client_strerror(code), msg);
     loom_client_response_free(r);
