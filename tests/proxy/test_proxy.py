@@ -117,5 +117,43 @@ class Proxy(unittest.TestCase):
         self.assertEqual(n, 1)
 
 
+class PluginFetchUnload(unittest.TestCase):
+    def test_background_fetch_cancelled_when_plugin_unloads(self):
+        import shutil
+        import tempfile
+        up_port = loomtest.free_port()
+        up = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "upstream.py"), str(up_port)])
+        d = tempfile.mkdtemp(prefix="loom-bgfetch-")
+        try:
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                try:
+                    loomtest.connect(up_port, 0.5).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            shutil.copy(os.path.join(loomtest.LOOM_BUILD, "test-plugins-proxy", "bgfetch.so"), d)
+            with loomtest.Server(plugins_dir=d, args=["--single"]) as srv:
+                url = "http://127.0.0.1:%d/api/hang" % up_port
+                with urllib.request.urlopen(srv.url("/bg?url=" + urllib.request.quote(url)),
+                                            timeout=5) as r:
+                    self.assertEqual(r.read(), b"started")
+                time.sleep(0.3)
+                os.unlink(os.path.join(d, "bgfetch.so"))
+                n = 0
+                deadline = time.time() + 5
+                while time.time() < deadline and not n:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/state" % up_port, timeout=5) as r:
+                        n = json.loads(r.read())["hang_cancelled"]
+                    time.sleep(0.1)
+                self.assertEqual(n, 1, "the upstream request outlived its plugin")
+                self.assertIn("plugin bgfetch 1.0.0 (generation 1) unloaded", srv.log())
+                self.assertEqual(srv.stop(), 0)
+        finally:
+            up.terminate()
+            up.wait(10)
+            shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     loomtest.main()
