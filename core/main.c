@@ -11,6 +11,8 @@ static const char usage[] =
     "  serve [options]          run the HTTP server (loom serve --help)\n"
     "  fetch [options] URL...   fetch URLs with the HTTP client (loom fetch --help)\n"
     "  install-plugin FILE DIR  install a plugin atomically (temp name, then rename)\n"
+    "  new-plugin NAME [DIR]    write a plugin project (CMake, pkg-config) into DIR (./NAME)\n"
+    "  check-plugin FILE.so     print a plugin's descriptor, or why it cannot load\n"
     "  plugins [--port N]       list the plugins of a running server (needs \"admin\": true)\n"
     "  version                  print the version and the plugin ABI version\n"
     "\n"
@@ -27,6 +29,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0) return loom__cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "install-plugin") == 0) return loom__cmd_install_plugin(argc - 2, argv + 2);
     if (strcmp(cmd, "plugins") == 0) return loom__cmd_plugins(argc - 2, argv + 2);
+    if (strcmp(cmd, "new-plugin") == 0) return loom__cmd_new_plugin(argc - 2, argv + 2);
+    if (strcmp(cmd, "check-plugin") == 0) return loom__cmd_check_plugin(argc - 2, argv + 2);
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("loom %s\n", LOOM_VERSION);

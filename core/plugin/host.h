@@ -167,6 +167,12 @@ char *loom__host_listing(loom__host *h);
  * the descriptor, run init). Returns NULL with the reason in `err`. */
 loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash, char *err,
                                size_t errlen);
+/* Opens a private copy of a plugin file and makes the loader's checks
+ * without running its init (for `loom check-plugin`). On success *out is the
+ * descriptor with name and version strdup'ed (the caller frees them) and the
+ * function pointers cleared (the code is unmapped again). Returns 0, or -1
+ * with the one-line reason in `err`. */
+int loom__plugin_inspect(const char *path, loom_plugin_desc *out, char *err, size_t errlen);
 /* Queues an instance whose last snapshot is gone for unloading. The unload
  * itself (fini, cancel its timers and work, dlclose) runs from the loop on a
  * later turn: the release may happen inside one of the plugin's own

@@ -81,6 +81,59 @@ static json_t *plugin_config(loom__host *h, const char *name)
     return copy;
 }
 
+/* The checks made before a plugin's code runs (beyond its constructors):
+ * the entry symbol, magic, ABI version, descriptor size, name, functions and
+ * their owner. On success *out holds the descriptor, copied by the kernel-style
+ * size rule. On failure err holds the one-line reason and -1 is returned. */
+static int check_entry(void *dl, const char *lp, loom_plugin_desc *out, char *err, size_t errlen)
+{
+    const loom_plugin_desc *(*entry)(void);
+    *(void **)&entry = dlsym(dl, "loom_plugin_entry");
+    if (!entry) {
+        snprintf(err, errlen, "not a loom plugin (no loom_plugin_entry symbol)");
+        return -1;
+    }
+    const loom_plugin_desc *d = entry();
+    if (!d || d->magic != LOOM_PLUGIN_MAGIC) {
+        snprintf(err, errlen, "not a loom plugin (bad descriptor magic)");
+        return -1;
+    }
+    if (d->abi_major != LOOM_ABI_MAJOR) {
+        snprintf(err, errlen,
+                 "built for plugin ABI %u.%u; this host speaks %u.%u (the major "
+                 "version must be equal)",
+                 d->abi_major, d->abi_minor, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);
+        return -1;
+    }
+    if (d->abi_minor > LOOM_ABI_MINOR) {
+        snprintf(err, errlen, "built for plugin ABI %u.%u, newer than this host's %u.%u",
+                 d->abi_major, d->abi_minor, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);
+        return -1;
+    }
+    size_t need = offsetof(loom_plugin_desc, bind) + sizeof(void *);
+    if (d->size < need) {
+        snprintf(err, errlen, "descriptor too small (%u bytes, need %zu)", d->size, need);
+        return -1;
+    }
+    /* Kernel-style size rule: read what both know, zero the rest. */
+    memset(out, 0, sizeof *out);
+    memcpy(out, d, d->size < sizeof *out ? d->size : sizeof *out);
+    if (!valid_name(out->name)) {
+        snprintf(err, errlen, "bad plugin name (want [a-z0-9_-]{1,64})");
+        return -1;
+    }
+    if (!out->init || !out->bind) {
+        snprintf(err, errlen, "descriptor has no init or bind function");
+        return -1;
+    }
+    Dl_info info;
+    if (!dladdr((void *)out->init, &info) || !info.dli_fname || strcmp(info.dli_fname, lp) != 0) {
+        snprintf(err, errlen, "init function does not belong to the plugin file");
+        return -1;
+    }
+    return 0;
+}
+
 loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash, char *err,
                                size_t errlen)
 {
@@ -121,50 +174,7 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash
                  colon ? colon + 2 : (e ? e : "unknown"));
         goto fail;
     }
-    const loom_plugin_desc *(*entry)(void);
-    *(void **)&entry = dlsym(p->dl, "loom_plugin_entry");
-    if (!entry) {
-        snprintf(err, errlen, "not a loom plugin (no loom_plugin_entry symbol)");
-        goto fail;
-    }
-    const loom_plugin_desc *d = entry();
-    if (!d || d->magic != LOOM_PLUGIN_MAGIC) {
-        snprintf(err, errlen, "not a loom plugin (bad descriptor magic)");
-        goto fail;
-    }
-    if (d->abi_major != LOOM_ABI_MAJOR) {
-        snprintf(err, errlen,
-                 "built for plugin ABI %u.%u; this host speaks %u.%u (the major "
-                 "version must be equal)",
-                 d->abi_major, d->abi_minor, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);
-        goto fail;
-    }
-    if (d->abi_minor > LOOM_ABI_MINOR) {
-        snprintf(err, errlen, "built for plugin ABI %u.%u, newer than this host's %u.%u",
-                 d->abi_major, d->abi_minor, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);
-        goto fail;
-    }
-    size_t need = offsetof(loom_plugin_desc, bind) + sizeof(void *);
-    if (d->size < need) {
-        snprintf(err, errlen, "descriptor too small (%u bytes, need %zu)", d->size, need);
-        goto fail;
-    }
-    /* Kernel-style size rule: read what both know, zero the rest. */
-    memset(&p->d, 0, sizeof p->d);
-    memcpy(&p->d, d, d->size < sizeof p->d ? d->size : sizeof p->d);
-    if (!valid_name(p->d.name)) {
-        snprintf(err, errlen, "bad plugin name (want [a-z0-9_-]{1,64})");
-        goto fail;
-    }
-    if (!p->d.init || !p->d.bind) {
-        snprintf(err, errlen, "descriptor has no init or bind function");
-        goto fail;
-    }
-    Dl_info info;
-    if (!dladdr((void *)p->d.init, &info) || !info.dli_fname || strcmp(info.dli_fname, lp) != 0) {
-        snprintf(err, errlen, "init function does not belong to the plugin file");
-        goto fail;
-    }
+    if (check_entry(p->dl, lp, &p->d, err, errlen)) goto fail;
     p->name = strdup(p->d.name);
     p->version = strdup(p->d.version ? p->d.version : "0");
     p->config = plugin_config(h, p->name);
@@ -183,6 +193,56 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash
 fail:
     loom__plugin_discard(p);
     return NULL;
+}
+
+int loom__plugin_inspect(const char *path, loom_plugin_desc *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *tmpdir = getenv("TMPDIR");
+    char dir[4096], lp[4200], tmp[4300];
+    snprintf(dir, sizeof dir, "%s/loom-check.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(dir)) {
+        snprintf(err, errlen, "cannot make a directory for the private copy: %s", strerror(errno));
+        return -1;
+    }
+    snprintf(lp, sizeof lp, "%s/plugin.so", dir);
+    snprintf(tmp, sizeof tmp, "%s/plugin.so.tmp", dir);
+    int rc = -1;
+    void *dl = NULL;
+    if (loom__install_file(path, tmp, lp, 0)) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        goto done;
+    }
+    dlerror();
+    dl = dlopen(lp, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        const char *e = dlerror();
+        const char *colon = e ? strrchr(e, ':') : NULL;
+        snprintf(err, errlen, "not a loadable shared object (%s)",
+                 colon ? colon + 2 : (e ? e : "unknown"));
+        goto done;
+    }
+    loom_plugin_desc d;
+    if (check_entry(dl, lp, &d, err, errlen)) goto done;
+    *out = d;
+    out->name = strdup(d.name);
+    out->version = d.version ? strdup(d.version) : NULL;
+    out->init = NULL;
+    out->fini = NULL;
+    out->bind = NULL;
+    if (!out->name || (d.version && !out->version)) {
+        free((char *)out->name);
+        free((char *)out->version);
+        memset(out, 0, sizeof *out);
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
+    if (dl) dlclose(dl);
+    unlink(lp);
+    rmdir(dir);
+    return rc;
 }
 
 static void timer_closed(uv_handle_t *h)
