@@ -2,7 +2,8 @@
 client, raw sockets and wrk, against the real binary on a loopback port.
 
 One server serves every test here; tests that stop servers live in
-test_server_lifecycle.py, slow clients in test_server_slow.py."""
+test_server_lifecycle.py, slow clients in test_server_slow.py, wrk in
+test_server_load.py."""
 import asyncio
 import email.utils
 import os
@@ -460,18 +461,6 @@ class Core(unittest.TestCase):
                          r'"(?:[^"\\]|\\.)*"$')
         for l in lines:
             self.assertRegex(l, clf)
-
-    @unittest.skipUnless(shutil.which("wrk"), "wrk is not installed")
-    def test_wrk(self):
-        p = subprocess.run(["wrk", "-t1", "-c64", "-d5s", self.srv.url("/")], capture_output=True,
-                           timeout=30)
-        out = p.stdout.decode()
-        self.assertEqual(p.returncode, 0, out + p.stderr.decode())
-        self.assertNotIn("Socket errors", out)
-        self.assertNotIn("Non-2xx", out)
-        m = re.search(r"(\d+) requests in", out)
-        self.assertTrue(m and int(m.group(1)) > 1000, out)
-        print("\nwrk:", out.strip().splitlines()[-2], flush=True)
 
 
 if __name__ == "__main__":
