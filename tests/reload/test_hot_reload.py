@@ -44,13 +44,14 @@ def wait_version(port, want, timeout=10):
 
 async def load(port, seconds, conns, results):
     """conns keep-alive connections sending GET /v in a loop; appends
-    (t, status, x_version, body) or ("error", repr) to results."""
+    (sent, status, x_version, body, connection) or ("error", repr) to results."""
     stop = time.time() + seconds
 
-    async def one():
+    async def one(cid):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.time() < stop:
+                sent = time.time()
                 writer.write(b"GET /v HTTP/1.1\r\nHost: a\r\n\r\n")
                 await writer.drain()
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -62,13 +63,13 @@ async def load(port, seconds, conns, results):
                         k, v = l.split(":", 1)
                         hdrs.setdefault(k.strip().lower(), []).append(v.strip())
                 body = await reader.readexactly(int(hdrs["content-length"][0]))
-                results.append((time.time(), status, hdrs.get("x-version", []), body.decode()))
+                results.append((sent, status, hdrs.get("x-version", []), body.decode(), cid))
         except Exception as e:  # noqa
             results.append(("error", repr(e)))
         finally:
             writer.close()
 
-    await asyncio.gather(*[one() for _ in range(conns)])
+    await asyncio.gather(*[one(i) for i in range(conns)])
 
 
 class HotReload(unittest.TestCase):
@@ -101,7 +102,7 @@ class HotReload(unittest.TestCase):
         errors = [r for r in results if r[0] == "error"]
         self.assertEqual(errors, [])
         self.assertGreater(len(results), 1000)
-        for when, status, xv, body in results:
+        for sent, status, xv, body, cid in results:
             self.assertEqual(status, 200)
             self.assertEqual(len(xv), 1, xv)  # exactly one X-Version header
             self.assertIn(xv[0], ("1", "2"))
@@ -109,8 +110,13 @@ class HotReload(unittest.TestCase):
         v1 = [r for r in results if r[2] == ["1"]]
         v2 = [r for r in results if r[2] == ["2"]]
         self.assertTrue(v1 and v2)
-        # after the new version answered once, only it answers
-        self.assertTrue(all(r[0] <= t_seen + 0.05 for r in v1), "v1 after the swap")
+        # after the new version answered once, only it answers: no request sent
+        # after that got v1, and no connection went back from 2 to 1
+        self.assertTrue(all(r[0] <= t_seen for r in v1), "v1 for a request sent after the swap")
+        last = {}
+        for sent, status, xv, body, cid in results:
+            self.assertFalse(last.get(cid) == "2" and xv[0] == "1", "connection %d went back" % cid)
+            last[cid] = xv[0]
         print("load: %d responses, %d v1, %d v2, swap seen %.0f ms after rename"
               % (len(results), len(v1), len(v2), (t_seen - t_swap) * 1000))
 
