@@ -42,7 +42,7 @@ class PluginApi(unittest.TestCase):
         assert rc == 0, "server exit %s\n%s" % (rc, log)
 
     def test_loaded_log_lines(self):
-        log = self.srv.log()
+        log = self.srv.wait_log("plugin mwtest 1.0.0 loaded")
         self.assertIn("plugin apitest 1.2.3 loaded", log)
         self.assertIn("plugin mwtest 1.0.0 loaded", log)
 
@@ -253,7 +253,7 @@ class BadPluginConfigs(unittest.TestCase):
         # with "skip", the server starts without it
         with loomtest.Server(plugins_dir=d, config={"on_plugin_error": "skip"},
                              args=["--single"]) as srv:
-            self.assertIn("plugin cycle: skipped", srv.log())
+            srv.wait_log("plugin cycle: skipped")
             self.assertEqual(srv.stop(), 0)
 
     def test_disabled_plugin_and_order(self):
@@ -261,7 +261,7 @@ class BadPluginConfigs(unittest.TestCase):
                              config={"plugins": {"mwtest": {"enabled": False}},
                                      "plugin_order": ["mwtest", "apitest"]}) as srv:
             self.assertEqual(get(srv.port, "/secret")[0], 404)  # no auth middleware
-            self.assertIn("plugin mwtest: disabled in the config", srv.log())
+            srv.wait_log("plugin mwtest: disabled in the config")
             self.assertEqual(srv.stop(), 0)
 
 
