@@ -13,7 +13,8 @@ static int32_t greet(loom_req *req, void *ud)
     const char *name = loom_req_match(req, "name", &nlen);
     const char *q = loom_req_query(req, "q", 0, &qlen);
     const char *h = loom_req_header(req, "X-Old", &hlen);
-    const char *fmt = "{\"abi\":\"1.0\",\"name\":\"%s\",\"q\":\"%s\",\"h\":\"%s\",\"method\":\"%s\"}";
+    const char *fmt =
+        "{\"abi\":\"1.0\",\"name\":\"%s\",\"q\":\"%s\",\"h\":\"%s\",\"method\":\"%s\"}";
     size_t cap = 128 + nlen + qlen + hlen;
     char *out = loom_req_alloc(req, cap);
     if (!out) return LOOM_ENOMEM;
