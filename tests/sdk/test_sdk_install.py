@@ -80,7 +80,8 @@ class Sdk(unittest.TestCase):
     def test_installed_files(self):
         for f in ("bin/loom", "include/loom/loom.h", "lib/cmake/Loom/LoomConfig.cmake",
                   "lib/cmake/Loom/LoomConfigVersion.cmake", "lib/cmake/Loom/LoomPlugin.cmake",
-                  "lib/pkgconfig/loom-sdk.pc"):
+                  "lib/pkgconfig/loom-sdk.pc", "lib/pkgconfig/loom.pc", "lib/libloom.a",
+                  "lib/libloom_llhttp.a"):
             self.assertTrue(os.path.isfile(os.path.join(self.prefix, f)), f)
         if os.path.exists(os.path.join(loomtest.LOOM_SRC, "sdk/include/loom/client.h")):
             self.assertTrue(os.path.isfile(os.path.join(self.prefix, "include/loom/client.h")))
@@ -98,6 +99,24 @@ class Sdk(unittest.TestCase):
                         cflags)
         rc, libs = run(["pkg-config", "--libs", "loom-sdk"], env=env)
         self.assertEqual((rc, libs.strip()), (0, ""))
+
+    def test_client_program_links_installed_libloom(self):
+        """A standalone client program (the seed's fetch example) built with
+        only the installed <loom/client.h>, libloom and loom.pc."""
+        env = {"PKG_CONFIG_PATH": os.path.join(self.prefix, "lib/pkgconfig")}
+        rc, flags = run(["pkg-config", "--cflags", "--libs", "--static", "loom"], env=env)
+        self.assertEqual(rc, 0, flags)
+        exe = os.path.join(self.tmp, "fetch")
+        san = ["-fsanitize=address,undefined"] if os.environ.get("LOOM_SANITIZE") == "ON" else []
+        rc, out = run([CC, "-o", exe,
+                       os.path.join(loomtest.LOOM_SRC, "examples/client/fetch.c")] + san +
+                      flags.split(), env=env)
+        self.assertEqual(rc, 0, out)
+        with loomtest.Server(args=["--single"]) as s:
+            rc, out = run([exe, s.url("/")])
+            self.assertEqual(rc, 0, out)
+            self.assertIn("Hello, World!", out)
+            self.assertEqual(s.stop(), 0)
 
     def test_new_plugin_files_and_refusals(self):
         self.assertEqual(sorted(os.listdir(self.greet)),
