@@ -9,8 +9,10 @@
  *   PUT    /notes/{id}  {title, body} -> 200 the note, or 404
  *   DELETE /notes/{id}       -> 204, or 404
  *
- * Config: {"db": "notes.db"} (default ":memory:"). SQLite builds the JSON
- * (json_object), so the plugin needs no JSON library of its own. */
+ * Config: {"db": "path"} (default "notes.db" in the working directory, so
+ * that every worker process sees the same notes; WAL mode lets them write
+ * concurrently). SQLite builds the JSON (json_object), so the plugin needs
+ * no JSON library of its own. */
 #define _POSIX_C_SOURCE 200809L /* strdup */
 #include <loom/loom.h>
 #include <sqlite3.h>
@@ -145,7 +147,7 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)len;
     me = self;
     const loom_json *p = loom_json_get(loom_config(self), "db");
-    const char *path = p ? loom_json_string(p, NULL) : ":memory:";
+    const char *path = p ? loom_json_string(p, NULL) : "notes.db";
     if (!path) return LOOM_EINVAL;
     if (sqlite3_open_v2(path, &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
