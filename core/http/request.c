@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 loom_req *loom__req_new(void)
 {
@@ -18,6 +19,7 @@ void loom__req_free(loom_req *r)
     if (!r) return;
     loom__buf_free(&r->body);
     if (r->resp.body_free) r->resp.body_free((void *)r->resp.body);
+    if (r->resp.has_file) close(r->resp.file_fd);
     loom__arena a = r->arena; /* r itself lives in the arena */
     loom__arena_reset(&a);
 }

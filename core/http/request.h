@@ -33,6 +33,9 @@ typedef struct {
     uint8_t head_sent; /* status line and headers are written */
     uint8_t done;      /* the whole response is written or queued */
     uint8_t close;     /* send Connection: close and close after it */
+    uint8_t has_file;  /* the body is file_len bytes of file_fd from file_off (sendfile) */
+    int file_fd;       /* owned while has_file: closed with the request or by the conn */
+    uint64_t file_off, file_len;
 } loom__resp;
 
 struct loom__conn;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SERVER_LINE "Server: loom/" LOOM_VERSION "\r\n"
 
@@ -111,9 +112,21 @@ void loom__resp_body_take(loom_req *r, const void *body, size_t len, void (*free
 {
     loom__resp *s = &r->resp;
     if (s->body_free) s->body_free((void *)s->body);
+    if (s->has_file) close(s->file_fd);
+    s->has_file = 0;
     s->body = body;
     s->body_len = len;
     s->body_free = free_fn;
+}
+
+void loom__resp_file(loom_req *r, int fd, uint64_t off, uint64_t len)
+{
+    loom__resp_body_take(r, NULL, 0, NULL);
+    loom__resp *s = &r->resp;
+    s->has_file = 1;
+    s->file_fd = fd;
+    s->file_off = off;
+    s->file_len = len;
 }
 
 int loom__resp_has_body(const loom_req *r)
@@ -182,7 +195,7 @@ int loom__resp_write_head(loom_req *r, loom__buf *out, int chunked)
             loom__buf_puts(out, "Transfer-Encoding: chunked\r\n");
         } else {
             loom__buf_puts(out, "Content-Length: ");
-            put_u64(out, s->body_len);
+            put_u64(out, s->has_file ? s->file_len : s->body_len);
             loom__buf_puts(out, "\r\n");
         }
     }
@@ -197,6 +210,7 @@ int loom__resp_write_head(loom_req *r, loom__buf *out, int chunked)
 int loom__resp_write(loom_req *r, loom__buf *out)
 {
     if (loom__resp_write_head(r, out, 0)) return -1;
+    if (r->resp.has_file) return 0; /* the connection sends the file after the head */
     if (loom__resp_has_body(r)) return loom__buf_append(out, r->resp.body, r->resp.body_len);
     return 0;
 }

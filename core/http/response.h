@@ -8,6 +8,7 @@
 #define LOOM_HTTP_RESPONSE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/request.h"
 #include "util/buf.h"
@@ -30,6 +31,10 @@ int loom__resp_body_copy(loom_req *r, const void *body, size_t len);
 /* Sets the body to `body` without copying; `free_fn` (may be NULL for static
  * data) is called on it when the request is freed. */
 void loom__resp_body_take(loom_req *r, const void *body, size_t len, void (*free_fn)(void *));
+/* Sets the body to `len` bytes of the open file `fd` from `off`, taking
+ * ownership of fd (closed with the request, or by the connection once sent).
+ * The connection writes the head, then sendfile(2)s the range. */
+void loom__resp_file(loom_req *r, int fd, uint64_t off, uint64_t len);
 /* Whether the response to `r` carries a body (not HEAD, 1xx, 204 or 304). */
 int loom__resp_has_body(const loom_req *r);
 /* Appends the status line and headers to `out`. `chunked` selects

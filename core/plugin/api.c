@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CTX(r) ((loom__rctx *)(r)->host_data)
 
@@ -406,6 +407,17 @@ static int32_t api_resp_body(loom_req *r, const void *data, size_t len)
     return loom__resp_body_copy(r, data, len) ? LOOM_ENOMEM : LOOM_OK;
 }
 
+static int32_t api_resp_file(loom_req *r, int32_t fd, uint64_t offset, uint64_t len)
+{
+    if (fd < 0) return LOOM_EINVAL;
+    if (r->resp.head_sent || CTX(r)->responded) {
+        close(fd);
+        return LOOM_ESTATE;
+    }
+    loom__resp_file(r, fd, offset, len);
+    return LOOM_OK;
+}
+
 static const void *api_resp_get_body(loom_req *r, size_t *len)
 {
     if (len) *len = r->resp.body_len;
@@ -765,4 +777,5 @@ const loom_host_api loom__api_table = {
     .fetch_header_count = loom__api_fetch_header_count,
     .fetch_header_at = loom__api_fetch_header_at,
     .fetch_body = loom__api_fetch_body,
+    .resp_file = api_resp_file,
 };

@@ -11,8 +11,11 @@
 #include "server/access_log.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
 
 typedef struct {
     uv_write_t req;
@@ -27,10 +30,13 @@ static void conn_read_start(loom__conn *c);
 
 static loom__buf *outbuf(loom__conn *c);
 static void flush(loom__conn *c);
+static void file_pump(loom__conn *c);
+static void conn_shutdown(loom__conn *c);
 
 int loom__conn_idle(const loom__conn *c)
 {
-    return !c->active && !c->writing && c->in.len == 0 && !loom__parser_in_request(&c->parser);
+    return !c->active && !c->writing && !c->sending && c->in.len == 0 &&
+           !loom__parser_in_request(&c->parser);
 }
 
 static void on_close(uv_handle_t *h)
@@ -39,6 +45,7 @@ static void on_close(uv_handle_t *h)
     loom__worker *w = c->w;
     loom__buf_free(&c->in);
     loom__buf_free(&c->pend);
+    if (c->sending) close(c->file_fd);
     free(c);
     w->nconns--;
     loom__worker_conn_closed(w);
@@ -159,6 +166,10 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     c->last_io = uv_now(c->w->loop);
+    if (c->sending) {
+        file_pump(c);
+        return;
+    }
     if (c->pend.len) {
         loom__buf p = c->pend;
         start_write(c, p.data, p.len);
@@ -196,7 +207,7 @@ static void start_write(loom__conn *c, const char *p, size_t len)
 static loom__buf *outbuf(loom__conn *c)
 {
     loom__worker *w = c->w;
-    if (c->writing) return &c->pend;
+    if (c->writing || c->sending) return &c->pend;
     if (w->out_conn && w->out_conn != c) flush(w->out_conn);
     w->out_conn = c;
     return &w->out;
@@ -223,7 +234,89 @@ static void flush(loom__conn *c)
         /* Do not keep a large buffer around after a big response. */
         if (w->out.cap > (1u << 20)) loom__buf_free(&w->out);
     }
-    if (!c->closed && !c->writing && c->closing && !c->lingering) conn_shutdown(c);
+    if (!c->closed && !c->writing && !c->sending && c->closing && !c->lingering) conn_shutdown(c);
+}
+
+/* Sends the rest of a file body: sendfile(2) while the socket takes it; on
+ * EAGAIN (or when sendfile cannot be used) one chunk read into memory goes
+ * out with uv_write, whose completion calls this again. Never called while a
+ * write is in flight. When the file is done, what queued behind it goes. */
+#define FILE_CHUNK (64u * 1024u)
+#define FILE_TURN (8u * 1024u * 1024u) /* bytes sent per loop turn before yielding */
+static void file_pump(loom__conn *c)
+{
+    uv_os_fd_t sock;
+    uint64_t turn = 0;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &sock) < 0) sock = -1;
+    while (c->file_left > 0) {
+        size_t want = c->file_left > (1u << 20) ? (1u << 20) : (size_t)c->file_left;
+        if (turn < FILE_TURN && sock >= 0) {
+            off_t off = (off_t)c->file_off;
+            ssize_t n = sendfile(sock, c->file_fd, &off, want);
+            if (n > 0) {
+                c->file_off += (uint64_t)n;
+                c->file_left -= (uint64_t)n;
+                turn += (uint64_t)n;
+                c->last_io = uv_now(c->w->loop);
+                continue;
+            }
+            if (n == 0) { /* the file shrank under us: the framing is broken */
+                loom__conn_close(c);
+                return;
+            }
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EINVAL && errno != ENOSYS) {
+                if (!c->lingering) log_write_failed(c, uv_translate_sys_error(errno));
+                loom__conn_close(c);
+                return;
+            }
+        }
+        /* Fallback: one chunk through libuv, which waits for writability. */
+        size_t len = want > FILE_CHUNK ? FILE_CHUNK : want;
+        write_req *wr = malloc(sizeof *wr + len);
+        if (!wr) {
+            loom__conn_close(c);
+            return;
+        }
+        ssize_t n;
+        do n = pread(c->file_fd, wr->data, len, (off_t)c->file_off);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            free(wr);
+            loom__conn_close(c);
+            return;
+        }
+        c->file_off += (uint64_t)n;
+        c->file_left -= (uint64_t)n;
+        wr->c = c;
+        wr->len = (size_t)n;
+        uv_buf_t b = uv_buf_init(wr->data, (unsigned)n);
+        if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+            free(wr);
+            loom__conn_close(c);
+            return;
+        }
+        c->writing = 1;
+        c->last_io = uv_now(c->w->loop);
+        update_deadline(c);
+        return;
+    }
+    close(c->file_fd);
+    c->sending = 0;
+    if (c->pend.len) {
+        loom__buf p = c->pend;
+        start_write(c, p.data, p.len);
+        c->pend.len = 0;
+        return;
+    }
+    if (c->closing) {
+        conn_shutdown(c);
+        return;
+    }
+    if (c->w->batch != c) {
+        process_pending(c);
+        if (!c->closed) update_deadline(c);
+    }
 }
 
 static void send_error(loom__conn *c, int status, const char *reason)
@@ -253,7 +346,7 @@ static void dispatch(loom__conn *c, loom_req *r)
 static size_t parse_loop(loom__conn *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && !c->active && !c->closing && !c->writing && !c->closed) {
+    while (off < len && !c->active && !c->closing && !c->writing && !c->sending && !c->closed) {
         size_t used = 0;
         int rc = loom__parser_feed(&c->parser, data + off, len - off, &used);
         off += used;
@@ -339,7 +432,7 @@ static void run_batch(loom__conn *c, const char *data, size_t len)
 /* Continues with requests already buffered, once the connection is free. */
 static void process_pending(loom__conn *c)
 {
-    if (c->closed || c->active || c->writing || c->closing) return;
+    if (c->closed || c->active || c->writing || c->sending || c->closing) return;
     if (c->in.len > c->in_parsed) {
         run_batch(c, c->in.data + c->in_parsed, c->in.len - c->in_parsed);
         if (c->closed) return;
@@ -448,7 +541,7 @@ static void update_deadline(loom__conn *c)
 {
     const loom__config *cfg = c->w->cfg;
     if (c->closed || c->lingering) return;
-    if (c->writing) {
+    if (c->writing || c->sending) {
         c->kind = T_WRITE;
         c->deadline = c->last_io + cfg->write_timeout;
     } else if (c->active) {
@@ -518,8 +611,21 @@ void loom__req_finish(loom_req *r)
     loom__worker *w = c->w;
     if (!r->resp.head_sent) {
         if (!r->resp.status) r->resp.status = 200;
-        if (loom__resp_write(r, outbuf(c))) r->resp.close = 1;
+        int bad = loom__resp_write(r, outbuf(c));
+        if (bad) r->resp.close = 1;
         r->bytes_sent = loom__resp_has_body(r) ? (int64_t)r->resp.body_len : 0;
+        if (r->resp.has_file && loom__resp_has_body(r) && !bad) {
+            /* The head is queued; the connection takes the file over. */
+            r->bytes_sent = (int64_t)r->resp.file_len;
+            c->sending = 1;
+            c->file_fd = r->resp.file_fd;
+            c->file_off = r->resp.file_off;
+            c->file_left = r->resp.file_len;
+            r->resp.has_file = 0;
+        } else if (r->resp.has_file && loom__resp_has_body(r)) {
+            /* The head could not be built: nothing of the file can follow. */
+            r->resp.close = 1;
+        }
     } else if (r->resp.streaming && loom__resp_has_body(r)) {
         if (r->http_minor == 1) loom__buf_append(outbuf(c), "0\r\n\r\n", 5);
     }
@@ -529,6 +635,13 @@ void loom__req_finish(loom_req *r)
     r->conn = NULL;
     loom__req_free(r);
     if (close) c->closing = 1;
+    if (c->sending) {
+        /* The head first (even inside a batch), then the file. */
+        if (w->out_conn == c) flush(c);
+        if (!c->closed && !c->writing) file_pump(c);
+        if (!c->closed) update_deadline(c);
+        return;
+    }
     if (w->batch != c) {
         flush(c);
         if (c->closed) return;

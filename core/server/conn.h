@@ -22,6 +22,9 @@ struct loom__conn {
     uint32_t nreq;
     uint8_t kind;
     uint8_t writing, closing, lingering, closed, paused;
+    uint8_t sending; /* a file body is being sent (sendfile, or pread + write) */
+    int file_fd;     /* owned while sending */
+    uint64_t file_off, file_left;
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;

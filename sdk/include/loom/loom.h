@@ -299,6 +299,9 @@ typedef struct loom_host_api {
     int32_t (*fetch_header_at)(const loom_fetch_result *r, uint32_t i, const char **name,
                                const char **value);
     const void *(*fetch_body)(const loom_fetch_result *r, size_t *len);
+
+    /* 1.1: file bodies */
+    int32_t (*resp_file)(loom_req *req, int32_t fd, uint64_t offset, uint64_t len);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -756,6 +759,19 @@ static inline int32_t loom_fetch_header_at(const loom_fetch_result *r, uint32_t 
 static inline const void *loom_fetch_body(const loom_fetch_result *r, size_t *len)
 {
     return loom__host_api->fetch_body(r, len);
+}
+
+/* ---- 1.1: file bodies ------------------------------------------------------ */
+
+/* Sets the body to `len` bytes of the open regular file `fd` from `offset`
+ * (Content-Length is len); loom sends it with sendfile(2) after the head,
+ * falling back to reads and writes, without blocking the loop on the socket.
+ * The host takes ownership of fd in every case (it is closed when the
+ * response is done, replaced by another body, or the call fails). Then call
+ * loom_respond. LOOM_ENOSYS on a 1.0 host (fd is then still the caller's). */
+static inline int32_t loom_resp_file(loom_req *req, int32_t fd, uint64_t offset, uint64_t len)
+{
+    return LOOM_HAS(resp_file) ? loom__host_api->resp_file(req, fd, offset, len) : LOOM_ENOSYS;
 }
 
 #ifdef __cplusplus
