@@ -12,6 +12,7 @@ pkgs=(
   clang libclang-rt-14-dev llvm
   curl python3-aiohttp nginx-light redis-server wrk
   abigail-tools
+  chromium
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(h2o nodejs gnuplot-nox linux-perf valgrind)
