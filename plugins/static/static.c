@@ -322,7 +322,9 @@ static int cmp_names(const void *a, const void *b)
 
 static int32_t listing(loom_req *req, int dirfd, const char *urlpath)
 {
-    int fd = dup(dirfd);
+    /* A new open file description: a dup() would share (and move) the
+     * directory offset of the mount's root descriptor. */
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         if (fd >= 0) close(fd);
@@ -350,7 +352,7 @@ static int32_t listing(loom_req *req, int dirfd, const char *urlpath)
         names[n++] = s;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n) qsort(names, n, sizeof *names, cmp_names);
     char *b = NULL;
     size_t bl = 0, bc = 0;
     put(&b, &bl, &bc, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
