@@ -778,4 +778,11 @@ const loom_host_api loom__api_table = {
     .fetch_header_at = loom__api_fetch_header_at,
     .fetch_body = loom__api_fetch_body,
     .resp_file = api_resp_file,
+    .session_store_register = loom__api_session_store_register,
+    .session_load = loom__api_session_load,
+    .session_get = loom__api_session_get,
+    .session_set = loom__api_session_set,
+    .session_regenerate = loom__api_session_regenerate,
+    .session_invalidate = loom__api_session_invalidate,
+    .session_is_new = loom__api_session_is_new,
 };

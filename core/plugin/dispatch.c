@@ -24,6 +24,8 @@ static loom__rctx *ctx(loom_req *r)
 static void complete(loom_req *r)
 {
     loom__rctx *x = ctx(r);
+    if (x->session && loom__session_before_send(r)) return; /* saving; called again after */
+    loom__session_free(r);
     loom__snapshot *s = x->snap;
     loom__worker *w = loom__req_worker(r);
     loom__host *h = w ? w->host : NULL;
@@ -34,6 +36,11 @@ static void complete(loom_req *r)
     for (size_t i = 0; i < s->nplugins; i++) s->plugins[i]->inflight--;
     loom__req_finish(r);
     loom__snapshot_unref(h, s);
+}
+
+void loom__dispatch_complete(loom_req *r)
+{
+    complete(r);
 }
 
 void loom__dispatch_response_phase(loom_req *r)

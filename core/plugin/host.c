@@ -209,6 +209,7 @@ void loom__host_stop(loom__host *h)
     for (size_t i = 0; i < h->nzombies; i++) loom__plugin_discard(h->zombies[i]);
     free(h->zombies);
     if (h->private_dir) rmdir(h->private_dir);
+    loom__session_host_free(h);
     free(h->private_dir);
     h->w->host = NULL;
     free(h);

@@ -112,6 +112,7 @@ struct loom__host {
     loom_plugin **unload_queue; /* released instances, unloaded from a clean stack */
     size_t nunload;
     uv_timer_t *unload_timer;
+    void *sessions; /* session config and the registered store (session.c) */
 };
 
 /* Per-request pipeline state, in the request's arena. */
@@ -132,7 +133,8 @@ typedef struct {
     loom_fetch *fetches; /* client requests tied to this request */
     json_t **jsons;      /* parsed JSON to release with the request */
     size_t njsons;
-    void *form; /* parsed form fields (form.c) */
+    void *form;    /* parsed form fields (form.c) */
+    void *session; /* the request's session, once loaded (session.c) */
     char remote[64];
     uint64_t start_ns;
 } loom__rctx;
@@ -217,6 +219,25 @@ uint32_t loom__api_fetch_header_count(const loom_fetch_result *r);
 int32_t loom__api_fetch_header_at(const loom_fetch_result *r, uint32_t i, const char **name,
                                   const char **value);
 const void *loom__api_fetch_body(const loom_fetch_result *r, size_t *len);
+/* Sessions (ABI 1.1, session.c). */
+int32_t loom__api_session_store_register(loom_plugin *self, const loom_session_store *store);
+int32_t loom__api_session_load(loom_req *req, loom_session_fn fn, void *ud);
+const loom_json *loom__api_session_get(loom_req *req);
+int32_t loom__api_session_set(loom_req *req, const char *key, const char *json, size_t len);
+int32_t loom__api_session_regenerate(loom_req *req);
+int32_t loom__api_session_invalidate(loom_req *req);
+int32_t loom__api_session_is_new(loom_req *req);
+/* Before a response is sent: starts saving a changed session. Returns 1 when
+ * it went asynchronous (loom__dispatch_complete is called again when done),
+ * 0 when the response may go now. */
+int loom__session_before_send(loom_req *r);
+/* Releases the request's session data. */
+void loom__session_free(loom_req *r);
+/* Forgets the store of an instance that is being unloaded. */
+void loom__session_store_drop(loom_plugin *p);
+void loom__session_host_free(loom__host *h);
+/* Finishes a response (response phase, send); also after a session save. */
+void loom__dispatch_complete(loom_req *r);
 /* Cancels the fetches tied to a request / owned by a plugin instance. */
 void loom__fetch_cancel_request(loom_req *r);
 void loom__fetch_cancel_plugin(loom_plugin *p);

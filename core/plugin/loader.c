@@ -262,6 +262,7 @@ void loom__plugin_unload(loom_plugin *p)
 {
     loom__host *h = p->host;
     p->unloading = 1; /* no new timers or work from now on */
+    loom__session_store_drop(p);
     loom_plugin **q = realloc(h->unload_queue, (h->nunload + 1) * sizeof *q);
     if (!q) {
         loom__err("plugin %s: out of memory queueing the unload; it stays loaded", p->name);

@@ -133,6 +133,14 @@ typedef void (*loom_work_done_fn)(void *ud, int32_t cancelled);
  * request answered or aborted, or the plugin unloaded). */
 typedef void (*loom_fetch_fn)(const loom_fetch_result *res, void *ud);
 
+/* (1.1) A session store operation finished. status: 0, LOOM_ENOTFOUND (load:
+ * no such session, or it expired) or another negative code. For load, data
+ * is the stored JSON text (valid during the call only). */
+typedef void (*loom_session_done_fn)(void *ctx, int32_t status, const char *data, size_t len);
+/* (1.1) The session of a request is loaded (status 0) or could not be
+ * (negative; the request then has a fresh empty session anyway). */
+typedef void (*loom_session_fn)(loom_req *req, int32_t status, void *ud);
+
 /* ---- size-prefixed structs ---------------------------------------------- */
 
 /* A middleware registration. Set size = sizeof(loom_middleware_def). */
@@ -164,6 +172,27 @@ typedef struct loom_cookie {
 #define LOOM_COOKIE_MAX_AGE 4u
 #define LOOM_COOKIE_EXPIRES 8u
 #define LOOM_COOKIE_PARTITIONED 16u
+
+/* (1.1) A session store, registered by a plugin with loom_session_store_
+ * register. Set size = sizeof(loom_session_store). Each operation returns 0
+ * and then calls done exactly once on the loop thread (possibly before it
+ * returns), or returns a negative code and never calls done. `id` is a
+ * NUL-terminated string of [0-9a-f]; `expires` is the Unix time after which
+ * the store may drop the session (and must not return it from load). A store
+ * that is being unloaded still calls done for what it accepted (with a
+ * negative status when the work was dropped). */
+typedef struct loom_session_store {
+    uint32_t size;
+    uint32_t reserved;
+    const char *name; /* e.g. "sqlite"; copied */
+    int32_t (*load)(void *ud, const char *id, loom_session_done_fn done, void *ctx);
+    int32_t (*save)(void *ud, const char *id, const char *data, size_t len, int64_t expires,
+                    loom_session_done_fn done, void *ctx);
+    int32_t (*destroy)(void *ud, const char *id, loom_session_done_fn done, void *ctx);
+    int32_t (*touch)(void *ud, const char *id, int64_t expires, loom_session_done_fn done,
+                     void *ctx);
+    void *ud;
+} loom_session_store;
 
 /* (1.1) An HTTP client request. Set size = sizeof(loom_fetch_opts). Every
  * pointer needs to stay valid only during loom_fetch (it is copied). */
@@ -302,6 +331,15 @@ typedef struct loom_host_api {
 
     /* 1.1: file bodies */
     int32_t (*resp_file)(loom_req *req, int32_t fd, uint64_t offset, uint64_t len);
+
+    /* 1.1: sessions */
+    int32_t (*session_store_register)(loom_plugin *self, const loom_session_store *store);
+    int32_t (*session_load)(loom_req *req, loom_session_fn fn, void *ud);
+    const loom_json *(*session_get)(loom_req *req);
+    int32_t (*session_set)(loom_req *req, const char *key, const char *json, size_t len);
+    int32_t (*session_regenerate)(loom_req *req);
+    int32_t (*session_invalidate)(loom_req *req);
+    int32_t (*session_is_new)(loom_req *req);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -772,6 +810,61 @@ static inline const void *loom_fetch_body(const loom_fetch_result *r, size_t *le
 static inline int32_t loom_resp_file(loom_req *req, int32_t fd, uint64_t offset, uint64_t len)
 {
     return LOOM_HAS(resp_file) ? loom__host_api->resp_file(req, fd, offset, len) : LOOM_ENOSYS;
+}
+
+/* ---- 1.1: sessions ---------------------------------------------------------
+ * Configured under "plugins": {"sessions": {...}} (keys, cookie, timeouts; see
+ * README) and backed by a store plugin (session-memory, session-sqlite,
+ * session-redis). A handler loads the session of its request, reads it as a
+ * JSON object and changes it; changed sessions are saved, and the signed
+ * cookie sent, when the response is done. A missing, tampered, expired or
+ * unknown cookie gives a fresh empty session, never an error. */
+
+/* A store plugin offers its store (in init). Returns 0 when the host will use
+ * it (the "store" key of the sessions config names it; default "sqlite"),
+ * LOOM_ESTATE when sessions are not configured, LOOM_ENOTFOUND when another
+ * store is chosen (the plugin should then stay idle and return 0 from init),
+ * LOOM_EINVAL when the sessions config is invalid (the reason is logged;
+ * fail init). */
+static inline int32_t loom_session_store_register(loom_plugin *self,
+                                                  const loom_session_store *store)
+{
+    return LOOM_HAS(session_store_register) ? loom__host_api->session_store_register(self, store)
+                                            : LOOM_ENOSYS;
+}
+/* Loads the request's session, then calls fn (on the loop thread; at once
+ * when it is already loaded). Return LOOM_PENDING from the handler and answer
+ * from fn. LOOM_ESTATE when sessions are not configured (no keys or store). */
+static inline int32_t loom_session_load(loom_req *req, loom_session_fn fn, void *ud)
+{
+    return LOOM_HAS(session_load) ? loom__host_api->session_load(req, fn, ud) : LOOM_ENOSYS;
+}
+/* The session data, a JSON object (never NULL once loaded); valid until the
+ * next change to the session. NULL before loom_session_load completed. */
+static inline const loom_json *loom_session_get(loom_req *req)
+{
+    return LOOM_HAS(session_get) ? loom__host_api->session_get(req) : NULL;
+}
+/* Sets key to the JSON value `json` (len bytes; copied), or removes it when
+ * json is NULL. LOOM_EINVAL for invalid JSON, LOOM_ELIMIT beyond max_size. */
+static inline int32_t loom_session_set(loom_req *req, const char *key, const char *json, size_t len)
+{
+    return LOOM_HAS(session_set) ? loom__host_api->session_set(req, key, json, len) : LOOM_ENOSYS;
+}
+/* Login: a new session ID for the same data (the old ID is deleted). */
+static inline int32_t loom_session_regenerate(loom_req *req)
+{
+    return LOOM_HAS(session_regenerate) ? loom__host_api->session_regenerate(req) : LOOM_ENOSYS;
+}
+/* Logout: empties the session, deletes it from the store, expires the cookie. */
+static inline int32_t loom_session_invalidate(loom_req *req)
+{
+    return LOOM_HAS(session_invalidate) ? loom__host_api->session_invalidate(req) : LOOM_ENOSYS;
+}
+/* 1 when the request came without a valid session (a fresh one), 0 if not. */
+static inline int32_t loom_session_is_new(loom_req *req)
+{
+    return LOOM_HAS(session_is_new) ? loom__host_api->session_is_new(req) : LOOM_ENOSYS;
 }
 
 #ifdef __cplusplus
