@@ -563,6 +563,84 @@ static void api_timer_stop(loom_timer *t)
     uv_close((uv_handle_t *)&t->t, timer_closed);
 }
 
+/* ---- descriptor watchers ---- */
+
+static void io_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void io_unlink(loom_io *io)
+{
+    if (io->prev)
+        io->prev->next = io->next;
+    else if (io->owner->ios == io)
+        io->owner->ios = io->next;
+    if (io->next) io->next->prev = io->prev;
+    io->prev = io->next = NULL;
+}
+
+static void io_fire(uv_poll_t *h, int status, int events)
+{
+    loom_io *io = h->data;
+    if (io->stopped) return;
+    int32_t ev = status < 0 ? LOOM_EINVAL
+                            : ((events & UV_READABLE) ? LOOM_IO_READ : 0) |
+                                  ((events & UV_WRITABLE) ? LOOM_IO_WRITE : 0);
+    io->fn(io, ev, io->ud);
+}
+
+static int uv_events(int32_t events)
+{
+    return ((events & LOOM_IO_READ) ? UV_READABLE : 0) |
+           ((events & LOOM_IO_WRITE) ? UV_WRITABLE : 0);
+}
+
+static loom_io *api_io_start(loom_plugin *self, int32_t fd, int32_t events, loom_io_fn fn, void *ud)
+{
+    if (!fn || fd < 0 || !self || self->unloading || !self->host) return NULL;
+    loom_io *io = calloc(1, sizeof *io);
+    if (!io) return NULL;
+    if (uv_poll_init_socket(self->host->loop, &io->poll, fd) < 0) {
+        free(io);
+        return NULL;
+    }
+    io->poll.data = io;
+    io->owner = self;
+    io->fn = fn;
+    io->ud = ud;
+    io->next = self->ios;
+    if (self->ios) self->ios->prev = io;
+    self->ios = io;
+    io->events = uv_events(events);
+    if (io->events) uv_poll_start(&io->poll, io->events, io_fire);
+    return io;
+}
+
+static int32_t api_io_update(loom_io *io, int32_t events)
+{
+    if (!io || io->stopped) return LOOM_EINVAL;
+    int ev = uv_events(events);
+    if (ev == io->events) return LOOM_OK;
+    io->events = ev;
+    int rc = ev ? uv_poll_start(&io->poll, ev, io_fire) : uv_poll_stop(&io->poll);
+    return rc < 0 ? LOOM_EINVAL : LOOM_OK;
+}
+
+static void api_io_stop(loom_io *io)
+{
+    if (!io || io->stopped) return;
+    io->stopped = 1;
+    io_unlink(io);
+    uv_poll_stop(&io->poll);
+    uv_close((uv_handle_t *)&io->poll, io_closed);
+}
+
+void loom__io_close_plugin(loom_plugin *p)
+{
+    while (p->ios) api_io_stop(p->ios);
+}
+
 typedef struct {
     uv_work_t w;
     loom_plugin *owner;
@@ -785,4 +863,7 @@ const loom_host_api loom__api_table = {
     .session_regenerate = loom__api_session_regenerate,
     .session_invalidate = loom__api_session_invalidate,
     .session_is_new = loom__api_session_is_new,
+    .io_start = api_io_start,
+    .io_update = api_io_update,
+    .io_stop = api_io_stop,
 };

@@ -48,6 +48,16 @@ struct loom_timer {
     int stopped;
 };
 
+struct loom_io {
+    uv_poll_t poll;
+    loom_plugin *owner;
+    loom_io_fn fn;
+    void *ud;
+    struct loom_io *prev, *next;
+    int events;
+    int stopped;
+};
+
 struct loom_plugin {
     loom_plugin_desc d; /* the descriptor, normalised to this host's size */
     loom__host *host;
@@ -68,6 +78,7 @@ struct loom_plugin {
     loom__reg_mw *mws;
     size_t nmws;
     loom_timer *timers;
+    loom_io *ios;        /* descriptor watchers (api.c) */
     loom_fetch *fetches; /* client requests in flight (fetch.c) */
     int64_t works;       /* thread-pool jobs not done yet */
     int unloading;
@@ -219,6 +230,8 @@ uint32_t loom__api_fetch_header_count(const loom_fetch_result *r);
 int32_t loom__api_fetch_header_at(const loom_fetch_result *r, uint32_t i, const char **name,
                                   const char **value);
 const void *loom__api_fetch_body(const loom_fetch_result *r, size_t *len);
+/* Closes every descriptor watcher of an instance (at unload). */
+void loom__io_close_plugin(loom_plugin *p);
 /* Sessions (ABI 1.1, session.c). */
 int32_t loom__api_session_store_register(loom_plugin *self, const loom_session_store *store);
 int32_t loom__api_session_load(loom_req *req, loom_session_fn fn, void *ud);

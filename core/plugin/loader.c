@@ -292,6 +292,7 @@ static void do_unload(loom_plugin *p)
     loom__host *h = p->host;
     loom__fetch_cancel_plugin(p);
     if (p->d.fini) p->d.fini(p);
+    loom__io_close_plugin(p); /* watchers the plugin did not stop itself */
     for (loom_timer *t = p->timers, *n; t; t = n) {
         n = t->next;
         uv_timer_stop(&t->t);

@@ -26,6 +26,8 @@ def sess_config(store, keys=(K1,), tmp=None, **opts):
     cfg = {"plugins": {"sessions": s}}
     if store == "sqlite":
         cfg["plugins"]["session-sqlite"] = {"db": os.path.join(tmp, "s.db"), "sweep_interval": 1}
+    if store == "redis":
+        cfg["plugins"]["session-redis"] = {"port": RedisStoreTest.redis.port, "prefix": "t:"}
     return cfg
 
 
@@ -226,6 +228,74 @@ class SqliteStoreTest(StoreConformance, unittest.TestCase):
             self.assertEqual(n, 0)
         finally:
             self.assertEqual(srv.stop(), 0)
+
+
+@unittest.skipUnless(shutil.which("redis-server"), "redis-server is not installed")
+class RedisStoreTest(StoreConformance, unittest.TestCase):
+    store = "redis"
+    args = ["--workers", "2"]
+    redis = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = weblib.Redis()
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.redis.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.redis.stop()
+
+    def test_shared_by_workers_and_ttl_in_redis(self):
+        c = Client(self.srv.port)
+        c.call("POST", setq("user", "rita"))
+        for _ in range(20):
+            self.assertEqual(c.call("GET", "/s")[2]["data"], {"user": "rita"})
+        s = loomtest.connect(self.redis.port)
+        sid = c.cookie.split(".")[0]
+        s.sendall(("TTL t:%s\r\n" % sid).encode())
+        ttl = int(s.recv(100).strip()[1:])
+        s.close()
+        self.assertTrue(1700 <= ttl <= 1800, ttl)
+
+    def test_redis_down_gives_fresh_sessions_then_recovers(self):
+        port = self.redis.port
+        c = Client(self.srv.port)
+        c.call("POST", setq("v", 1))
+        self.redis.stop()
+        try:
+            for _ in range(3):
+                st, _, b = c.call("GET", "/s", keep=False)
+                self.assertEqual((st, b), (200, {"new": True, "data": {}}))
+        finally:
+            r = weblib.Redis.__new__(weblib.Redis)
+            RedisStoreTest.redis = r
+            import subprocess
+            r.port, r.dir = port, tempfile.mkdtemp(prefix="loom-redis-")
+            r.proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no", "--dir", r.dir],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    loomtest.connect(port, 0.5).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            c2 = Client(self.srv.port)
+            c2.call("POST", setq("w", 2))
+            if c2.cookie and c2.call("GET", "/s")[2]["data"] == {"w": 2}:
+                break
+            time.sleep(0.2)
+        self.assertEqual(c2.call("GET", "/s")[2]["data"], {"w": 2})
 
 
 class ConfigTest(unittest.TestCase):

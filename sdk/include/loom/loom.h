@@ -99,6 +99,7 @@ typedef struct loom_json loom_json;     /* a read-only JSON value */
 typedef struct loom_timer loom_timer;   /* a host-owned timer */
 typedef struct loom_fetch loom_fetch;   /* (1.1) an HTTP client request started by a plugin */
 typedef struct loom_fetch_result loom_fetch_result; /* (1.1) its outcome, during the callback */
+typedef struct loom_io loom_io; /* (1.1) a host-owned watcher on a plugin's file descriptor */
 
 /* ---- callbacks ---------------------------------------------------------- */
 
@@ -140,6 +141,12 @@ typedef void (*loom_session_done_fn)(void *ctx, int32_t status, const char *data
 /* (1.1) The session of a request is loaded (status 0) or could not be
  * (negative; the request then has a fresh empty session anyway). */
 typedef void (*loom_session_fn)(loom_req *req, int32_t status, void *ud);
+
+/* (1.1) A watched descriptor is ready: events is LOOM_IO_READ and/or
+ * LOOM_IO_WRITE, or a negative code when polling failed. */
+typedef void (*loom_io_fn)(loom_io *io, int32_t events, void *ud);
+#define LOOM_IO_READ 1
+#define LOOM_IO_WRITE 2
 
 /* ---- size-prefixed structs ---------------------------------------------- */
 
@@ -340,6 +347,11 @@ typedef struct loom_host_api {
     int32_t (*session_regenerate)(loom_req *req);
     int32_t (*session_invalidate)(loom_req *req);
     int32_t (*session_is_new)(loom_req *req);
+
+    /* 1.1: descriptor watchers */
+    loom_io *(*io_start)(loom_plugin *self, int32_t fd, int32_t events, loom_io_fn fn, void *ud);
+    int32_t (*io_update)(loom_io *io, int32_t events);
+    void (*io_stop)(loom_io *io);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -865,6 +877,30 @@ static inline int32_t loom_session_invalidate(loom_req *req)
 static inline int32_t loom_session_is_new(loom_req *req)
 {
     return LOOM_HAS(session_is_new) ? loom__host_api->session_is_new(req) : LOOM_ENOSYS;
+}
+
+/* ---- 1.1: descriptor watchers -------------------------------------------------
+ * For client libraries with their own sockets (hiredis, libpq, ...): the host
+ * polls a descriptor the plugin owns, on the worker's loop. The watcher is
+ * tracked per plugin instance and closed when the instance is unloaded; the
+ * plugin must stop it before closing the descriptor. */
+
+/* Starts watching fd for `events` (LOOM_IO_READ | LOOM_IO_WRITE, or 0 for
+ * none yet). Returns NULL on error. */
+static inline loom_io *loom_io_start(loom_plugin *self, int32_t fd, int32_t events, loom_io_fn fn,
+                                     void *ud)
+{
+    return LOOM_HAS(io_start) ? loom__host_api->io_start(self, fd, events, fn, ud) : NULL;
+}
+/* Changes the events watched (0: none, the watcher stays). */
+static inline int32_t loom_io_update(loom_io *io, int32_t events)
+{
+    return LOOM_HAS(io_update) ? loom__host_api->io_update(io, events) : LOOM_ENOSYS;
+}
+/* Stops and frees the watcher; its callback does not run again. */
+static inline void loom_io_stop(loom_io *io)
+{
+    if (LOOM_HAS(io_stop)) loom__host_api->io_stop(io);
 }
 
 #ifdef __cplusplus
