@@ -67,6 +67,7 @@ typedef struct {
     int64_t issued, expires;
     json_t *data;
     uint8_t loaded, loading, is_new, dirty, regenerated, invalidated, refresh, saving, saved;
+    uint8_t waiting; /* the response is done while the load was in flight */
     loom_session_fn fn;
     void *ud;
 } sess;
@@ -374,6 +375,13 @@ static void finish_load(sess *s, int32_t status)
 {
     s->loaded = 1;
     s->loading = 0;
+    if (s->waiting) {
+        /* Answered without waiting for the session: nobody is told; the
+         * response that was held for this load goes now. */
+        s->saved = 1;
+        loom__dispatch_complete(s->req);
+        return;
+    }
     loom__rctx *x = CTX(s->req);
     x->in_call++;
     s->fn(s->req, status, s->ud);
@@ -567,6 +575,12 @@ static void after_save(void *ctx, int32_t status, const char *data, size_t len)
 int loom__session_before_send(loom_req *r)
 {
     sess *s = get(r);
+    if (s && s->loading) {
+        /* The store still holds a pointer to this request's session: the
+         * request must outlive the load (finish_load completes it). */
+        s->waiting = 1;
+        return 1;
+    }
     if (!s || s->saved || s->saving || !s->loaded) return 0;
     sess_host *sh = shost_req(r);
     if (!sh || !sh->owner || CTX(r)->aborted) {

@@ -151,6 +151,15 @@ class StoreConformance:
         self.assertIsNone(c.cookie)
         self.assertEqual(c.call("GET", "/s", cookie=old, keep=False)[2], {"new": True, "data": {}})
 
+    def test_answer_while_load_in_flight(self):
+        c = Client(self.srv.port)
+        c.call("POST", setq("a", 1))
+        for _ in range(20):
+            st, _, body = weblib.req(self.srv.port, "/s/early",
+                                     headers={"Cookie": "loom_session=" + c.cookie})
+            self.assertEqual((st, body), (202, b"answered early"))
+        self.assertEqual(c.call("GET", "/s")[2]["data"], {"a": 1})
+
     def test_size_limit(self):
         c = Client(self.srv.port)
         st, _, _ = c.call("POST", setq("big", "x" * 2000))

@@ -51,6 +51,15 @@ static int32_t handle(loom_req *req, void *ud)
     return LOOM_PENDING;
 }
 
+/* Starts a load and answers at once, without waiting for it. */
+static int32_t early(loom_req *req, void *ud)
+{
+    (void)ud;
+    int32_t rc = loom_session_load(req, loaded, (void *)(intptr_t)GET);
+    if (rc) return loom_resp_error(req, 503, "sessions are not configured");
+    return loom_resp_text(req, 202, "answered early");
+}
+
 static int32_t init(loom_plugin *self, const char *config, size_t len)
 {
     (void)config;
@@ -60,6 +69,7 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     if (!rc) rc = loom_route_add(self, "POST", "/s/regenerate", handle, (void *)(intptr_t)REGEN);
     if (!rc) rc = loom_route_add(self, "POST", "/s/invalidate", handle, (void *)(intptr_t)INVAL);
     if (!rc) rc = loom_route_add(self, "GET", "/s/none", handle, (void *)(intptr_t)NONE);
+    if (!rc) rc = loom_route_add(self, "GET", "/s/early", early, NULL);
     return rc;
 }
 
