@@ -166,6 +166,14 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     c->last_io = uv_now(c->w->loop);
+    if (c->sending && c->file_pre) {
+        /* The file's head was queued behind the write that just ended. */
+        size_t n = c->file_pre;
+        c->file_pre = 0;
+        start_write(c, c->pend.data, n);
+        loom__buf_consume(&c->pend, n);
+        return;
+    }
     if (c->sending) {
         file_pump(c);
         return;
@@ -621,6 +629,7 @@ void loom__req_finish(loom_req *r)
             c->file_fd = r->resp.file_fd;
             c->file_off = r->resp.file_off;
             c->file_left = r->resp.file_len;
+            c->file_pre = c->writing ? c->pend.len : 0; /* the head went into pend */
             r->resp.has_file = 0;
         } else if (r->resp.has_file && loom__resp_has_body(r)) {
             /* The head could not be built: nothing of the file can follow. */

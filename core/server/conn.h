@@ -25,6 +25,7 @@ struct loom__conn {
     uint8_t sending; /* a file body is being sent (sendfile, or pread + write) */
     int file_fd;     /* owned while sending */
     uint64_t file_off, file_left;
+    size_t file_pre; /* bytes at the front of pend that go before the file (its head) */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
