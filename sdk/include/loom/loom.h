@@ -830,7 +830,9 @@ static inline int32_t loom_resp_file(loom_req *req, int32_t fd, uint64_t offset,
  * session-redis). A handler loads the session of its request, reads it as a
  * JSON object and changes it; changed sessions are saved, and the signed
  * cookie sent, when the response is done. A missing, tampered, expired or
- * unknown cookie gives a fresh empty session, never an error. */
+ * unknown cookie gives a fresh empty session, never an error. With a streamed
+ * response the head is out before the save, so no new cookie can follow:
+ * change the session (or regenerate it) in a response that is not streamed. */
 
 /* A store plugin offers its store (in init). Returns 0 when the host will use
  * it (the "store" key of the sessions config names it; default "sqlite"),
