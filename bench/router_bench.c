@@ -17,10 +17,18 @@ static double now(void)
 static void pattern(int i, char *p, size_t n)
 {
     switch (i % 4) {
-    case 0: snprintf(p, n, "/api/v1/resource%d", i); break;
-    case 1: snprintf(p, n, "/api/v1/resource%d/{id}", i); break;
-    case 2: snprintf(p, n, "/api/v2/items%d/{id:\\d+}/detail", i); break;
-    default: snprintf(p, n, "/static/page%d.html", i); break;
+    case 0:
+        snprintf(p, n, "/api/v1/resource%d", i);
+        break;
+    case 1:
+        snprintf(p, n, "/api/v1/resource%d/{id}", i);
+        break;
+    case 2:
+        snprintf(p, n, "/api/v2/items%d/{id:\\d+}/detail", i);
+        break;
+    default:
+        snprintf(p, n, "/static/page%d.html", i);
+        break;
     }
 }
 

@@ -20,8 +20,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
 {
     (void)config;
     (void)len;
-    loom_middleware_def d = {sizeof d, LOOM_ORDER_MIDDLE, "benchmw", NULL, NULL, on_request,
-                             on_response, NULL};
+    loom_middleware_def d = {sizeof d, LOOM_ORDER_MIDDLE, "benchmw",   NULL,
+                             NULL,     on_request,        on_response, NULL};
     return loom_middleware_add(self, &d);
 }
 

@@ -17,10 +17,18 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     char p[128];
     for (int i = 0; i < 1000; i++) {
         switch (i % 4) {
-        case 0: snprintf(p, sizeof p, "/api/v1/resource%d", i); break;
-        case 1: snprintf(p, sizeof p, "/api/v1/resource%d/{id}", i); break;
-        case 2: snprintf(p, sizeof p, "/api/v2/items%d/{id:\\d+}/detail", i); break;
-        default: snprintf(p, sizeof p, "/static/page%d.html", i); break;
+        case 0:
+            snprintf(p, sizeof p, "/api/v1/resource%d", i);
+            break;
+        case 1:
+            snprintf(p, sizeof p, "/api/v1/resource%d/{id}", i);
+            break;
+        case 2:
+            snprintf(p, sizeof p, "/api/v2/items%d/{id:\\d+}/detail", i);
+            break;
+        default:
+            snprintf(p, sizeof p, "/static/page%d.html", i);
+            break;
         }
         int32_t rc = loom_route_add(self, "GET", p, h_any, NULL);
         if (rc) return rc;
