@@ -153,6 +153,24 @@ static void log_write_failed(loom__conn *c, int err)
 
 static void start_write(loom__conn *c, const char *p, size_t len);
 
+/* Once the socket took everything in flight: sends what queued up behind it,
+ * or starts the close of a connection that ends. Returns 1 if it did either
+ * (the caller then waits for that to finish). */
+static int drain_queued(loom__conn *c)
+{
+    if (c->pend.len) {
+        loom__buf p = c->pend;
+        start_write(c, p.data, p.len);
+        c->pend.len = 0;
+        return 1;
+    }
+    if (c->closing) {
+        conn_shutdown(c);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     write_req *wr = (write_req *)req;
@@ -178,16 +196,7 @@ static void on_write(uv_write_t *req, int status)
         file_pump(c);
         return;
     }
-    if (c->pend.len) {
-        loom__buf p = c->pend;
-        start_write(c, p.data, p.len);
-        c->pend.len = 0;
-        return;
-    }
-    if (c->closing) {
-        conn_shutdown(c);
-        return;
-    }
+    if (drain_queued(c)) return;
     process_pending(c);
     update_deadline(c);
 }
@@ -311,16 +320,7 @@ static void file_pump(loom__conn *c)
     }
     close(c->file_fd);
     c->sending = 0;
-    if (c->pend.len) {
-        loom__buf p = c->pend;
-        start_write(c, p.data, p.len);
-        c->pend.len = 0;
-        return;
-    }
-    if (c->closing) {
-        conn_shutdown(c);
-        return;
-    }
+    if (drain_queued(c)) return;
     if (c->w->batch != c) {
         process_pending(c);
         if (!c->closed) update_deadline(c);
