@@ -25,7 +25,8 @@ static double since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-static void free_req(loom_client_request *req)
+/* Everything a request owns but itself. */
+static void release_fields(loom_client_request *req)
 {
     loom__url_free(&req->url);
     for (size_t i = 0; i < req->nheaders; i++) {
@@ -38,6 +39,11 @@ static void free_req(loom_client_request *req)
     free(req->content_type);
     loom__decoder_free(&req->dec);
     loom_client_response_free(req->resp);
+}
+
+static void free_req(loom_client_request *req)
+{
+    release_fields(req);
     loom_client *c = req->client;
     free(req);
     loom__client_unref(c);
@@ -866,16 +872,7 @@ loom_client_request *loom_client_send(loom_client *c, const char *method, const 
     return req;
 fail:
     req->client = NULL;
-    loom__url_free(&req->url);
-    for (size_t i = 0; i < req->nheaders; i++) {
-        free(req->headers[i].name);
-        free(req->headers[i].value);
-    }
-    free(req->headers);
-    free(req->method);
-    free(req->body);
-    free(req->content_type);
-    loom_client_response_free(req->resp);
+    release_fields(req);
     free(req);
     return NULL;
 }
