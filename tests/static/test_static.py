@@ -10,27 +10,12 @@ import time
 import unittest
 
 import loomtest
+import weblib
 
 SECRET = b"TOPSECRET-outside-the-root"
 
 
-def req(port, target, headers=None, method="GET", version="HTTP/1.1"):
-    h = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
-    raw = ("%s %s %s\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n" % (method, target, version, h))
-    s = loomtest.connect(port)
-    try:
-        s.sendall(raw.encode("latin-1"))
-        data = loomtest.recv_all(s, 10)
-    finally:
-        s.close()
-    if method == "HEAD":
-        head, _, rest = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        hs = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-        return int(lines[0].split()[1]), hs, rest
-    rs = loomtest.parse_responses(data)
-    assert len(rs) == 1, (target, data[:300])
-    return rs[0]
+req = weblib.req  # raw HTTP/1.1 with Connection: close, parsed
 
 
 class StaticTest(unittest.TestCase):
