@@ -467,6 +467,22 @@ int32_t loom__api_session_load(loom_req *r, loom_session_fn fn, void *ud)
     return LOOM_OK;
 }
 
+/* The request's session if it is loaded and not yet being saved: the
+ * state in which handlers may still change it. NULL otherwise. */
+static sess *changeable(loom_req *r)
+{
+    sess *s = get(r);
+    return s && s->loaded && !s->saving && !s->saved ? s : NULL;
+}
+
+/* Drops the current ID (a new one is made at save) and remembers the first
+ * one, whose stored record is deleted after the save. */
+static void retire_id(sess *s)
+{
+    if (s->id[0] && !s->old_id[0]) memcpy(s->old_id, s->id, sizeof s->id);
+    s->id[0] = 0;
+}
+
 const loom_json *loom__api_session_get(loom_req *r)
 {
     sess *s = get(r);
@@ -475,8 +491,8 @@ const loom_json *loom__api_session_get(loom_req *r)
 
 int32_t loom__api_session_set(loom_req *r, const char *key, const char *text, size_t len)
 {
-    sess *s = get(r);
-    if (!s || !s->loaded || s->saving || s->saved) return LOOM_ESTATE;
+    sess *s = changeable(r);
+    if (!s) return LOOM_ESTATE;
     if (!key || !*key) return LOOM_EINVAL;
     if (!text) {
         if (json_object_del(s->data, key) == 0) s->dirty = 1;
@@ -509,10 +525,9 @@ int32_t loom__api_session_set(loom_req *r, const char *key, const char *text, si
 
 int32_t loom__api_session_regenerate(loom_req *r)
 {
-    sess *s = get(r);
-    if (!s || !s->loaded || s->saving || s->saved) return LOOM_ESTATE;
-    if (s->id[0] && !s->old_id[0]) memcpy(s->old_id, s->id, sizeof s->id);
-    s->id[0] = 0; /* a new one at save */
+    sess *s = changeable(r);
+    if (!s) return LOOM_ESTATE;
+    retire_id(s);
     s->regenerated = 1;
     s->dirty = 1;
     return LOOM_OK;
@@ -520,11 +535,10 @@ int32_t loom__api_session_regenerate(loom_req *r)
 
 int32_t loom__api_session_invalidate(loom_req *r)
 {
-    sess *s = get(r);
-    if (!s || !s->loaded || s->saving || s->saved) return LOOM_ESTATE;
-    if (s->id[0] && !s->old_id[0]) memcpy(s->old_id, s->id, sizeof s->id);
+    sess *s = changeable(r);
+    if (!s) return LOOM_ESTATE;
+    retire_id(s);
     json_object_clear(s->data);
-    s->id[0] = 0;
     s->invalidated = 1;
     s->dirty = 0;
     s->regenerated = 0;
