@@ -4,8 +4,14 @@
  * bytes of a request that is not complete yet are copied into the
  * connection's own buffer, so an idle connection holds no buffer at all.
  * Responses produced while one read is processed are gathered in the
- * worker's output buffer and written with one uv_try_write; only what the
- * socket does not take is copied and queued. */
+ * worker's output buffer and written with one send; only what the socket
+ * does not take is copied and queued.
+ *
+ * libuv tells readiness (a uv_poll_t per connection) and the I/O is recv(2)
+ * and send(2) on the fd: measured against uv_read_start/uv_try_write, which
+ * use read(2)/write(2), that is about 0.3 us less kernel time per request
+ * (the socket calls skip the VFS layer and its file-position lock), ~3% of a
+ * keep-alive request. See docs/decisions.md. */
 #include "server/conn.h"
 #include "http/response.h"
 #include "server/access_log.h"
@@ -14,19 +20,15 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
-
-typedef struct {
-    uv_write_t req;
-    loom__conn *c;
-    size_t len;
-    char data[];
-} write_req;
 
 static void process_pending(loom__conn *c);
 static void update_deadline(loom__conn *c);
 static void conn_read_start(loom__conn *c);
+static void poll_update(loom__conn *c);
 
 static loom__buf *outbuf(loom__conn *c);
 static void flush(loom__conn *c);
@@ -45,7 +47,9 @@ static void on_close(uv_handle_t *h)
     loom__worker *w = c->w;
     loom__buf_free(&c->in);
     loom__buf_free(&c->pend);
+    loom__buf_free(&c->wq);
     if (c->sending) close(c->file_fd);
+    close(c->fd);
     free(c);
     w->nconns--;
     loom__worker_conn_closed(w);
@@ -68,19 +72,18 @@ void loom__conn_close(loom__conn *c)
     loom_req *r = c->active;
     c->active = NULL;
     loom__parser_free(&c->parser);
-    uv_close((uv_handle_t *)&c->tcp, on_close);
+    /* Closing the poll handle stops it at once; the fd goes in on_close. */
+    uv_close((uv_handle_t *)&c->poll, on_close);
     if (r) {
         r->conn = NULL;
         if (w->on_abort) w->on_abort(w, r);
     }
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+/* Called once nothing is in flight: the response is all in the socket. */
+static void conn_shutdown(loom__conn *c)
 {
-    loom__conn *c = req->data;
-    free(req);
-    if (c->closed) return;
-    if (status < 0 || c->w->cfg->linger_timeout == 0) {
+    if (shutdown(c->fd, SHUT_WR) < 0 || c->w->cfg->linger_timeout == 0) {
         loom__conn_close(c);
         return;
     }
@@ -89,23 +92,6 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     c->lingering = 1;
     c->kind = T_LINGER;
     c->deadline = uv_now(c->w->loop) + c->w->cfg->linger_timeout;
-}
-
-static void conn_shutdown(loom__conn *c)
-{
-    uv_shutdown_t *req = malloc(sizeof *req);
-    if (!req) {
-        loom__conn_close(c);
-        return;
-    }
-    req->data = c;
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
-        free(req);
-        loom__conn_close(c);
-        return;
-    }
-    c->kind = T_LINGER;
-    c->deadline = uv_now(c->w->loop) + c->w->cfg->linger_timeout + 1000;
 }
 
 /* A client that goes away in the middle of a request, or before its response
@@ -171,12 +157,14 @@ static int drain_queued(loom__conn *c)
     return 0;
 }
 
-static void on_write(uv_write_t *req, int status)
+/* The write in flight ended: all of it is in the socket (status 0) or the
+ * socket failed (a negative uv error). */
+static void write_done(loom__conn *c, int status)
 {
-    write_req *wr = (write_req *)req;
-    loom__conn *c = wr->c;
-    free(wr);
     c->writing = 0;
+    loom__buf_free(&c->wq);
+    c->wq_off = 0;
+    poll_update(c);
     if (c->closed) return;
     if (status < 0) {
         if (!c->lingering) log_write_failed(c, status);
@@ -201,24 +189,53 @@ static void on_write(uv_write_t *req, int status)
     update_deadline(c);
 }
 
+/* Queues bytes the socket did not take; they go when it is writable.
+ * Only called with nothing in flight. */
 static void start_write(loom__conn *c, const char *p, size_t len)
 {
-    write_req *wr = malloc(sizeof *wr + len);
-    if (!wr) {
-        loom__conn_close(c);
-        return;
-    }
-    wr->c = c;
-    wr->len = len;
-    memcpy(wr->data, p, len);
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
-    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
-        free(wr);
+    c->wq.len = 0;
+    c->wq_off = 0;
+    if (loom__buf_append(&c->wq, p, len)) {
         loom__conn_close(c);
         return;
     }
     c->writing = 1;
     c->last_io = uv_now(c->w->loop);
+    poll_update(c);
+}
+
+/* Sends `len` bytes; returns how many the socket took (maybe 0), or a
+ * negative uv error. */
+static ssize_t send_some(loom__conn *c, const char *p, size_t len)
+{
+    for (;;) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n >= 0) return n;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return uv_translate_sys_error(errno);
+    }
+}
+
+/* The socket is writable: more of the write in flight, or more of a file. */
+static void on_writable(loom__conn *c)
+{
+    if (c->writing) {
+        ssize_t n = send_some(c, c->wq.data + c->wq_off, c->wq.len - c->wq_off);
+        if (n < 0) {
+            write_done(c, (int)n);
+            return;
+        }
+        c->wq_off += (size_t)n;
+        if (n > 0) c->last_io = uv_now(c->w->loop);
+        if (c->wq_off == c->wq.len) write_done(c, 0);
+        return;
+    }
+    if (c->file_wait) {
+        c->file_wait = 0;
+        poll_update(c);
+        file_pump(c);
+    }
 }
 
 static loom__buf *outbuf(loom__conn *c)
@@ -238,11 +255,9 @@ static void flush(loom__conn *c)
     w->out_conn = NULL;
     if (len) {
         w->out.len = 0;
-        uv_buf_t b = uv_buf_init(w->out.data, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
+        ssize_t n = send_some(c, w->out.data, len);
         if (n < 0) {
-            log_write_failed(c, n);
+            log_write_failed(c, (int)n);
             loom__conn_close(c);
             return;
         }
@@ -255,21 +270,27 @@ static void flush(loom__conn *c)
 }
 
 /* Sends the rest of a file body: sendfile(2) while the socket takes it; on
- * EAGAIN (or when sendfile cannot be used) one chunk read into memory goes
- * out with uv_write, whose completion calls this again. Never called while a
- * write is in flight. When the file is done, what queued behind it goes. */
+ * EAGAIN (and after FILE_TURN bytes, to let other connections in) it waits
+ * for the socket to be writable and is called again. Where sendfile cannot
+ * be used, one chunk read into memory goes out as a queued write, whose end
+ * calls this again. Never called while a write is in flight. When the file
+ * is done, what queued behind it goes. */
 #define FILE_CHUNK (64u * 1024u)
 #define FILE_TURN (8u * 1024u * 1024u) /* bytes sent per loop turn before yielding */
 static void file_pump(loom__conn *c)
 {
-    uv_os_fd_t sock;
     uint64_t turn = 0;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &sock) < 0) sock = -1;
     while (c->file_left > 0) {
         size_t want = c->file_left > (1u << 20) ? (1u << 20) : (size_t)c->file_left;
-        if (turn < FILE_TURN && sock >= 0) {
+        if (turn >= FILE_TURN) {
+            c->file_wait = 1;
+            poll_update(c);
+            update_deadline(c);
+            return;
+        }
+        if (!c->no_sendfile) {
             off_t off = (off_t)c->file_off;
-            ssize_t n = sendfile(sock, c->file_fd, &off, want);
+            ssize_t n = sendfile(c->fd, c->file_fd, &off, want);
             if (n > 0) {
                 c->file_off += (uint64_t)n;
                 c->file_left -= (uint64_t)n;
@@ -282,42 +303,54 @@ static void file_pump(loom__conn *c)
                 return;
             }
             if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EINVAL && errno != ENOSYS) {
+            if (errno == EAGAIN) {
+                c->file_wait = 1;
+                poll_update(c);
+                update_deadline(c);
+                return;
+            }
+            if (errno != EINVAL && errno != ENOSYS) {
                 if (!c->lingering) log_write_failed(c, uv_translate_sys_error(errno));
                 loom__conn_close(c);
                 return;
             }
+            c->no_sendfile = 1; /* a file sendfile cannot read: copy it through memory */
         }
-        /* Fallback: one chunk through libuv, which waits for writability. */
         size_t len = want > FILE_CHUNK ? FILE_CHUNK : want;
-        write_req *wr = malloc(sizeof *wr + len);
-        if (!wr) {
+        c->wq.len = 0;
+        c->wq_off = 0;
+        if (loom__buf_reserve(&c->wq, len)) {
             loom__conn_close(c);
             return;
         }
         ssize_t n;
-        do n = pread(c->file_fd, wr->data, len, (off_t)c->file_off);
+        do n = pread(c->file_fd, c->wq.data, len, (off_t)c->file_off);
         while (n < 0 && errno == EINTR);
         if (n <= 0) {
-            free(wr);
             loom__conn_close(c);
             return;
         }
+        c->wq.len = (size_t)n;
         c->file_off += (uint64_t)n;
         c->file_left -= (uint64_t)n;
-        wr->c = c;
-        wr->len = (size_t)n;
-        uv_buf_t b = uv_buf_init(wr->data, (unsigned)n);
-        if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
-            free(wr);
+        turn += (uint64_t)n;
+        ssize_t sent = send_some(c, c->wq.data, c->wq.len);
+        if (sent < 0) {
+            if (!c->lingering) log_write_failed(c, (int)sent);
             loom__conn_close(c);
             return;
         }
-        c->writing = 1;
         c->last_io = uv_now(c->w->loop);
-        update_deadline(c);
-        return;
+        if ((size_t)sent < c->wq.len) {
+            /* The rest waits for writability; its end calls this again. */
+            c->wq_off = (size_t)sent;
+            c->writing = 1;
+            poll_update(c);
+            update_deadline(c);
+            return;
+        }
     }
+    loom__buf_free(&c->wq);
     close(c->file_fd);
     c->sending = 0;
     if (drain_queued(c)) return;
@@ -409,8 +442,8 @@ static void keep_leftover(loom__conn *c, const char *data, size_t len, size_t of
     /* Unhandled pipelined requests beyond the limit: stop reading until the
      * handler catches up. */
     if (c->in.len - c->in_parsed > c->w->cfg->max_pipeline && !c->paused) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
         c->paused = 1;
+        poll_update(c);
     }
 }
 
@@ -451,16 +484,10 @@ static void process_pending(loom__conn *c)
     }
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* `n` bytes arrived in `buf` (the worker's read buffer), or the read ended:
+ * n is UV_EOF or another negative uv error. */
+static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
 {
-    (void)hint;
-    loom__conn *c = h->data;
-    *buf = uv_buf_init(c->w->readbuf, sizeof c->w->readbuf);
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    loom__conn *c = s->data;
     loom__worker *w = c->w;
     if (n == 0 || c->closed) return;
     if (n < 0) {
@@ -503,39 +530,97 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         } else if (c->in.len - c->in_parsed > c->w->cfg->max_pipeline && !c->paused) {
             /* A client that pipelines faster than it reads: stop reading
              * until the responses drain (process_pending resumes). */
-            uv_read_stop((uv_stream_t *)&c->tcp);
             c->paused = 1;
+            poll_update(c);
         }
     }
     if (!c->closed) update_deadline(c);
 }
 
-static void conn_read_start(loom__conn *c)
+/* A socket error reported by poll (POLLERR), as a uv error. */
+static int socket_error(int fd)
 {
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) loom__conn_close(c);
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    return err ? uv_translate_sys_error(err) : UV_ECONNRESET;
 }
 
-void loom__conn_accept(loom__worker *w)
+/* One recv per readiness, as libuv does, and more only while each one fills
+ * the buffer: the other connections of this loop turn get their turn. */
+static void do_read(loom__conn *c)
 {
+    loom__worker *w = c->w;
+    for (int i = 0; i < 16 && (c->events & UV_READABLE) && !c->closed; i++) {
+        ssize_t n = recv(c->fd, w->readbuf, sizeof w->readbuf, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            on_read(c, uv_translate_sys_error(errno), NULL);
+            return;
+        }
+        uv_buf_t b = uv_buf_init(w->readbuf, (unsigned)n);
+        on_read(c, n ? n : UV_EOF, &b);
+        if ((size_t)n < sizeof w->readbuf) return;
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    loom__conn *c = h->data;
+    if (c->closed) return;
+    if (status < 0) {
+        /* libuv stopped the handle; the socket failed (a reset, mostly). */
+        c->events = 0;
+        on_read(c, socket_error(c->fd), NULL);
+        return;
+    }
+    if (events & UV_WRITABLE) {
+        on_writable(c);
+        if (c->closed) return;
+    }
+    if (events & UV_READABLE) do_read(c);
+}
+
+/* Starts poll for what the connection waits on: reads unless paused, and
+ * writability while bytes or a file wait for the socket. */
+static void poll_update(loom__conn *c)
+{
+    if (c->closed) return;
+    int want = (c->paused ? 0 : UV_READABLE) | (c->writing || c->file_wait ? UV_WRITABLE : 0);
+    if (want == c->events) return;
+    c->events = want;
+    int rc = want ? uv_poll_start(&c->poll, want, on_poll) : uv_poll_stop(&c->poll);
+    if (rc < 0) loom__conn_close(c);
+}
+
+static void conn_read_start(loom__conn *c)
+{
+    poll_update(c);
+}
+
+void loom__conn_accept(loom__worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+    if (w->nconns >= w->cfg->max_connections || w->draining) {
+        close(fd);
+        return;
+    }
     loom__conn *c = calloc(1, sizeof *c);
-    if (!c) return;
+    if (!c || uv_poll_init_socket(w->loop, &c->poll, fd) < 0) {
+        free(c);
+        close(fd);
+        return;
+    }
     c->w = w;
-    uv_tcp_init(w->loop, &c->tcp);
-    c->tcp.data = c;
+    c->fd = fd;
+    c->poll.data = c;
     w->nconns++;
-    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) < 0) {
-        c->closed = 1;
-        uv_close((uv_handle_t *)&c->tcp, on_close);
-        return;
-    }
-    if (w->nconns > w->cfg->max_connections || w->draining) {
-        c->closed = 1;
-        uv_close((uv_handle_t *)&c->tcp, on_close);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    int alen = sizeof c->peer;
-    if (uv_tcp_getpeername(&c->tcp, &c->peer.sa, &alen) < 0) c->peer.sa.sa_family = AF_UNSPEC;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (peer_len > 0 && peer_len <= sizeof c->peer)
+        memcpy(&c->peer, peer, peer_len);
+    else
+        c->peer.sa.sa_family = AF_UNSPEC;
     loom__parser_init(&c->parser, &w->limits);
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;

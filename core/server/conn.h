@@ -4,13 +4,16 @@
 #define LOOM_SERVER_CONN_H
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "server/server.h"
 
 enum { T_NONE, T_IDLE, T_REQUEST, T_WRITE, T_LINGER };
 
 struct loom__conn {
-    uv_tcp_t tcp;
+    uv_poll_t poll; /* readiness of fd; the I/O itself is recv/send (see conn.c) */
+    int fd;         /* owned: closed after the poll handle */
+    int events;     /* the UV_READABLE/UV_WRITABLE set poll is started with */
     loom__parser parser;
     loom__worker *w;
     loom__conn *prev, *next;
@@ -18,12 +21,16 @@ struct loom__conn {
     size_t in_parsed; /* how many bytes at the front of `in` the parser has seen */
     loom_req *active; /* handed to a handler and not finished */
     loom__buf pend;   /* response bytes queued behind a write in flight */
+    loom__buf wq;     /* the write in flight: bytes the socket has not taken yet */
+    size_t wq_off;    /* how many of them it has taken */
     uint64_t deadline, req_start, last_io;
     uint32_t nreq;
     uint8_t kind;
     uint8_t writing, closing, lingering, closed, paused;
-    uint8_t sending; /* a file body is being sent (sendfile, or pread + write) */
-    int file_fd;     /* owned while sending */
+    uint8_t sending;     /* a file body is being sent (sendfile, or pread + write) */
+    uint8_t file_wait;   /* sending, and waiting for the socket to take more */
+    uint8_t no_sendfile; /* the file is copied through memory (sendfile refused it) */
+    int file_fd;         /* owned while sending */
     uint64_t file_off, file_left;
     size_t file_pre; /* bytes at the front of pend that go before the file (its head) */
     union {
@@ -33,8 +40,10 @@ struct loom__conn {
     } peer;
 };
 
-/* Accepts one connection from the worker's listener. */
-void loom__conn_accept(loom__worker *w);
+/* Takes over `fd`, a connection just accepted from the worker's listener
+ * (non-blocking, close-on-exec), with its peer address. Closes the fd itself
+ * when it cannot serve it. */
+void loom__conn_accept(loom__worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len);
 /* Closes the connection now (aborting its request, if any). */
 void loom__conn_close(loom__conn *c);
 /* Whether the connection is between requests with nothing buffered. */

@@ -28,7 +28,10 @@ struct loom__worker {
     const loom__config *cfg;
     loom__limits limits;
     int id;
-    uv_tcp_t listener;
+    uv_poll_t listener;   /* readiness of listen_fd; accept4 takes the connections */
+    int listen_fd;        /* owned: closed when the worker stops listening */
+    int spare_fd;         /* held open to be given up when accept hits the fd limit */
+    uint64_t shed_logged; /* when that was last logged (at most once a second) */
     int listening;
     uv_timer_t sweep;
     uv_timer_t shutdown_timer;

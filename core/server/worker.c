@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #define SWEEP_MS 250
+
+static void close_handle(uv_handle_t *h);
 
 int loom__listen_socket(const char *host, int port, int reuseport, char *err, size_t errlen)
 {
@@ -68,14 +71,62 @@ int loom__socket_port(int fd)
     return -1;
 }
 
-static void on_connection(uv_stream_t *s, int status)
+/* Out of file descriptors: a pending connection would make the listener
+ * ready on every loop turn. Give the spare fd up, take the connection and
+ * close it (the client sees a close instead of waiting), then take the
+ * spare back. */
+static void shed_one(loom__worker *w)
 {
-    loom__worker *w = s->data;
+    if (w->spare_fd < 0) return;
+    close(w->spare_fd);
+    int fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) close(fd);
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void on_listener(uv_poll_t *h, int status, int events)
+{
+    loom__worker *w = h->data;
+    (void)events;
     if (status < 0) {
-        loom__warn("accept: %s", uv_strerror(status));
+        loom__warn("listener: %s", uv_strerror(status));
         return;
     }
-    loom__conn_accept(w);
+    /* A bounded batch: accepting forever would starve the connections. */
+    for (int i = 0; i < 64 && w->listening; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            if (errno == EMFILE || errno == ENFILE) {
+                uint64_t now = uv_now(w->loop);
+                if (!w->shed_logged || now - w->shed_logged >= 1000) {
+                    loom__warn("accept: %s: closing new connections until some end",
+                               strerror(errno));
+                    w->shed_logged = now ? now : 1;
+                }
+                shed_one(w);
+                return;
+            }
+            loom__warn("accept: %s", strerror(errno));
+            return;
+        }
+        loom__conn_accept(w, fd, (struct sockaddr *)&ss, sl);
+    }
+}
+
+/* Stops listening: the poll handle first (it must not watch a closed fd). */
+static void stop_listening(loom__worker *w)
+{
+    if (!w->listening) return;
+    w->listening = 0;
+    close_handle((uv_handle_t *)&w->listener);
+    close(w->listen_fd);
+    w->listen_fd = -1;
+    if (w->spare_fd >= 0) close(w->spare_fd);
+    w->spare_fd = -1;
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -105,8 +156,7 @@ static void worker_stopped(loom__worker *w)
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
-    if (w->listening) close_handle((uv_handle_t *)&w->listener);
-    w->listening = 0;
+    stop_listening(w);
     if (w->on_stopped) w->on_stopped(w);
 }
 
@@ -132,10 +182,7 @@ void loom__worker_drain(loom__worker *w)
     if (w->draining) return;
     w->draining = 1;
     loom__info("stopping: no new connections; %zu open", w->nconns);
-    if (w->listening) {
-        close_handle((uv_handle_t *)&w->listener);
-        w->listening = 0;
-    }
+    stop_listening(w);
     loom__conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;
@@ -176,14 +223,19 @@ int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg,
     w->limits.max_headers = cfg->max_headers;
     w->limits.client_max_size = cfg->client_max_size;
     w->limits.max_chunk_ext = 4096;
-    int rc = uv_tcp_init(loop, &w->listener);
-    if (rc == 0) rc = uv_tcp_open(&w->listener, listen_fd);
+    w->listen_fd = listen_fd;
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* uv_poll_init_socket also makes the listener non-blocking, which
+     * accept4 relies on. */
+    int rc = uv_poll_init_socket(loop, &w->listener, listen_fd);
     if (rc == 0) {
         w->listener.data = w;
-        rc = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection);
+        rc = uv_poll_start(&w->listener, UV_READABLE, on_listener);
+        if (rc < 0) uv_close((uv_handle_t *)&w->listener, NULL);
     }
     if (rc < 0) {
         loom__err("listen: %s", uv_strerror(rc));
+        if (w->spare_fd >= 0) close(w->spare_fd);
         return rc;
     }
     w->listening = 1;

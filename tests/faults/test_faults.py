@@ -5,6 +5,9 @@
   response (the echo plugin's POST /echo with a multi-megabyte JSON body).
 - An access log on a full disk: /dev/full, and a tiny tmpfs filled up (when
   this test may mount one), which then gets space again.
+- Running out of file descriptors (a lowered RLIMIT_NOFILE): new clients are
+  closed at once instead of waiting, the log says why once, the server does
+  not spin, and serves again when connections end. max_connections likewise.
 
 Not here: an upstream that is down for the proxy (there is no proxy plugin
 yet)."""
@@ -193,6 +196,81 @@ class FullDisk(unittest.TestCase):
         finally:
             subprocess.run(["umount", "-l", d], capture_output=True, timeout=10)
             shutil.rmtree(d, ignore_errors=True)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def served(s):
+    s.sendall(G)
+    s.settimeout(5)
+    data = s.recv(4096)
+    return data.startswith(b"HTTP/1.1 200")
+
+
+def closed_unanswered(s, timeout=3.0):
+    """The server closed (or reset) the connection without an answer."""
+    s.settimeout(timeout)
+    try:
+        s.sendall(G)
+        return s.recv(4096) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+class Limits(unittest.TestCase):
+    def test_out_of_descriptors(self):
+        with loomtest.Server(args=["--single"]) as srv:
+            pid = srv.proc.pid
+            base = len(os.listdir("/proc/%d/fd" % pid))
+            import resource
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (base + 8, base + 8))
+            held = []
+            try:
+                for _ in range(8):
+                    s = connect(srv.port)
+                    held.append(s)
+                ok = sum(1 for s in held if served(s))
+                self.assertGreaterEqual(ok, 5)  # the ones that fit are served
+                extra = [connect(srv.port) for _ in range(10)]
+                held += extra
+                shed = sum(1 for s in extra if closed_unanswered(s))
+                self.assertGreaterEqual(shed, 8, "new clients were not closed at once")
+                wait_log(srv, r"accept: Too many open files: closing new connections")
+                # Pending connections must not make the loop spin.
+                spin = [connect(srv.port) for _ in range(3)]
+                held += spin
+                c0 = cpu_seconds(pid)
+                time.sleep(1.0)
+                self.assertLess(cpu_seconds(pid) - c0, 0.3, "busy loop while out of fds")
+                self.assertLessEqual(srv.log().count("Too many open files"), 3)
+            finally:
+                for s in held:
+                    s.close()
+            time.sleep(0.3)
+            get_ok(srv.port)
+
+    def test_max_connections(self):
+        with loomtest.Server(args=["--single"], config={"max_connections": 3}) as srv:
+            time.sleep(0.3)  # the readiness probe's connection is gone
+            held = [connect(srv.port) for _ in range(3)]
+            try:
+                for s in held:
+                    self.assertTrue(served(s))
+                s4 = connect(srv.port)
+                self.assertTrue(closed_unanswered(s4), "a 4th connection was served")
+                s4.close()
+                held.pop().close()
+                time.sleep(0.2)
+                get_ok(srv.port)
+                for s in held:  # the others still work
+                    self.assertTrue(served(s))
+            finally:
+                for s in held:
+                    s.close()
 
 
 if __name__ == "__main__":
