@@ -24,18 +24,6 @@ void loom__req_free(loom_req *r)
     loom__arena_reset(&a);
 }
 
-static inline unsigned char lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
-}
-
-int loom__strncaseeq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return 0;
-    return 1;
-}
-
 const char *loom__req_header(const loom_req *r, const char *name, size_t name_len, size_t *len)
 {
     for (uint32_t i = 0; i < r->nheaders; i++) {

@@ -84,7 +84,19 @@ void loom__req_free(loom_req *r);
 /* Case-insensitive lookup of the first header called `name`; sets *len.
  * Returns NULL when absent. The pointer lives as long as the request. */
 const char *loom__req_header(const loom_req *r, const char *name, size_t name_len, size_t *len);
-/* Case-insensitive ASCII comparison of two byte strings of equal length. */
-int loom__strncaseeq(const char *a, const char *b, size_t n);
+/* Case-insensitive ASCII comparison of two byte strings of equal length.
+ * Inline, and equal bytes skip the case folding: header names are compared
+ * several times per request, mostly against names spelled the same way. */
+static inline int loom__strncaseeq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x == y) continue;
+        if (x >= 'A' && x <= 'Z') x |= 0x20;
+        if (y >= 'A' && y <= 'Z') y |= 0x20;
+        if (x != y) return 0;
+    }
+    return 1;
+}
 
 #endif

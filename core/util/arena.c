@@ -31,19 +31,21 @@ static loom__arena_block *block_new(size_t min)
     return b;
 }
 
-void *loom__arena_alloc(loom__arena *a, size_t size)
+void *loom__arena_alloc_slow(loom__arena *a, size_t size)
 {
     size = (size + 15) & ~(size_t)15;
-    if (!a->head || a->head->size - a->used < size) {
-        loom__arena_block *b = block_new(size);
-        if (!b) return NULL;
-        b->next = a->head;
-        a->head = b;
-        a->used = 0;
+    if (a->head && (size_t)(a->end - a->cur) >= size) { /* a zero size that fits */
+        void *p = a->cur;
+        a->cur += size;
+        return p;
     }
-    void *p = (char *)a->head->data + a->used;
-    a->used += size;
-    return p;
+    loom__arena_block *b = block_new(size);
+    if (!b) return NULL;
+    b->next = a->head;
+    a->head = b;
+    a->cur = (char *)b->data + size;
+    a->end = (char *)b->data + b->size;
+    return b->data;
 }
 
 char *loom__arena_strndup(loom__arena *a, const char *s, size_t len)
@@ -70,7 +72,7 @@ void loom__arena_reset(loom__arena *a)
         b = next;
     }
     a->head = NULL;
-    a->used = 0;
+    a->cur = a->end = NULL;
 }
 
 void loom__arena_trim(void)
