@@ -4,8 +4,12 @@
 #include <string.h>
 #include <time.h>
 
+#define SERVER_LINE "Server: loom/" LOOM_VERSION "\r\n"
+
+/* "Date: ...\r\n" followed by the Server line: a response without a Server
+ * header of its own takes both with one copy. */
 static _Thread_local time_t cached_sec = -1;
-static _Thread_local char cached[64];
+static _Thread_local char cached[64 + sizeof SERVER_LINE];
 static _Thread_local size_t cached_len;
 
 void loom__http_date(long long t, char out[32])
@@ -20,16 +24,23 @@ void loom__http_date(long long t, char out[32])
              mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-const char *loom__date_line(size_t *len)
+const char *loom__date_server_lines(size_t *date_len, size_t *len)
 {
     /* time() is a vDSO call: cheaper than any cache invalidation scheme. */
     time_t now = time(NULL);
     if (now != cached_sec) {
         char d[32];
         loom__http_date(now, d);
-        cached_len = (size_t)snprintf(cached, sizeof cached, "Date: %s\r\n", d);
+        cached_len = (size_t)snprintf(cached, 64, "Date: %s\r\n", d);
+        memcpy(cached + cached_len, SERVER_LINE, sizeof SERVER_LINE);
         cached_sec = now;
     }
-    *len = cached_len;
+    *date_len = cached_len;
+    if (len) *len = cached_len + sizeof SERVER_LINE - 1;
     return cached;
+}
+
+const char *loom__date_line(size_t *len)
+{
+    return loom__date_server_lines(len, NULL);
 }

@@ -5,8 +5,13 @@
 #include <stddef.h>
 
 /* Returns "Date: <IMF-fixdate>\r\n" for the current second (37 bytes, static
- * per thread, valid until the next call) and its length in *len. */
+ * per thread, valid until the next call; not NUL-terminated after them) and
+ * its length in *len. */
 const char *loom__date_line(size_t *len);
+/* Returns the Date line followed by "Server: loom/<version>\r\n" (static per
+ * thread, valid until the next call); *date_len is the length of the Date
+ * line alone, *len (may be NULL) that of both. */
+const char *loom__date_server_lines(size_t *date_len, size_t *len);
 /* Formats `t` (seconds since the epoch) as an IMF-fixdate into out[32]. */
 void loom__http_date(long long t, char out[32]);
 

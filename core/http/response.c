@@ -7,8 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SERVER_LINE "Server: loom/" LOOM_VERSION "\r\n"
-
 /* RFC 9110 tchar, as a table: this runs for every response header. */
 static const unsigned char tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
@@ -23,11 +21,39 @@ static const unsigned char tchar[256] = {
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
+/* Four bytes per step and no early exit: names are short and valid. */
 static int is_token(const char *s, size_t n)
 {
-    if (n == 0) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!tchar[(unsigned char)s[i]]) return 0;
+    unsigned ok = n != 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        ok &= tchar[(unsigned char)s[i]] & tchar[(unsigned char)s[i + 1]] &
+              tchar[(unsigned char)s[i + 2]] & tchar[(unsigned char)s[i + 3]];
+    for (; i < n; i++) ok &= tchar[(unsigned char)s[i]];
+    return (int)ok;
+}
+
+static int ctl_byte(char c)
+{
+    return c == '\r' || c == '\n' || c == '\0';
+}
+
+/* Whether a value is free of CR, LF and NUL. Eight bytes per step: a word
+ * with no byte below 14 holds none of them, and only a word that has one
+ * (a tab, say) is looked at byte by byte. */
+static int value_ok(const char *v, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, v + i, 8);
+        if (((x - ones * 14) & ~x & highs) == 0) continue;
+        for (size_t k = i; k < i + 8; k++)
+            if (ctl_byte(v[k])) return 0;
+    }
+    for (; i < n; i++)
+        if (ctl_byte(v[i])) return 0;
     return 1;
 }
 
@@ -38,13 +64,16 @@ static int managed(const char *n, size_t l)
            (l == 10 && loom__strncaseeq(n, "connection", 10));
 }
 
-int loom__resp_header_add(loom_req *r, const char *name, size_t nlen, const char *value,
-                          size_t vlen)
+/* The checks every header name passes, and the head still unsent. */
+static int name_ok(const loom_req *r, const char *name, size_t nlen)
+{
+    return !r->resp.head_sent && is_token(name, nlen) && !managed(name, nlen);
+}
+
+/* Appends a checked header; name and value share one arena copy. */
+static int add(loom_req *r, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     loom__resp *s = &r->resp;
-    if (s->head_sent || !is_token(name, nlen) || managed(name, nlen)) return -1;
-    for (size_t i = 0; i < vlen; i++)
-        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0') return -1;
     if (s->nheaders == s->cap_headers) {
         uint32_t cap = s->cap_headers ? s->cap_headers * 2 : 8;
         loom__header *h = loom__arena_alloc(&r->arena, cap * sizeof *h);
@@ -53,9 +82,13 @@ int loom__resp_header_add(loom_req *r, const char *name, size_t nlen, const char
         s->headers = h;
         s->cap_headers = cap;
     }
-    char *n = loom__arena_strndup(&r->arena, name, nlen);
-    char *v = loom__arena_strndup(&r->arena, value, vlen);
-    if (!n || !v) return -1;
+    char *n = loom__arena_alloc(&r->arena, nlen + vlen + 2);
+    if (!n) return -1;
+    char *v = n + nlen + 1;
+    memcpy(n, name, nlen);
+    n[nlen] = '\0';
+    if (vlen) memcpy(v, value, vlen);
+    v[vlen] = '\0';
     loom__header *h = &s->headers[s->nheaders++];
     h->name = n;
     h->name_len = (uint32_t)nlen;
@@ -64,11 +97,18 @@ int loom__resp_header_add(loom_req *r, const char *name, size_t nlen, const char
     return 0;
 }
 
+int loom__resp_header_add(loom_req *r, const char *name, size_t nlen, const char *value,
+                          size_t vlen)
+{
+    if (!name_ok(r, name, nlen) || !value_ok(value, vlen)) return -1;
+    return add(r, name, nlen, value, vlen);
+}
+
 int loom__resp_header_set(loom_req *r, const char *name, size_t nlen, const char *value,
                           size_t vlen)
 {
     loom__resp *s = &r->resp;
-    if (s->head_sent || !is_token(name, nlen) || managed(name, nlen)) return -1;
+    if (!name_ok(r, name, nlen)) return -1;
     uint32_t j = 0;
     for (uint32_t i = 0; i < s->nheaders; i++) {
         loom__header *h = &s->headers[i];
@@ -76,7 +116,8 @@ int loom__resp_header_set(loom_req *r, const char *name, size_t nlen, const char
         s->headers[j++] = *h;
     }
     s->nheaders = j;
-    return value ? loom__resp_header_add(r, name, nlen, value, vlen) : 0;
+    if (!value) return 0;
+    return value_ok(value, vlen) ? add(r, name, nlen, value, vlen) : -1;
 }
 
 const char *loom__resp_header_get(const loom_req *r, const char *name, size_t nlen, size_t *vlen)
@@ -129,54 +170,64 @@ void loom__resp_file(loom_req *r, int fd, uint64_t off, uint64_t len)
     s->file_len = len;
 }
 
-int loom__resp_has_body(const loom_req *r)
+static char *put_u64(char *p, uint64_t v)
 {
-    int st = r->resp.status;
-    return !r->is_head && st >= 200 && st != 204 && st != 304;
-}
-
-static int put_u64(loom__buf *b, unsigned long long v)
-{
-    char tmp[24];
+    char tmp[20];
     int n = 0;
-    do tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
-    while ((v /= 10) && n < 23);
-    return loom__buf_append(b, tmp + sizeof tmp - n, (size_t)n);
+    do tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    while (n) *p++ = tmp[--n];
+    return p;
 }
 
-int loom__resp_write_head(loom_req *r, loom__buf *out, int chunked)
+#define LIT(p, s) (memcpy((p), s, sizeof s - 1), (p) + sizeof s - 1)
+
+/* Writes the head into `out` with room for `extra` bytes behind it, which
+ * the caller fills; returns the end of the head (out->len is left to the
+ * caller) or NULL. One reserve for the whole response, then plain copies:
+ * the appends with a check each cost as much as the rest of the head. */
+static char *put_head(loom_req *r, loom__buf *out, int chunked, size_t extra)
 {
     loom__resp *s = &r->resp;
     if (!s->status) s->status = 200;
     int st = s->status;
-    const char *reason = loom__status_reason(st);
-    size_t dl;
-    const char *date = loom__date_line(&dl);
-    size_t need = 64 + strlen(reason) + dl + sizeof SERVER_LINE + 64;
-    for (uint32_t i = 0; i < s->nheaders; i++)
-        need += s->headers[i].name_len + s->headers[i].value_len + 4;
-    if (loom__buf_reserve(out, need)) return -1;
-    char *p = out->data + out->len;
-    /* The status line by hand: printf was the largest user-space cost. */
-    if (st < 100 || st > 999) st = 500;
-    memcpy(p, "HTTP/1.1 ", 9);
-    p[9] = (char)('0' + st / 100);
-    p[10] = (char)('0' + st / 10 % 10);
-    p[11] = (char)('0' + st % 10);
-    p[12] = ' ';
-    p += 13;
-    size_t rl = strlen(reason);
-    memcpy(p, reason, rl);
-    p += rl;
-    *p++ = '\r';
-    *p++ = '\n';
-    memcpy(p, date, dl);
-    p += dl;
-    int has_server = loom__resp_header_get(r, "server", 6, NULL) != NULL;
-    if (!has_server) {
-        memcpy(p, SERVER_LINE, sizeof SERVER_LINE - 1);
-        p += sizeof SERVER_LINE - 1;
+    size_t sl, dl, dsl;
+    const char *line = loom__status_line(st, &sl);
+    const char *reason = NULL;
+    if (!line) {
+        reason = loom__status_reason(st);
+        sl = strlen(reason);
     }
+    const char *ds = loom__date_server_lines(&dl, &dsl);
+    /* status line, Date and Server, Content-Length or Transfer-Encoding,
+     * Connection, the empty line */
+    size_t need = 15 + sl + dsl + 38 + 24 + 2 + extra;
+    int has_server = 0;
+    for (uint32_t i = 0; i < s->nheaders; i++) {
+        const loom__header *h = &s->headers[i];
+        need += h->name_len + h->value_len + 4;
+        if (h->name_len == 6 && loom__strncaseeq(h->name, "server", 6)) has_server = 1;
+    }
+    if (loom__buf_reserve(out, need)) return NULL;
+    char *p = out->data + out->len;
+    if (st < 100 || st > 999) st = 500;
+    if (line) {
+        memcpy(p, line, sl);
+        p += sl;
+    } else {
+        p = LIT(p, "HTTP/1.1 ");
+        *p++ = (char)('0' + st / 100);
+        *p++ = (char)('0' + st / 10 % 10);
+        *p++ = (char)('0' + st % 10);
+        *p++ = ' ';
+        memcpy(p, reason, sl);
+        p += sl;
+        p = LIT(p, "\r\n");
+    }
+    /* A handler's own Server header replaces ours. */
+    size_t n = has_server ? dl : dsl;
+    memcpy(p, ds, n);
+    p += n;
     for (uint32_t i = 0; i < s->nheaders; i++) {
         const loom__header *h = &s->headers[i];
         memcpy(p, h->name, h->name_len);
@@ -188,45 +239,58 @@ int loom__resp_write_head(loom_req *r, loom__buf *out, int chunked)
         *p++ = '\r';
         *p++ = '\n';
     }
-    out->len = (size_t)(p - out->data);
     int bodyless = st < 200 || st == 204 || st == 304;
     if (!bodyless) {
         if (chunked) {
-            loom__buf_puts(out, "Transfer-Encoding: chunked\r\n");
+            p = LIT(p, "Transfer-Encoding: chunked\r\n");
         } else {
-            loom__buf_puts(out, "Content-Length: ");
-            put_u64(out, s->has_file ? s->file_len : s->body_len);
-            loom__buf_puts(out, "\r\n");
+            p = LIT(p, "Content-Length: ");
+            p = put_u64(p, s->has_file ? s->file_len : s->body_len);
+            p = LIT(p, "\r\n");
         }
     }
     if (s->close)
-        loom__buf_puts(out, "Connection: close\r\n");
+        p = LIT(p, "Connection: close\r\n");
     else if (r->http_minor == 0)
-        loom__buf_puts(out, "Connection: keep-alive\r\n");
+        p = LIT(p, "Connection: keep-alive\r\n");
+    p = LIT(p, "\r\n");
     s->head_sent = 1;
-    return loom__buf_append(out, "\r\n", 2);
+    return p;
+}
+
+int loom__resp_write_head(loom_req *r, loom__buf *out, int chunked)
+{
+    char *p = put_head(r, out, chunked, 0);
+    if (!p) return -1;
+    out->len = (size_t)(p - out->data);
+    return 0;
 }
 
 int loom__resp_write(loom_req *r, loom__buf *out)
 {
-    if (loom__resp_write_head(r, out, 0)) return -1;
-    if (r->resp.has_file) return 0; /* the connection sends the file after the head */
-    if (loom__resp_has_body(r)) return loom__buf_append(out, r->resp.body, r->resp.body_len);
+    loom__resp *s = &r->resp;
+    if (!s->status) s->status = 200;
+    /* A file body is sent by the connection after the head. */
+    size_t body = !s->has_file && loom__resp_has_body(r) ? s->body_len : 0;
+    char *p = put_head(r, out, 0, body);
+    if (!p) return -1;
+    if (body) memcpy(p, s->body, body);
+    out->len = (size_t)(p - out->data) + body;
     return 0;
 }
 
 int loom__resp_write_error(loom__buf *out, int status, const char *reason)
 {
-    size_t dl;
-    const char *date = loom__date_line(&dl);
+    size_t dl, dsl;
+    const char *ds = loom__date_server_lines(&dl, &dsl);
     char body[256];
     int bl = snprintf(body, sizeof body, "%d %s: %s\n", status, loom__status_reason(status),
                       reason ? reason : "");
     if (bl < 0) bl = 0;
     if (bl >= (int)sizeof body) bl = (int)sizeof body - 1;
     return loom__buf_printf(out,
-                            "HTTP/1.1 %03d %s\r\n%.*s" SERVER_LINE
+                            "HTTP/1.1 %03d %s\r\n%.*s"
                             "Content-Type: text/plain; charset=utf-8\r\n"
                             "Content-Length: %d\r\nConnection: close\r\n\r\n%.*s",
-                            status, loom__status_reason(status), (int)dl, date, bl, bl, body);
+                            status, loom__status_reason(status), (int)dsl, ds, bl, bl, body);
 }

@@ -36,7 +36,11 @@ void loom__resp_body_take(loom_req *r, const void *body, size_t len, void (*free
  * The connection writes the head, then sendfile(2)s the range. */
 void loom__resp_file(loom_req *r, int fd, uint64_t off, uint64_t len);
 /* Whether the response to `r` carries a body (not HEAD, 1xx, 204 or 304). */
-int loom__resp_has_body(const loom_req *r);
+static inline int loom__resp_has_body(const loom_req *r)
+{
+    int st = r->resp.status;
+    return !r->is_head && st >= 200 && st != 204 && st != 304;
+}
 /* Appends the status line and headers to `out`. `chunked` selects
  * Transfer-Encoding: chunked instead of Content-Length. Returns 0 or -1. */
 int loom__resp_write_head(loom_req *r, loom__buf *out, int chunked);

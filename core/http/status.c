@@ -1,89 +1,72 @@
 #include "http/status.h"
 
+#define STATUSES(X)                                                                                \
+    X(100, "Continue")                                                                             \
+    X(101, "Switching Protocols")                                                                  \
+    X(200, "OK")                                                                                   \
+    X(201, "Created")                                                                              \
+    X(202, "Accepted")                                                                             \
+    X(204, "No Content")                                                                           \
+    X(206, "Partial Content")                                                                      \
+    X(301, "Moved Permanently")                                                                    \
+    X(302, "Found")                                                                                \
+    X(303, "See Other")                                                                            \
+    X(304, "Not Modified")                                                                         \
+    X(307, "Temporary Redirect")                                                                   \
+    X(308, "Permanent Redirect")                                                                   \
+    X(400, "Bad Request")                                                                          \
+    X(401, "Unauthorized")                                                                         \
+    X(403, "Forbidden")                                                                            \
+    X(404, "Not Found")                                                                            \
+    X(405, "Method Not Allowed")                                                                   \
+    X(406, "Not Acceptable")                                                                       \
+    X(408, "Request Timeout")                                                                      \
+    X(409, "Conflict")                                                                             \
+    X(410, "Gone")                                                                                 \
+    X(411, "Length Required")                                                                      \
+    X(412, "Precondition Failed")                                                                  \
+    X(413, "Request Entity Too Large")                                                             \
+    X(414, "Request-URI Too Long")                                                                 \
+    X(415, "Unsupported Media Type")                                                               \
+    X(416, "Range Not Satisfiable")                                                                \
+    X(417, "Expectation Failed")                                                                   \
+    X(422, "Unprocessable Entity")                                                                 \
+    X(429, "Too Many Requests")                                                                    \
+    X(431, "Request Header Fields Too Large")                                                      \
+    X(500, "Internal Server Error")                                                                \
+    X(501, "Not Implemented")                                                                      \
+    X(502, "Bad Gateway")                                                                          \
+    X(503, "Service Unavailable")                                                                  \
+    X(504, "Gateway Timeout")                                                                      \
+    X(505, "HTTP Version Not Supported")
+
 const char *loom__status_reason(int status)
 {
     switch (status) {
-    case 100:
-        return "Continue";
-    case 101:
-        return "Switching Protocols";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 206:
-        return "Partial Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 303:
-        return "See Other";
-    case 304:
-        return "Not Modified";
-    case 307:
-        return "Temporary Redirect";
-    case 308:
-        return "Permanent Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 406:
-        return "Not Acceptable";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 411:
-        return "Length Required";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Request Entity Too Large";
-    case 414:
-        return "Request-URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 416:
-        return "Range Not Satisfiable";
-    case 417:
-        return "Expectation Failed";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
+#define REASON(code, text)                                                                         \
+    case code:                                                                                     \
+        return text;
+        STATUSES(REASON)
+#undef REASON
     default:
         return status < 200   ? "Informational"
                : status < 300 ? "Success"
                : status < 400 ? "Redirection"
                : status < 500 ? "Client Error"
                               : "Server Error";
+    }
+}
+
+const char *loom__status_line(int status, size_t *len)
+{
+    switch (status) {
+#define LINE(code, text)                                                                           \
+    case code:                                                                                     \
+        *len = sizeof("HTTP/1.1 " #code " " text "\r\n") - 1;                                      \
+        return "HTTP/1.1 " #code " " text "\r\n";
+        STATUSES(LINE)
+#undef LINE
+    default:
+        return NULL;
     }
 }
