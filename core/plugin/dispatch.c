@@ -10,6 +10,7 @@
 #include "http/status.h"
 #include "util/log.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,18 @@ static int decode_path(loom_req *r, char **out, size_t *outlen)
     size_t n = r->path_len;
     char *d = loom__arena_alloc(&r->arena, n + 1);
     if (!d) return -1;
+    /* Most paths have no escape and no dot segment: they decode to
+     * themselves. */
+    int plain = n > 0 && s[0] == '/';
+    for (size_t i = 0; i < n && plain; i++)
+        plain = s[i] != '%' && !(s[i] == '.' && s[i - 1] == '/');
+    if (plain) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+        *out = d;
+        *outlen = n;
+        return 0;
+    }
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
@@ -277,7 +290,10 @@ void loom__dispatch(loom__worker *w, loom_req *r)
         loom__req_finish(r);
         return;
     }
-    memset(x, 0, sizeof *x);
+    /* The fields before remote; the rest is most of the struct and is
+     * written before it is read. */
+    memset(x, 0, offsetof(loom__rctx, remote));
+    x->remote[0] = '\0';
     r->host_data = x;
     x->snap = h->current;
     loom__snapshot_ref(x->snap);

@@ -135,7 +135,6 @@ typedef struct {
     uint8_t aborted;
     uint8_t in_call;
     const loom__route_target *route;
-    loom__capture caps[LOOM__MAX_CAPTURES];
     uint32_t ncaps;
     char *path; /* decoded path, NUL-terminated */
     size_t path_len;
@@ -146,8 +145,11 @@ typedef struct {
     size_t njsons;
     void *form;    /* parsed form fields (form.c) */
     void *session; /* the request's session, once loaded (session.c) */
-    char remote[64];
     uint64_t start_ns;
+    /* Not zeroed for a new request (loom__dispatch): only caps[0..ncaps) and
+     * remote up to its NUL are ever read. */
+    char remote[64]; /* "" until formatted */
+    loom__capture caps[LOOM__MAX_CAPTURES];
 } loom__rctx;
 
 /* The one host function table. */
