@@ -2,6 +2,7 @@
  * finds a problem records the status and reason and returns -1, which stops
  * llhttp with an HPE_CB_* error that loom__parser_feed maps back. */
 #include "http/parser.h"
+#include "http/token.h"
 
 #include <string.h>
 
@@ -159,12 +160,16 @@ static const unsigned char host_char[256] = {
     ['s'] = 1,  ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
+/* Four bytes per step and no early exit, like loom__is_token. */
 static int valid_host(const char *v, size_t n)
 {
-    if (n == 0) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!host_char[(unsigned char)v[i]]) return 0;
-    return 1;
+    const unsigned char *u = (const unsigned char *)v;
+    unsigned ok = n != 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        ok &= host_char[u[i]] & host_char[u[i + 1]] & host_char[u[i + 2]] & host_char[u[i + 3]];
+    for (; i < n; i++) ok &= host_char[u[i]];
+    return (int)ok;
 }
 
 /* Transfer-Encoding is a comma-separated list; empty elements are allowed
@@ -247,12 +252,6 @@ static int on_header_value_complete(llhttp_t *ll)
         }
         break;
     }
-    return 0;
-}
-
-static int on_header_field_complete(llhttp_t *ll)
-{
-    (void)ll;
     return 0;
 }
 
@@ -414,7 +413,6 @@ static const llhttp_settings_t settings = {
     .on_version = on_version,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
-    .on_header_field_complete = on_header_field_complete,
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
@@ -437,12 +435,6 @@ void loom__parser_free(loom__parser *p)
     p->req = NULL;
 }
 
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 enum { MTOK_START, MTOK_IN, MTOK_SP, MTOK_BAD };
 
 /* Follows the method token as bytes arrive (llhttp keeps no span of a method
@@ -454,7 +446,7 @@ static void track_method(loom__parser *p, const char *data, size_t len)
     for (size_t i = 0; i < len && p->mtok_state < MTOK_SP; i++) {
         unsigned char c = (unsigned char)data[i];
         if (p->mtok_state == MTOK_START && (c == '\r' || c == '\n')) continue;
-        if (is_tchar(c)) {
+        if (loom__tchar[c]) {
             p->mtok_state = MTOK_IN;
             p->mtok_len++;
         } else {

@@ -1,37 +1,12 @@
 #include "http/response.h"
 #include "http/date.h"
 #include "http/status.h"
+#include "http/token.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* RFC 9110 tchar, as a table: this runs for every response header. */
-static const unsigned char tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
-    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
-    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
-    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
-    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
-    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
-    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
-    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
-    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
-/* Four bytes per step and no early exit: names are short and valid. */
-static int is_token(const char *s, size_t n)
-{
-    unsigned ok = n != 0;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        ok &= tchar[(unsigned char)s[i]] & tchar[(unsigned char)s[i + 1]] &
-              tchar[(unsigned char)s[i + 2]] & tchar[(unsigned char)s[i + 3]];
-    for (; i < n; i++) ok &= tchar[(unsigned char)s[i]];
-    return (int)ok;
-}
 
 static int ctl_byte(char c)
 {
@@ -67,7 +42,7 @@ static int managed(const char *n, size_t l)
 /* The checks every header name passes, and the head still unsent. */
 static int name_ok(const loom_req *r, const char *name, size_t nlen)
 {
-    return !r->resp.head_sent && is_token(name, nlen) && !managed(name, nlen);
+    return !r->resp.head_sent && loom__is_token(name, nlen) && !managed(name, nlen);
 }
 
 /* Appends a checked header; name and value share one arena copy. */
