@@ -10,6 +10,7 @@
  * header of its own takes both with one copy. */
 static _Thread_local time_t cached_sec = -1;
 static _Thread_local char cached[64 + sizeof SERVER_LINE];
+_Static_assert(sizeof cached >= LOOM__DATE_SERVER_READ, "LOOM__DATE_SERVER_READ");
 static _Thread_local size_t cached_len;
 
 void loom__http_date(long long t, char out[32])

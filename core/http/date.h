@@ -12,6 +12,9 @@ const char *loom__date_line(size_t *len);
  * thread, valid until the next call); *date_len is the length of the Date
  * line alone, *len (may be NULL) that of both. */
 const char *loom__date_server_lines(size_t *date_len, size_t *len);
+/* How many bytes may be read from what loom__date_server_lines returns
+ * (more than it holds, so that a copy of a fixed size covers it). */
+#define LOOM__DATE_SERVER_READ 64
 /* Formats `t` (seconds since the epoch) as an IMF-fixdate into out[32]. */
 void loom__http_date(long long t, char out[32]);
 

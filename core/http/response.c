@@ -175,8 +175,10 @@ static char *put_head(loom_req *r, loom__buf *out, int chunked, size_t extra)
     }
     const char *ds = loom__date_server_lines(&dl, &dsl);
     /* status line, Date and Server, Content-Length or Transfer-Encoding,
-     * Connection, the empty line */
-    size_t need = 15 + sl + dsl + 38 + 24 + 2 + extra;
+     * Connection, the empty line; the fixed-size copies below write up to
+     * their size past what they keep. */
+    size_t need =
+        LOOM__STATUS_LINE_READ + 15 + sl + LOOM__DATE_SERVER_READ + dsl + 38 + 24 + 2 + extra;
     int has_server = 0;
     for (uint32_t i = 0; i < s->nheaders; i++) {
         const loom__header *h = &s->headers[i];
@@ -187,7 +189,7 @@ static char *put_head(loom_req *r, loom__buf *out, int chunked, size_t extra)
     char *p = out->data + out->len;
     if (st < 100 || st > 999) st = 500;
     if (line) {
-        memcpy(p, line, sl);
+        memcpy(p, line, LOOM__STATUS_LINE_READ);
         p += sl;
     } else {
         p = LIT(p, "HTTP/1.1 ");
@@ -201,7 +203,10 @@ static char *put_head(loom_req *r, loom__buf *out, int chunked, size_t extra)
     }
     /* A handler's own Server header replaces ours. */
     size_t n = has_server ? dl : dsl;
-    memcpy(p, ds, n);
+    if (n <= LOOM__DATE_SERVER_READ)
+        memcpy(p, ds, LOOM__DATE_SERVER_READ);
+    else
+        memcpy(p, ds, n);
     p += n;
     for (uint32_t i = 0; i < s->nheaders; i++) {
         const loom__header *h = &s->headers[i];

@@ -57,16 +57,37 @@ const char *loom__status_reason(int status)
     }
 }
 
+enum {
+#define INDEX(code, text) S_##code,
+    STATUSES(INDEX)
+#undef INDEX
+};
+
+/* Padded to LOOM__STATUS_LINE_READ bytes (a longer line does not compile),
+ * so the caller copies a fixed size. */
+static const struct {
+    char text[LOOM__STATUS_LINE_READ];
+    unsigned char len;
+} lines[] = {
+#define LINE(code, text)                                                                           \
+    {"HTTP/1.1 " #code " " text "\r\n", sizeof("HTTP/1.1 " #code " " text "\r\n") - 1},
+    STATUSES(LINE)
+#undef LINE
+};
+
 const char *loom__status_line(int status, size_t *len)
 {
+    int i;
     switch (status) {
-#define LINE(code, text)                                                                           \
+#define CASE(code, text)                                                                           \
     case code:                                                                                     \
-        *len = sizeof("HTTP/1.1 " #code " " text "\r\n") - 1;                                      \
-        return "HTTP/1.1 " #code " " text "\r\n";
-        STATUSES(LINE)
-#undef LINE
+        i = S_##code;                                                                              \
+        break;
+        STATUSES(CASE)
+#undef CASE
     default:
         return NULL;
     }
+    *len = lines[i].len;
+    return lines[i].text;
 }
