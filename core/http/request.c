@@ -17,7 +17,7 @@ loom_req *loom__req_new(void)
 void loom__req_free(loom_req *r)
 {
     if (!r) return;
-    loom__buf_free(&r->body);
+    if (r->body.data) loom__buf_free(&r->body);
     if (r->resp.body_free) r->resp.body_free((void *)r->resp.body);
     if (r->resp.has_file) close(r->resp.file_fd);
     loom__arena a = r->arena; /* r itself lives in the arena */

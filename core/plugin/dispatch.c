@@ -25,13 +25,15 @@ static loom__rctx *ctx(loom_req *r)
 static void complete(loom_req *r)
 {
     loom__rctx *x = ctx(r);
-    if (x->session && loom__session_before_send(r)) return; /* saving; called again after */
-    loom__session_free(r);
+    if (x->session) {
+        if (loom__session_before_send(r)) return; /* saving; called again after */
+        loom__session_free(r);
+    }
     loom__snapshot *s = x->snap;
     loom__worker *w = loom__req_worker(r);
     loom__host *h = w ? w->host : NULL;
     if (!x->aborted) loom__dispatch_response_phase(r);
-    loom__fetch_cancel_request(r);
+    if (x->fetches) loom__fetch_cancel_request(r);
     for (size_t i = 0; i < x->njsons; i++) json_decref(x->jsons[i]);
     x->njsons = 0;
     for (size_t i = 0; i < s->nplugins; i++) s->plugins[i]->inflight--;

@@ -80,6 +80,8 @@ size_t loom__router_count(const loom__router *rt)
 
 static int method_index(const char *m)
 {
+    /* GET first, without a call: it is most requests. */
+    if (m[0] == 'G' && m[1] == 'E' && m[2] == 'T' && m[3] == '\0') return M_GET;
     for (int i = 0; i < M_COUNT; i++)
         if (strcmp(m, method_names[i]) == 0) return i;
     return -1;
