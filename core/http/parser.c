@@ -29,7 +29,7 @@ static uint32_t off_of(loom__parser *p, const char *at, size_t len)
 static int on_message_begin(llhttp_t *ll)
 {
     loom__parser *p = P(ll);
-    loom__parser_free(p);
+    if (p->req) loom__parser_free(p);
     p->req = loom__req_new();
     if (!p->req) return fail(p, 500, "out of memory");
     p->base = NULL;
@@ -437,22 +437,26 @@ void loom__parser_free(loom__parser *p)
 
 enum { MTOK_START, MTOK_IN, MTOK_SP, MTOK_BAD };
 
-/* Follows the method token as bytes arrive (llhttp keeps no span of a method
- * it refuses, and the caller keeps no bytes before one), so that an unknown
- * but well-formed method gets 501 and a malformed one 400 however the bytes
- * were split into reads. */
+/* Follows the method token, so that an unknown but well-formed method gets
+ * 501 and a malformed one 400 however the bytes were split into reads. Runs
+ * only once llhttp has refused the method (it keeps no span of a refused
+ * method): from the start of the request, then on the bytes that follow
+ * while the token is not complete. */
 static void track_method(loom__parser *p, const char *data, size_t len)
 {
-    for (size_t i = 0; i < len && p->mtok_state < MTOK_SP; i++) {
+    uint8_t st = p->mtok_state;
+    uint32_t n = p->mtok_len;
+    for (size_t i = 0; i < len && st < MTOK_SP; i++) {
         unsigned char c = (unsigned char)data[i];
-        if (p->mtok_state == MTOK_START && (c == '\r' || c == '\n')) continue;
         if (loom__tchar[c]) {
-            p->mtok_state = MTOK_IN;
-            p->mtok_len++;
-        } else {
-            p->mtok_state = p->mtok_state == MTOK_IN && c == ' ' ? MTOK_SP : MTOK_BAD;
+            st = MTOK_IN;
+            n++;
+        } else if (st != MTOK_START || (c != '\r' && c != '\n')) {
+            st = st == MTOK_IN && c == ' ' ? MTOK_SP : MTOK_BAD;
         }
     }
+    p->mtok_state = st;
+    p->mtok_len = n;
 }
 
 /* Sets the status for a refused method; 0 while the token may still go on. */
@@ -557,7 +561,6 @@ int loom__parser_feed(loom__parser *p, const char *data, size_t len, size_t *con
         return classify_method(p) ? LOOM__PARSE_ERROR : LOOM__PARSE_MORE;
     }
     if (p->status) return LOOM__PARSE_ERROR;
-    if (p->mtok_state < MTOK_SP) track_method(p, data, len);
     llhttp_errno_t e = HPE_OK;
     size_t done = 0;
     /* Heads and trailers are executed up to their end (or a bare LF, which
@@ -600,10 +603,16 @@ int loom__parser_feed(loom__parser *p, const char *data, size_t len, size_t *con
         p->reason = "no bytes may follow an Upgrade request";
         return LOOM__PARSE_REQUEST;
     }
-    if (e == HPE_INVALID_METHOD && !p->status && !classify_method(p)) {
-        p->mtok_wait = 1;
-        *consumed = len;
-        return LOOM__PARSE_MORE;
+    if (e == HPE_INVALID_METHOD && !p->status) {
+        /* A method that began in an earlier read was handed to on_method
+         * there, so its bytes are still in front of `data`, from p->base. */
+        const char *s = p->base && p->base <= data ? p->base : data;
+        track_method(p, s, (size_t)(data + len - s));
+        if (!classify_method(p)) {
+            p->mtok_wait = 1;
+            *consumed = len;
+            return LOOM__PARSE_MORE;
+        }
     }
     if (!p->status) map_error(p, data, len, e);
     return LOOM__PARSE_ERROR;
