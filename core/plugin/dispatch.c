@@ -36,7 +36,7 @@ static void complete(loom_req *r)
     if (x->fetches) loom__fetch_cancel_request(r);
     for (size_t i = 0; i < x->njsons; i++) json_decref(x->jsons[i]);
     x->njsons = 0;
-    for (size_t i = 0; i < s->nplugins; i++) s->plugins[i]->inflight--;
+    s->requests--;
     loom__req_finish(r);
     loom__snapshot_unref(h, s);
 }
@@ -299,7 +299,7 @@ void loom__dispatch(loom__worker *w, loom_req *r)
     r->host_data = x;
     x->snap = h->current;
     loom__snapshot_ref(x->snap);
-    for (size_t i = 0; i < x->snap->nplugins; i++) x->snap->plugins[i]->inflight++;
+    x->snap->requests++;
     x->start_ns = uv_hrtime();
     if (decode_path(r, &x->path, &x->path_len)) {
         x->path = (char *)"/";

@@ -69,8 +69,7 @@ struct loom_plugin {
     uint64_t generation;
     time_t load_time;
     uint32_t load_index;
-    int refs;         /* snapshots that hold it */
-    int64_t inflight; /* requests in its snapshots right now */
+    int refs; /* snapshots that hold it */
     int in_init;
     json_t *config;
     loom__reg_route *routes;
@@ -86,7 +85,9 @@ struct loom_plugin {
 };
 
 typedef struct loom__snapshot {
-    int refs; /* the host's current pointer counts as one */
+    int refs;                                     /* the host's current pointer counts as one */
+    int64_t requests;                             /* pinned by requests right now */
+    struct loom__snapshot *live_prev, *live_next; /* every snapshot of this thread */
     uint64_t generation;
     loom__router *router;
     loom__reg_mw *chain; /* ordered */
@@ -210,6 +211,10 @@ void loom__snapshot_ref(loom__snapshot *s);
 void loom__snapshot_unref(loom__host *h, loom__snapshot *s);
 /* Makes `s` current (the host keeps one reference). */
 void loom__host_publish(loom__host *h, loom__snapshot *s);
+/* Requests in the snapshots that hold `p` right now, for the admin listing.
+ * Counted per snapshot rather than per plugin, so that a request does not
+ * touch every loaded plugin twice. */
+int64_t loom__plugin_inflight(const loom_plugin *p);
 
 /* The worker's request handler and abort hook. */
 void loom__dispatch(loom__worker *w, loom_req *r);

@@ -205,9 +205,9 @@ char *loom__host_listing(loom__host *h)
         json_array_append_new(
             arr, json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:s?,s:i,s:i}", "name", p->name, "version",
                            p->version, "generation", (json_int_t)p->generation, "inflight",
-                           (json_int_t)p->inflight, "file", p->src_path, "sha256", p->hash,
-                           "loaded_at", (json_int_t)p->load_time, "last_error", p->last_error,
-                           "routes", (int)p->nroutes, "middleware", (int)p->nmws));
+                           (json_int_t)loom__plugin_inflight(p), "file", p->src_path, "sha256",
+                           p->hash, "loaded_at", (json_int_t)p->load_time, "last_error",
+                           p->last_error, "routes", (int)p->nroutes, "middleware", (int)p->nmws));
     }
     json_t *root = json_pack("{s:i,s:I,s:o}", "worker", h->w->id, "reloads", (json_int_t)h->reloads,
                              "plugins", arr);

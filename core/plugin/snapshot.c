@@ -78,8 +78,16 @@ end:
     return rc;
 }
 
+/* Snapshots are built, pinned and freed on the loop thread of their host. */
+static _Thread_local loom__snapshot *live;
+
 static void snapshot_free(loom__snapshot *s)
 {
+    if (s->live_prev)
+        s->live_prev->live_next = s->live_next;
+    else
+        live = s->live_next;
+    if (s->live_next) s->live_next->live_prev = s->live_prev;
     loom__router_free(s->router);
     free(s->chain);
     free(s->plugins);
@@ -93,6 +101,9 @@ loom__snapshot *loom__snapshot_build(loom__host *h, loom_plugin **plugins, size_
     *culprit = -1;
     loom__snapshot *s = calloc(1, sizeof *s);
     if (!s) goto oom;
+    s->live_next = live;
+    if (live) live->live_prev = s;
+    live = s;
     s->router = loom__router_new();
     s->plugins = calloc(n ? n : 1, sizeof *s->plugins);
     if (!s->router || !s->plugins) goto oom;
@@ -159,6 +170,15 @@ void loom__snapshot_unref(loom__host *h, loom__snapshot *s)
         if (--p->refs == 0) loom__plugin_unload(p);
     }
     snapshot_free(s);
+}
+
+int64_t loom__plugin_inflight(const loom_plugin *p)
+{
+    int64_t n = 0;
+    for (const loom__snapshot *s = live; s; s = s->live_next)
+        for (size_t i = 0; i < s->nplugins; i++)
+            if (s->plugins[i] == p) n += s->requests;
+    return n;
 }
 
 void loom__host_publish(loom__host *h, loom__snapshot *s)
