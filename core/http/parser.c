@@ -628,30 +628,8 @@ loom_req *loom__parser_take(loom__parser *p)
     return r;
 }
 
-size_t loom__parser_pending(const loom__parser *p, const char **start)
-{
-    if (!p->req || p->headers_done || !p->base) return 0;
-    *start = p->base;
-    return 1;
-}
-
-void loom__parser_rebase(loom__parser *p, const char *base)
-{
-    p->base = base;
-}
-
 int loom__parser_error_status(const loom__parser *p, const char **reason)
 {
     if (reason) *reason = p->reason ? p->reason : "bad request";
     return p->status ? p->status : 400;
-}
-
-int loom__parser_in_body(const loom__parser *p)
-{
-    return p->req && p->headers_done && !p->req->complete;
-}
-
-int loom__parser_in_request(const loom__parser *p)
-{
-    return p->req && !p->req->complete;
 }

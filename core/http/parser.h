@@ -14,6 +14,9 @@
 
 #include "http/request.h"
 
+/* The small queries below are inline: the connection asks them several
+ * times per request. */
+
 typedef struct {
     size_t max_line_size;   /* request line: 414 */
     size_t max_field_size;  /* one header line (name and value): 431 */
@@ -67,16 +70,30 @@ loom_req *loom__parser_take(loom__parser *p);
  * next bytes it feeds: returns 1 and sets *start when the head is partly
  * parsed (keep everything from *start to the end of what was fed); returns 0
  * between requests and in a body, whose bytes are already copied. */
-size_t loom__parser_pending(const loom__parser *p, const char **start);
+static inline size_t loom__parser_pending(const loom__parser *p, const char **start)
+{
+    if (!p->req || p->headers_done || !p->base) return 0;
+    *start = p->base;
+    return 1;
+}
 /* Tells the parser its pending bytes now start at `base` (after the caller
  * moved them). */
-void loom__parser_rebase(loom__parser *p, const char *base);
+static inline void loom__parser_rebase(loom__parser *p, const char *base)
+{
+    p->base = base;
+}
 /* After LOOM__PARSE_ERROR: the HTTP status to answer (400, 413, 414, 431,
  * 501, 505) and a short reason. */
 int loom__parser_error_status(const loom__parser *p, const char **reason);
 /* True once a request's head is complete and its body is still arriving. */
-int loom__parser_in_body(const loom__parser *p);
+static inline int loom__parser_in_body(const loom__parser *p)
+{
+    return p->req && p->headers_done && !p->req->complete;
+}
 /* True when some bytes of a request have been seen and it is not complete. */
-int loom__parser_in_request(const loom__parser *p);
+static inline int loom__parser_in_request(const loom__parser *p)
+{
+    return p->req && !p->req->complete;
+}
 
 #endif

@@ -221,7 +221,7 @@ static int re_too_complex(const char *re)
 static int cmp_seg(const char *a, size_t al, const char *b, size_t bl)
 {
     size_t n = al < bl ? al : bl;
-    int c = memcmp(a, b, n);
+    int c = n ? memcmp(a, b, n) : 0;
     if (c) return c;
     return al < bl ? -1 : al > bl;
 }
@@ -445,7 +445,7 @@ static int re_full(const regex_t *re, char *s, size_t len)
 /* `s` is the rest of the path after a '/', `end` its end. */
 static int walk(const node *n, char *s, char *end, match_state *st)
 {
-    char *e = memchr(s, '/', (size_t)(end - s));
+    char *e = s < end ? memchr(s, '/', (size_t)(end - s)) : NULL; /* "/" ends at s */
     if (!e) e = end;
     size_t len = (size_t)(e - s);
     int last = e == end;
