@@ -4,24 +4,13 @@
 #include "http/date.h"
 #include "http/response.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
-
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
 
 #define SERVER "Server: loom/" LOOM_VERSION "\r\n"
 
@@ -58,6 +47,23 @@ static void expect(const loom__buf *b, const char *want, int line)
     }
 }
 #define EXPECT(b, want) expect(b, want, __LINE__)
+
+/* Writes r's response into a fresh buffer, expects `want` there (as
+ * EXPECT), and frees r. */
+static void write_expect(loom_req *r, const char *want, int line)
+{
+    loom__buf b = {0};
+    int rc = loom__resp_write(r, &b);
+    checks++;
+    if (rc != 0) {
+        failures++;
+        fprintf(stderr, "%s:%d: loom__resp_write returned %d\n", __FILE__, line, rc);
+    }
+    expect(&b, want, line);
+    loom__buf_free(&b);
+    loom__req_free(r);
+}
+#define WRITE_EXPECT(r, want) write_expect(r, want, __LINE__)
 
 #define ADD(r, n, v) loom__resp_header_add(r, n, strlen(n), v, strlen(v))
 #define SET(r, n, v) loom__resp_header_set(r, n, strlen(n), v, strlen(v))
@@ -96,36 +102,25 @@ static void test_simple(void)
 
 static void test_connection(void)
 {
-    loom__buf b = {0};
     loom_req *r = req(0);
     r->resp.status = 201;
     loom__resp_body_copy(r, "x", 1);
-    loom__resp_write(r, &b);
-    EXPECT(&b, "HTTP/1.1 201 Created\r\n@" SERVER "Content-Length: 1\r\n"
-               "Connection: keep-alive\r\n\r\nx");
-    loom__req_free(r);
-    b.len = 0;
+    WRITE_EXPECT(r, "HTTP/1.1 201 Created\r\n@" SERVER "Content-Length: 1\r\n"
+                    "Connection: keep-alive\r\n\r\nx");
 
     r = req(1);
     r->resp.status = 200;
     r->resp.close = 1;
-    loom__resp_write(r, &b);
-    EXPECT(&b, "HTTP/1.1 200 OK\r\n@" SERVER "Content-Length: 0\r\nConnection: close\r\n\r\n");
-    loom__req_free(r);
-    b.len = 0;
+    WRITE_EXPECT(r, "HTTP/1.1 200 OK\r\n@" SERVER "Content-Length: 0\r\nConnection: close\r\n\r\n");
 
     r = req(0);
     r->resp.status = 200;
     r->resp.close = 1;
-    loom__resp_write(r, &b);
-    EXPECT(&b, "HTTP/1.1 200 OK\r\n@" SERVER "Content-Length: 0\r\nConnection: close\r\n\r\n");
-    loom__req_free(r);
-    loom__buf_free(&b);
+    WRITE_EXPECT(r, "HTTP/1.1 200 OK\r\n@" SERVER "Content-Length: 0\r\nConnection: close\r\n\r\n");
 }
 
 static void test_statuses(void)
 {
-    loom__buf b = {0};
     static const struct {
         int status;
         const char *want;
@@ -146,21 +141,14 @@ static void test_statuses(void)
         loom_req *r = req(1);
         r->resp.status = cases[i].status;
         loom__resp_body_copy(r, "body", 4);
-        b.len = 0;
-        loom__resp_write(r, &b);
-        EXPECT(&b, cases[i].want);
-        loom__req_free(r);
+        WRITE_EXPECT(r, cases[i].want);
     }
     /* HEAD: the length of the body that a GET would get, and no body. */
     loom_req *r = req(1);
     r->is_head = 1;
     r->resp.status = 200;
     loom__resp_body_copy(r, "body", 4);
-    b.len = 0;
-    loom__resp_write(r, &b);
-    EXPECT(&b, "HTTP/1.1 200 OK\r\n@" SERVER "Content-Length: 4\r\n\r\n");
-    loom__req_free(r);
-    loom__buf_free(&b);
+    WRITE_EXPECT(r, "HTTP/1.1 200 OK\r\n@" SERVER "Content-Length: 4\r\n\r\n");
 }
 
 static void test_framing(void)
@@ -234,27 +222,21 @@ static void test_headers(void)
                "X-H17: v17\r\nX-H18: v18\r\nX-H19: v19\r\nX-h3: one\r\nX-Part: abc\r\n"
                "X-Empty: \r\nContent-Length: 0\r\n\r\n");
     loom__req_free(r);
-    b.len = 0;
+    loom__buf_free(&b);
 
     /* A Server header of the handler's replaces loom's, where it was set. */
     r = req(1);
     r->resp.status = 200;
     ADD(r, "X-A", "1");
     ADD(r, "sErVeR", "mine");
-    loom__resp_write(r, &b);
-    EXPECT(&b, "HTTP/1.1 200 OK\r\n@X-A: 1\r\nsErVeR: mine\r\nContent-Length: 0\r\n\r\n");
-    loom__req_free(r);
-    b.len = 0;
+    WRITE_EXPECT(r, "HTTP/1.1 200 OK\r\n@X-A: 1\r\nsErVeR: mine\r\nContent-Length: 0\r\n\r\n");
 
     /* ... and loom's comes back when it is removed. */
     r = req(1);
     r->resp.status = 200;
     ADD(r, "Server", "mine");
     loom__resp_header_set(r, "server", 6, NULL, 0);
-    loom__resp_write(r, &b);
-    EXPECT(&b, "HTTP/1.1 200 OK\r\n@" SERVER "Content-Length: 0\r\n\r\n");
-    loom__req_free(r);
-    loom__buf_free(&b);
+    WRITE_EXPECT(r, "HTTP/1.1 200 OK\r\n@" SERVER "Content-Length: 0\r\n\r\n");
 }
 
 static void test_refused(void)
@@ -330,6 +312,5 @@ int main(void)
     test_refused();
     test_error();
     loom__arena_trim();
-    printf("%d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_report();
 }
