@@ -667,7 +667,8 @@ static void work_after(uv_work_t *w, int status)
         for (size_t i = 0; i < h->nzombies; i++)
             if (h->zombies[i] == p) {
                 h->zombies[i] = h->zombies[--h->nzombies];
-                loom__plugin_discard(p);
+                loom__plugin_finish_unload(p); /* fini, then dlclose */
+                if (h->stopping && h->nzombies == 0) loom__host_free(h);
                 break;
             }
     }

@@ -199,7 +199,18 @@ void loom__host_stop(loom__host *h)
     if (h->client) loom_client_close(h->client); /* its handles close on the next turns */
     if (h->client_raw) loom_client_close(h->client_raw);
     free(h->unload_queue);
+    h->unload_queue = NULL;
+    h->nunload = 0;
     if (h->unload_timer) uv_close((uv_handle_t *)h->unload_timer, free_handle);
+    h->unload_timer = NULL;
+    /* An instance whose thread-pool jobs still run is finalized and unmapped
+     * by the last job's completion (the loop runs until then); the host's
+     * state outlives it, since its fini and completions may still use it. */
+    if (h->nzombies == 0) loom__host_free(h);
+}
+
+void loom__host_free(loom__host *h)
+{
     free(h->plugins);
     for (size_t i = 0; i < h->nstates; i++) {
         free(h->states[i].data);

@@ -159,8 +159,11 @@ extern const loom_host_api loom__api_table;
 /* Creates the host for worker `w` and loads the plugins directory. Returns
  * NULL after logging one line per bad plugin when the server must not start. */
 loom__host *loom__host_start(loom__worker *w, const loom__config *cfg);
-/* Unloads everything (after the worker drained). */
+/* Unloads everything (after the worker drained). Frees the host at once,
+ * or, while plugins wait for thread-pool jobs, when the last one is done
+ * (work_after calls loom__host_free); the caller must not use `h` after. */
 void loom__host_stop(loom__host *h);
+void loom__host_free(loom__host *h);
 
 /* The plugin files to load, in load order: names from plugin_order first,
  * then the rest alphabetically; disabled ones left out. Returns a malloc'd
@@ -194,8 +197,12 @@ int loom__plugin_inspect(const char *path, loom_plugin_desc *out, char *err, siz
  * later turn: the release may happen inside one of the plugin's own
  * callbacks, and returning into unmapped code would crash. */
 void loom__plugin_unload(loom_plugin *p);
-/* Unloads every queued instance now (at shutdown, or from the timer). */
+/* Unloads every queued instance now (at shutdown, or from the timer). An
+ * instance with thread-pool jobs still running waits, its timers stopped,
+ * until the last one's completion: loom__plugin_finish_unload then runs its
+ * fini and unmaps it. */
 void loom__plugin_unload_queued(loom__host *h);
+void loom__plugin_finish_unload(loom_plugin *p);
 /* Frees an instance that never got into a snapshot (init failed, ...). */
 void loom__plugin_discard(loom_plugin *p);
 /* sha256 of a file as hex. Returns 0 or -1. */

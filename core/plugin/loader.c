@@ -291,6 +291,28 @@ static void do_unload(loom_plugin *p)
 {
     loom__host *h = p->host;
     loom__fetch_cancel_plugin(p);
+    /* No timer fires from now on; fini may still stop its own. */
+    for (loom_timer *t = p->timers; t; t = t->next) uv_timer_stop(&t->t);
+    if (p->works > 0) {
+        /* Thread-pool jobs still run the plugin's code on its state: fini
+         * waits until their completions have run (they see cancelled = 1),
+         * and the code stays mapped until then. */
+        loom_plugin **z = realloc(h->zombies, (h->nzombies + 1) * sizeof *z);
+        if (z) {
+            h->zombies = z;
+            z[h->nzombies++] = p;
+            return;
+        }
+        /* Out of memory for the list: a job may outlive fini; better than
+         * keeping a plugin nobody can unload. */
+        loom__warn("plugin %s: out of memory; unloading with %lld jobs running", p->name,
+                   (long long)p->works);
+    }
+    loom__plugin_finish_unload(p);
+}
+
+void loom__plugin_finish_unload(loom_plugin *p)
+{
     if (p->d.fini) p->d.fini(p);
     loom__io_close_plugin(p); /* watchers the plugin did not stop itself */
     for (loom_timer *t = p->timers, *n; t; t = n) {
@@ -299,16 +321,6 @@ static void do_unload(loom_plugin *p)
         uv_close((uv_handle_t *)&t->t, timer_closed);
     }
     p->timers = NULL;
-    if (p->works > 0) {
-        /* Thread-pool jobs still point into the code: keep it mapped until
-         * their completions have run (they see cancelled = 1). */
-        loom_plugin **z = realloc(h->zombies, (h->nzombies + 1) * sizeof *z);
-        if (z) {
-            h->zombies = z;
-            z[h->nzombies++] = p;
-            return;
-        }
-    }
     loom__info("plugin %s %s (generation %llu) unloaded", p->name, p->version,
                (unsigned long long)p->generation);
     char path[4096];

@@ -164,6 +164,20 @@ class PluginApi(unittest.TestCase):
         self.assertGreaterEqual(time.time() - t0, 0.04)
         self.assertEqual(get(self.port, "/work")[2], b"sum=500500 cancelled=0")
 
+    def test_fini_waits_for_running_jobs(self):
+        # A thread-pool job (400 ms) still runs when the server is told to
+        # stop; fini frees the state the job writes to, so it must wait.
+        srv = loomtest.Server(plugins_dir=TEST_PLUGINS, args=["--single"])
+        try:
+            srv.wait_log("plugin apitest 1.2.3 loaded")
+            self.assertEqual(get(srv.port, "/slow-work")[2], b"queued")
+        finally:
+            rc = srv.stop()
+        log = srv.log()
+        self.assertEqual(rc, 0, log[-2000:])
+        self.assertIn("apitest fini: 0 jobs in flight", log)
+        self.assertNotIn("jobs in flight", log.replace("apitest fini: 0 jobs in flight", ""))
+
     def test_many_concurrent_deferred(self):
         async def run():
             async with aiohttp.ClientSession() as s:

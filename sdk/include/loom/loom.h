@@ -124,7 +124,8 @@ typedef void (*loom_abort_fn)(loom_req *req, void *ud);
 typedef void (*loom_timer_fn)(loom_timer *t, void *ud);
 /* Thread-pool work: `run` on a pool thread (no loom calls allowed), then
  * `done` on the loop thread. `cancelled` is 1 when the plugin is being
- * unloaded and the work result must be dropped. */
+ * unloaded and the work result must be dropped; fini runs only after every
+ * job's `done`. */
 typedef void (*loom_work_run_fn)(void *ud);
 typedef void (*loom_work_done_fn)(void *ud, int32_t cancelled);
 
@@ -368,8 +369,9 @@ typedef struct loom_plugin_desc {
      * or a negative code: the plugin is not loaded (its registrations are
      * dropped). Called by the host with the table already bound. */
     int32_t (*init)(loom_plugin *self, const char *config, size_t config_len);
-    /* Called once before the plugin is unloaded, after its last request. May
-     * be NULL. */
+    /* Called once before the plugin is unloaded, after its last request and
+     * after the `done` of its last thread-pool job (so no `run` is still
+     * using what fini frees). May be NULL. */
     void (*fini)(loom_plugin *self);
     /* Set by LOOM_PLUGIN: stores the host table for the inline wrappers. */
     void (*bind)(const loom_host_api *api);

@@ -1,8 +1,12 @@
 /* apitest: a plugin that exercises every part of the request and response
  * API, for tests/integration/test_plugin_api.py. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <loom/loom.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static loom_plugin *me;
 static int aborted_count;
@@ -143,6 +147,47 @@ static int32_t h_work(loom_req *req, void *ud)
     return loom_work_queue(me, work_run, work_done, w) == LOOM_OK ? LOOM_PENDING : -1;
 }
 
+/* A job that outlives its request and writes into state that fini frees:
+ * fini must come after it (the test stops the server while it runs). */
+static atomic_int jobs_in_flight;
+static char *job_state;
+
+static void slow_run(void *ud)
+{
+    (void)ud;
+    struct timespec ts = {0, 400 * 1000 * 1000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    if (job_state) job_state[0] = 'x';
+    atomic_fetch_sub(&jobs_in_flight, 1);
+}
+
+static void slow_done(void *ud, int32_t cancelled)
+{
+    (void)ud;
+    (void)cancelled;
+}
+
+static int32_t h_slow_work(loom_req *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&jobs_in_flight, 1);
+    if (loom_work_queue(me, slow_run, slow_done, NULL) != LOOM_OK) {
+        atomic_fetch_sub(&jobs_in_flight, 1);
+        return -1;
+    }
+    return loom_resp_text(req, 200, "queued");
+}
+
+static void fini(loom_plugin *self)
+{
+    char msg[64];
+    snprintf(msg, sizeof msg, "apitest fini: %d jobs in flight", atomic_load(&jobs_in_flight));
+    loom_log(self, LOOM_LOG_INFO, msg);
+    free(job_state);
+    job_state = NULL;
+}
+
 static int32_t h_fail(loom_req *req, void *ud)
 {
     (void)req;
@@ -230,6 +275,7 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)config;
     (void)len;
     me = self;
+    if (!job_state && !(job_state = malloc(16))) return -1;
     int32_t rc = 0;
     rc |= loom_route_add(self, "GET", "/q", h_query, NULL);
     rc |= loom_route_add(self, "GET", "/h", h_header, NULL);
@@ -244,6 +290,7 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     rc |= loom_route_add(self, "GET", "/stream", h_stream, NULL);
     rc |= loom_route_add(self, "GET", "/timer", h_timer, NULL);
     rc |= loom_route_add(self, "GET", "/work", h_work, NULL);
+    rc |= loom_route_add(self, "GET", "/slow-work", h_slow_work, NULL);
     rc |= loom_route_add(self, "GET", "/fail", h_fail, NULL);
     rc |= loom_route_add(self, "GET", "/noanswer", h_noanswer, NULL);
     rc |= loom_route_add(self, "GET", "/hang", h_hang, NULL);
@@ -260,4 +307,4 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     return rc;
 }
 
-LOOM_PLUGIN("apitest", "1.2.3", init, NULL)
+LOOM_PLUGIN("apitest", "1.2.3", init, fini)
