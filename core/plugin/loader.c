@@ -303,8 +303,9 @@ static void do_unload(loom_plugin *p)
             z[h->nzombies++] = p;
             return;
         }
-        /* Out of memory for the list: a job may outlive fini; better than
-         * keeping a plugin nobody can unload. */
+        /* Out of memory for this small list: unloading now lets a job
+         * outlive fini and the unmapping (what the wait is for), a risk
+         * taken only here, where nothing could track the instance. */
         loom__warn("plugin %s: out of memory; unloading with %lld jobs running", p->name,
                    (long long)p->works);
     }
