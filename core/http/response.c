@@ -111,7 +111,7 @@ const char *loom__resp_header_get(const loom_req *r, const char *name, size_t nl
     return NULL;
 }
 
-static void take(loom_req *r, const void *body, size_t len, void (*free_fn)(void *))
+void loom__resp_body_take(loom_req *r, const void *body, size_t len, void (*free_fn)(void *))
 {
     loom__resp *s = &r->resp;
     if (s->body_free) s->body_free((void *)s->body);
@@ -134,13 +134,8 @@ int loom__resp_body_copy(loom_req *r, const void *body, size_t len)
     }
     if (!p) return -1;
     if (len) memcpy(p, body, len);
-    take(r, p, len, fr);
+    loom__resp_body_take(r, p, len, fr);
     return 0;
-}
-
-void loom__resp_body_take(loom_req *r, const void *body, size_t len, void (*free_fn)(void *))
-{
-    take(r, body, len, free_fn);
 }
 
 void loom__resp_file(loom_req *r, int fd, uint64_t off, uint64_t len)
