@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config
-  libuv1-dev libjansson-dev node-llhttp libssl-dev zlib1g-dev libsqlite3-dev
+  libuv1-dev libjansson-dev node-llhttp libssl-dev zlib1g-dev libsqlite3-dev liburing-dev
   libhiredis-dev
   clang libclang-rt-14-dev llvm
   curl python3-aiohttp nginx-light redis-server wrk

@@ -5,6 +5,7 @@
 #include "server/access_log.h"
 #include "server/master.h"
 #include "server/server.h"
+#include "server/uring.h"
 #include "util/config.h"
 #include "util/log.h"
 
@@ -40,6 +41,7 @@ static const char serve_usage[] =
     "  header_timeout (60), request_timeout (300), read_timeout (60): 408 when exceeded,\n"
     "  write_timeout (60), keepalive_timeout (75), shutdown_timeout (60), linger_timeout (2),\n"
     "  on_plugin_error (\"fail\" or \"skip\"), admin (false), plugin_order ([names]),\n"
+    "  io (\"auto\": io_uring where the kernel allows it, else epoll; \"uring\"; \"epoll\"),\n"
     "  plugins ({\"name\": {\"enabled\": true, ...plugin config}})\n";
 
 static void builtin_hello(loom__worker *w, loom_req *r)
@@ -183,6 +185,7 @@ out:
         /* Close what init opened, so the loop can be closed cleanly. */
         uv_walk(&loop, close_walk, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
+        loom__uring_close(&w);
     }
     uv_loop_close(&loop);
     loom__access_log_close(alog);

@@ -15,6 +15,7 @@
 #include "server/conn.h"
 #include "http/response.h"
 #include "server/access_log.h"
+#include "server/uring.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -41,9 +42,8 @@ int loom__conn_idle(const loom__conn *c)
            !loom__parser_in_request(&c->parser);
 }
 
-static void on_close(uv_handle_t *h)
+static void conn_free(loom__conn *c)
 {
-    loom__conn *c = h->data;
     loom__worker *w = c->w;
     loom__buf_free(&c->in);
     loom__buf_free(&c->pend);
@@ -53,6 +53,27 @@ static void on_close(uv_handle_t *h)
     free(c);
     w->nconns--;
     loom__worker_conn_closed(w);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    conn_free(h->data);
+}
+
+void loom__conn_reap(loom__worker *w)
+{
+    loom__conn *list = w->dead, *c;
+    w->dead = NULL;
+    while (list) {
+        c = list;
+        list = c->next;
+        if (c->rops) {
+            c->next = w->dead;
+            w->dead = c;
+        } else {
+            conn_free(c);
+        }
+    }
 }
 
 void loom__conn_close(loom__conn *c)
@@ -72,8 +93,17 @@ void loom__conn_close(loom__conn *c)
     loom_req *r = c->active;
     c->active = NULL;
     loom__parser_free(&c->parser);
-    /* Closing the poll handle stops it at once; the fd goes in on_close. */
-    uv_close((uv_handle_t *)&c->poll, on_close);
+    if (w->ring) {
+        /* Its operations end with completions that name it: it is freed
+         * after the last (loom__conn_reap), the fd with it. */
+        if (c->rops && loom__uring_cancel_fd(w, c->fd) < 0)
+            loom__warn("io_uring: cannot cancel a closed connection's operations");
+        c->next = w->dead;
+        w->dead = c;
+    } else {
+        /* Closing the poll handle stops it at once; the fd goes in on_close. */
+        uv_close((uv_handle_t *)&c->poll, on_close);
+    }
     if (r) {
         r->conn = NULL;
         if (w->on_abort) w->on_abort(w, r);
@@ -162,7 +192,10 @@ static int drain_queued(loom__conn *c)
 static void write_done(loom__conn *c, int status)
 {
     c->writing = 0;
-    loom__buf_free(&c->wq);
+    if (c->w->ring)
+        loom__uring_give_buf(c->w, &c->wq);
+    else
+        loom__buf_free(&c->wq);
     c->wq_off = 0;
     poll_update(c);
     if (c->closed) return;
@@ -253,7 +286,18 @@ static void flush(loom__conn *c)
     if (w->out_conn != c) return;
     size_t len = w->out.len;
     w->out_conn = NULL;
-    if (len) {
+    if (len && w->ring) {
+        /* The gathered bytes become the write in flight as they are, and
+         * gathering goes on in a spare buffer: the send reaches the kernel
+         * with the loop's next wait. */
+        if (c->wq.cap) loom__uring_give_buf(w, &c->wq);
+        c->wq = w->out;
+        c->wq_off = 0;
+        loom__uring_take_buf(w, &w->out);
+        c->writing = 1;
+        c->last_io = uv_now(w->loop);
+        poll_update(c);
+    } else if (len) {
         w->out.len = 0;
         ssize_t n = send_some(c, w->out.data, len);
         if (n < 0) {
@@ -582,11 +626,105 @@ static void on_poll(uv_poll_t *h, int status, int events)
     if (events & UV_READABLE) do_read(c);
 }
 
+/* The io_uring side of poll_update: queues what the connection waits on
+ * and is not queued yet. */
+static void ring_update(loom__conn *c)
+{
+    loom__worker *w = c->w;
+    uint64_t ud = (uint64_t)(uintptr_t)c;
+    int rc = 0;
+    if (!c->paused && !c->recv_on) {
+        rc = loom__uring_recv(w, c->fd, ud | LOOM__U_RECV);
+        if (rc == 0) c->recv_on = 1, c->rops++;
+    } else if (c->paused && c->recv_on && !c->recv_stop) {
+        rc = loom__uring_cancel(w, ud | LOOM__U_RECV);
+        if (rc == 0) c->recv_stop = 1;
+    }
+    if (rc == 0 && c->writing && !c->send_on && !c->send_wait) {
+        rc = loom__uring_send(w, c->fd, c->wq.data + c->wq_off, c->wq.len - c->wq_off,
+                              ud | LOOM__U_SEND);
+        if (rc == 0) c->send_on = 1, c->rops++;
+    }
+    if (rc == 0 && (c->file_wait || c->send_wait) && !c->pollout_on) {
+        rc = loom__uring_pollout(w, c->fd, ud | LOOM__U_POLLOUT);
+        if (rc == 0) c->pollout_on = 1, c->rops++;
+    }
+    if (rc < 0) {
+        loom__warn("io_uring: submission queue full; closing a connection");
+        loom__conn_close(c);
+    }
+}
+
+void loom__conn_complete(loom__worker *w, uint64_t ud, int res, uint32_t flags)
+{
+    loom__conn *c = LOOM__U_PTR(ud);
+    switch (LOOM__U_TAG(ud)) {
+    case LOOM__U_RECV:
+        if (!(flags & IORING_CQE_F_MORE)) {
+            c->recv_on = 0;
+            c->recv_stop = 0;
+            c->rops--;
+        }
+        if (res > 0) {
+            if (!c->closed) {
+                uv_buf_t b = uv_buf_init(loom__uring_buf(w, flags), (unsigned)res);
+                on_read(c, res, &b);
+            }
+            loom__uring_buf_done(w, flags);
+            /* Bytes that came while paused: the cancel may have missed
+             * the recv; queue another (a spare cancel finds nothing). */
+            if (!c->closed && c->paused && c->recv_on) c->recv_stop = 0;
+        } else if (res == 0) {
+            if (!c->closed) on_read(c, UV_EOF, NULL);
+        } else if (res != -ENOBUFS && res != -ECANCELED && !c->closed) {
+            /* ENOBUFS: every buffer was taken; they are back once this
+             * batch is worked, and the recv is queued again below. */
+            on_read(c, uv_translate_sys_error(-res), NULL);
+        }
+        if (!c->closed) ring_update(c);
+        break;
+    case LOOM__U_SEND:
+        c->send_on = 0;
+        c->rops--;
+        if (c->closed) return;
+        if (res == -EAGAIN) {
+            c->send_wait = 1;
+            ring_update(c);
+        } else if (res < 0) {
+            write_done(c, uv_translate_sys_error(-res));
+        } else {
+            c->wq_off += (size_t)res;
+            if (res > 0) c->last_io = uv_now(w->loop);
+            if (c->wq_off >= c->wq.len)
+                write_done(c, 0);
+            else
+                ring_update(c);
+        }
+        break;
+    case LOOM__U_POLLOUT:
+        c->pollout_on = 0;
+        c->rops--;
+        if (c->closed) return;
+        if (c->send_wait) {
+            c->send_wait = 0;
+            ring_update(c);
+        }
+        if (c->file_wait) on_writable(c);
+        break;
+    default:
+        break;
+    }
+}
+
 /* Starts poll for what the connection waits on: reads unless paused, and
  * writability while bytes or a file wait for the socket. */
 static void poll_update(loom__conn *c)
 {
     if (c->closed) return;
+    if (c->w->ring) {
+        ring_update(c);
+        return;
+    }
     int want = (c->paused ? 0 : UV_READABLE) | (c->writing || c->file_wait ? UV_WRITABLE : 0);
     if (want == c->events) return;
     c->events = want;
@@ -606,7 +744,7 @@ void loom__conn_accept(loom__worker *w, int fd, const struct sockaddr *peer, soc
         return;
     }
     loom__conn *c = calloc(1, sizeof *c);
-    if (!c || uv_poll_init_socket(w->loop, &c->poll, fd) < 0) {
+    if (!c || (!w->ring && uv_poll_init_socket(w->loop, &c->poll, fd) < 0)) {
         free(c);
         close(fd);
         return;

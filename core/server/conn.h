@@ -30,7 +30,15 @@ struct loom__conn {
     uint8_t sending;     /* a file body is being sent (sendfile, or pread + write) */
     uint8_t file_wait;   /* sending, and waiting for the socket to take more */
     uint8_t no_sendfile; /* the file is copied through memory (sendfile refused it) */
-    int file_fd;         /* owned while sending */
+    /* io_uring backend only (w->ring): what is queued on the ring for this
+     * connection. It is freed only once `rops` is back to 0. */
+    uint8_t rops;       /* operations whose last completion has not come */
+    uint8_t recv_on;    /* the multishot recv is armed */
+    uint8_t recv_stop;  /* ... and its cancel is queued (paused) */
+    uint8_t send_on;    /* a send of wq is queued */
+    uint8_t send_wait;  /* that send said EAGAIN: waiting for POLLOUT to send again */
+    uint8_t pollout_on; /* a POLLOUT poll is queued */
+    int file_fd;        /* owned while sending */
     uint64_t file_off, file_left;
     size_t file_pre; /* bytes at the front of pend that go before the file (its head) */
     union {
@@ -50,5 +58,10 @@ void loom__conn_close(loom__conn *c);
 int loom__conn_idle(const loom__conn *c);
 /* Acts on expired deadlines of every connection. */
 void loom__conn_sweep(loom__worker *w);
+/* io_uring backend: a completion for a connection (`ud` as queued, see
+ * server/uring.h), with the CQE's result and flags. */
+void loom__conn_complete(loom__worker *w, uint64_t ud, int res, uint32_t flags);
+/* io_uring backend: frees the closed connections whose operations all ended. */
+void loom__conn_reap(loom__worker *w);
 
 #endif

@@ -16,6 +16,7 @@
 typedef struct loom__conn loom__conn;
 typedef struct loom__worker loom__worker;
 typedef struct loom__access_log loom__access_log;
+typedef struct loom__uring loom__uring;
 
 /* Called for each complete request. The handler answers now or later with
  * loom__req_finish; the request is the handler's until then. */
@@ -47,6 +48,8 @@ struct loom__worker {
     loom__conn *out_conn; /* whose bytes `out` holds */
     loom__conn *batch;    /* connection whose read is being processed */
     char readbuf[65536];  /* shared by all connections: one read at a time */
+    loom__uring *ring;    /* connection I/O on io_uring (server/uring.h); NULL: epoll */
+    loom__conn *dead;     /* closed, freed once their ring operations end */
 
     loom__access_log *access_log;
     loom__handler handle;
@@ -64,6 +67,9 @@ int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg,
                       int id);
 /* Runs the loop until a graceful stop finishes. Returns the exit status. */
 int loom__worker_run(loom__worker *w);
+/* Runs one turn of the worker's loop without waiting, whichever backend its
+ * connections use (tests and fuzzers drive a worker turn by turn). */
+void loom__worker_poll(loom__worker *w);
 /* Starts a graceful stop: stop accepting, close idle connections, let
  * requests in flight finish within shutdown_timeout. */
 void loom__worker_drain(loom__worker *w);

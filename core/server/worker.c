@@ -2,6 +2,7 @@
  * and the graceful stop. */
 #include "server/access_log.h"
 #include "server/conn.h"
+#include "server/uring.h"
 #include "util/arena.h"
 #include "util/log.h"
 
@@ -224,6 +225,21 @@ int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg,
     w->limits.client_max_size = cfg->client_max_size;
     w->limits.max_chunk_ext = 4096;
     w->listen_fd = listen_fd;
+    if (cfg->io != LOOM__IO_EPOLL) {
+        char why[256];
+        if (loom__uring_open(w, why, sizeof why) < 0) {
+            if (cfg->io == LOOM__IO_URING) {
+                loom__err("io \"uring\": %s", why);
+                return UV_ENOSYS;
+            }
+            /* Containers and seccomp policies often refuse io_uring. */
+            if (id <= 0)
+                loom__info("io_uring not available (%s): connections use epoll", why);
+            else
+                loom__debug("io_uring not available (%s): connections use epoll", why);
+        }
+    }
+    loom__debug("worker %d: connections on %s", id, w->ring ? "io_uring" : "epoll");
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* uv_poll_init_socket also makes the listener non-blocking, which
      * accept4 relies on. */
@@ -236,6 +252,7 @@ int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg,
     if (rc < 0) {
         loom__err("listen: %s", uv_strerror(rc));
         if (w->spare_fd >= 0) close(w->spare_fd);
+        loom__uring_close(w);
         return rc;
     }
     w->listening = 1;
@@ -254,11 +271,23 @@ int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg,
     return 0;
 }
 
+void loom__worker_poll(loom__worker *w)
+{
+    if (w->ring)
+        loom__uring_poll(w);
+    else
+        uv_run(w->loop, UV_RUN_NOWAIT);
+}
+
 int loom__worker_run(loom__worker *w)
 {
-    uv_run(w->loop, UV_RUN_DEFAULT);
+    if (w->ring)
+        loom__uring_run(w);
+    else
+        uv_run(w->loop, UV_RUN_DEFAULT);
     if (w->access_log) loom__access_log_flush(w->access_log);
     loom__buf_free(&w->out);
+    loom__uring_close(w);
     loom__arena_trim();
     return w->exit_code;
 }

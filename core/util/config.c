@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_STR, K_STR_OR_NULL, K_INT, K_SIZE, K_MS, K_LEVEL, K_PLUGIN_ERR, K_BOOL };
+enum kind { K_STR, K_STR_OR_NULL, K_INT, K_SIZE, K_MS, K_LEVEL, K_PLUGIN_ERR, K_BOOL, K_IO };
 
 typedef struct {
     const char *name;
@@ -42,6 +42,7 @@ static const key_def keys[] = {
     {"linger_timeout", K_MS, OFF(linger_timeout), 0, 3600},
     {"on_plugin_error", K_PLUGIN_ERR, OFF(on_plugin_error_skip), 0, 0},
     {"admin", K_BOOL, OFF(admin), 0, 0},
+    {"io", K_IO, OFF(io), 0, 0},
 };
 
 void loom__config_defaults(loom__config *c)
@@ -115,6 +116,18 @@ static int apply(loom__config *c, const key_def *k, json_t *j, const char *s, ch
             goto type_bool;
         }
         return 0;
+    case K_IO: {
+        if (j && !json_is_string(j)) goto type_str;
+        const char *v = j ? json_string_value(j) : s;
+        static const char *io[] = {"auto", "uring", "epoll"};
+        for (int i = 0; i < 3; i++)
+            if (strcmp(v, io[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        snprintf(err, errlen, "key '%s': must be one of auto, uring, epoll (got '%s')", k->name, v);
+        return -1;
+    }
     case K_LEVEL:
     case K_PLUGIN_ERR: {
         if (j && !json_is_string(j)) goto type_str;

@@ -40,7 +40,12 @@ typedef struct {
     json_t *plugins;          /* "plugins": {"name": {...}}; owned; never NULL */
     json_t *plugin_order;     /* "plugin_order": ["a", ...] or NULL; owned */
     int admin;                /* serve GET /_loom/plugins */
+    int io;                   /* LOOM__IO_*: how connections do their I/O */
 } loom__config;
+
+/* "io": io_uring when the kernel allows it, else epoll (auto); io_uring or
+ * refuse to start (uring); epoll always (epoll). */
+enum { LOOM__IO_AUTO, LOOM__IO_URING, LOOM__IO_EPOLL };
 
 /* Fills `c` with the defaults. */
 void loom__config_defaults(loom__config *c);

@@ -211,6 +211,7 @@ class BadConfig(unittest.TestCase):
             ({"no_such_key": 1}, "no_such_key"),
             ({"client_max_size": 1.5}, "client_max_size"),
             ({"port": 70000}, "port"),
+            ({"io": "fast"}, "io"),
             ("{not json", "loom.json"),
         ]
         for cfg, key in cases:
@@ -225,6 +226,7 @@ class BadConfig(unittest.TestCase):
             (["--set", "keepalive_timeout=-3"], "keepalive_timeout"),
             (["--workers", "many"], "workers"),
             (["--bogus-flag"], "--bogus-flag"),
+            (["--set", "io=kqueue"], "io"),
             (["--config", "/nonexistent/loom.json"], "/nonexistent/loom.json"),
             (["--access-log", "/nonexistent/dir/a.log"], "/nonexistent/dir/a.log"),
         ]
@@ -232,6 +234,46 @@ class BadConfig(unittest.TestCase):
             with self.subTest(args=args):
                 err = self.run_bad(args)
                 self.assertIn(key, err)
+
+    def test_io_backends(self):
+        """Each I/O backend serves keep-alive and pipelined requests and says
+        in the debug log which one it is; io=uring refuses to start, in one
+        line, where the kernel has no io_uring."""
+        try:
+            with open("/proc/sys/kernel/io_uring_disabled") as f:
+                have_uring = f.read().strip() == "0"
+        except OSError:
+            have_uring = False
+        for io in ("epoll", "uring"):
+            with self.subTest(io=io):
+                if io == "uring" and not have_uring:
+                    argv = [loomtest.LOOM_BIN, "serve", "--single", "--host", "127.0.0.1",
+                            "--port", str(loomtest.free_port()), "--set", "io=uring"]
+                    p = subprocess.run(argv, capture_output=True, timeout=10)
+                    err = p.stderr.decode()
+                    self.assertNotEqual(p.returncode, 0, err)
+                    self.assertIn('io "uring": io_uring', err)
+                    continue
+                srv = loomtest.Server(["--set", "io=" + io, "--log-level", "debug", "--single"])
+                try:
+                    s = connect(srv.port)
+                    for _ in range(3):
+                        s.sendall(G)
+                        r, _ = read_one(s)
+                        self.assertEqual([x[0] for x in r], [200])
+                    s.sendall(G * 20)
+                    got = b""
+                    deadline = time.time() + 5
+                    while len(parse_responses(got)) < 20 and time.time() < deadline:
+                        s.settimeout(max(0.05, deadline - time.time()))
+                        got += s.recv(65536)
+                    self.assertEqual([x[0] for x in parse_responses(got)], [200] * 20)
+                    s.close()
+                    self.assertEqual(srv.stop(), 0, srv.log())
+                    want = "connections on " + ("io_uring" if io == "uring" else "epoll")
+                    self.assertIn(want, srv.log())
+                finally:
+                    srv.__exit__()
 
     def test_flag_overrides_config(self):
         srv = loomtest.Server(["--set", "max_headers=3"], config={"max_headers": 100})

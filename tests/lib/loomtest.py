@@ -46,6 +46,10 @@ class Server:
             with open(cpath, "w") as f:
                 json.dump(config, f)
             argv += ["--config", cpath]
+        # LOOM_TEST_IO=epoll (or uring) runs a suite on that I/O backend;
+        # a test's own --set io=... comes later and wins.
+        if os.environ.get("LOOM_TEST_IO") and cmd == "serve":
+            argv += ["--set", "io=" + os.environ["LOOM_TEST_IO"]]
         argv += list(args)
         self.argv = argv
         e = dict(os.environ)
