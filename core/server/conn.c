@@ -7,11 +7,16 @@
  * worker's output buffer and written with one send; only what the socket
  * does not take is copied and queued.
  *
- * libuv tells readiness (a uv_poll_t per connection) and the I/O is recv(2)
- * and send(2) on the fd: measured against uv_read_start/uv_try_write, which
- * use read(2)/write(2), that is about 0.3 us less kernel time per request
- * (the socket calls skip the VFS layer and its file-position lock), ~3% of a
- * keep-alive request. See docs/decisions.md. */
+ * Two I/O backends share this state machine. With io_uring (w->ring, see
+ * server/uring.h) reads arrive as completions of a multishot recv, and a
+ * flush hands the gathered bytes to a queued send, so a response is in
+ * flight (c->writing) until its completion comes in the next loop turn.
+ * Without it, libuv tells readiness (a uv_poll_t per connection) and the I/O
+ * is recv(2) and send(2) on the fd: measured against uv_read_start/
+ * uv_try_write, which use read(2)/write(2), that is about 0.3 us less
+ * kernel time per request (the socket calls skip the VFS layer and its
+ * file-position lock), ~3% of a keep-alive request. poll_update is where
+ * the two part. See docs/decisions.md. */
 #include "server/conn.h"
 #include "http/response.h"
 #include "server/access_log.h"

@@ -5,8 +5,8 @@
  * send operations queued during a loop turn and handed to the kernel together
  * with the wait for the next events: one system call per loop turn instead of
  * an epoll_wait plus a recv and a send per request. On this project's
- * benchmark machine that is ~5% less server CPU per keep-alive request than
- * the epoll path (docs/decisions.md).
+ * benchmark machine the epoll path takes 1.08-1.10x the server CPU per
+ * keep-alive request (docs/decisions.md).
  *
  * The ring leads the loop: the worker waits in io_uring_enter, and libuv
  * (listener, timers, signals, the thread pool, the HTTP client) gets a turn
