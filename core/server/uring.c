@@ -208,7 +208,7 @@ static void arm_uv(loom__worker *w)
     loom__uring *u = w->ring;
     if (u->uv_armed) return;
     struct io_uring_sqe *s = sqe_get(u);
-    if (!s) return; /* tried again next turn */
+    if (!s) return; /* tried again after libuv's next turn (its timers bound the wait) */
     io_uring_prep_poll_add(s, uv_backend_fd(w->loop), POLLIN);
     io_uring_sqe_set_data64(s, U_UV);
     u->uv_armed = 1;
