@@ -42,6 +42,8 @@ static const char serve_usage[] =
     "  write_timeout (60), keepalive_timeout (75), shutdown_timeout (60), linger_timeout (2),\n"
     "  on_plugin_error (\"fail\" or \"skip\"), admin (false), plugin_order ([names]),\n"
     "  io (\"auto\": io_uring where the kernel allows it, else epoll; \"uring\"; \"epoll\"),\n"
+    "  io_recv_buffers (256 receive buffers of 4 KiB per worker on io_uring; rounded up\n"
+    "    to a power of two; more for many connections sending at once),\n"
     "  plugins ({\"name\": {\"enabled\": true, ...plugin config}})\n";
 
 static void builtin_hello(loom__worker *w, loom_req *r)

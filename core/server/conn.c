@@ -681,9 +681,11 @@ void loom__conn_complete(loom__worker *w, uint64_t ud, int res, uint32_t flags)
             if (!c->closed && c->paused && c->recv_on) c->recv_stop = 0;
         } else if (res == 0) {
             if (!c->closed) on_read(c, UV_EOF, NULL);
-        } else if (res != -ENOBUFS && res != -ECANCELED && !c->closed) {
-            /* ENOBUFS: every buffer was taken; they are back once this
-             * batch is worked, and the recv is queued again below. */
+        } else if (res == -ENOBUFS) {
+            /* Every buffer was taken: they are back once this batch is
+             * worked, and the recv is queued again below. */
+            loom__debug("io_uring: receive buffers ran out; recv queued again");
+        } else if (res != -ECANCELED && !c->closed) {
             on_read(c, uv_translate_sys_error(-res), NULL);
         }
         if (!c->closed) ring_update(c);

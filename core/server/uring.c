@@ -14,9 +14,9 @@
 
 /* Receive buffers: the kernel picks one per recv completion. Small ones, so
  * that a few hundred fit in little memory; a request larger than one comes
- * in several completions. */
+ * in several completions. How many: the io_recv_buffers key (default 256),
+ * rounded up to a power of two as the buffer ring wants. */
 #define RBUF_SIZE 4096u
-#define RBUF_COUNT 256u /* a power of two */
 #define SQ_ENTRIES 1024u
 #define CQ_ENTRIES 8192u
 #define SPARES 64 /* response buffers kept for reuse: about one per connection of a loop turn */
@@ -29,15 +29,16 @@ struct loom__uring {
     struct io_uring ring;
     struct io_uring_buf_ring *br;
     char *bufs;
+    unsigned nbufs;    /* a power of two */
     unsigned returned; /* buffers given back since the last advance */
     int uv_armed;      /* the poll on libuv's epoll fd is queued */
     loom__buf spare[SPARES];
     int nspare;
 };
 
-static size_t br_bytes(void)
+static size_t br_bytes(const loom__uring *u)
 {
-    return RBUF_COUNT * sizeof(struct io_uring_buf);
+    return u->nbufs * sizeof(struct io_uring_buf);
 }
 
 int loom__uring_open(loom__worker *w, char *err, size_t errlen)
@@ -59,8 +60,10 @@ int loom__uring_open(loom__worker *w, char *err, size_t errlen)
         free(u);
         return -1;
     }
-    u->br = mmap(NULL, br_bytes(), PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-    u->bufs = malloc((size_t)RBUF_COUNT * RBUF_SIZE);
+    u->nbufs = 1;
+    while (u->nbufs < w->cfg->io_recv_buffers) u->nbufs <<= 1;
+    u->br = mmap(NULL, br_bytes(u), PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    u->bufs = malloc((size_t)u->nbufs * RBUF_SIZE);
     if (u->br == MAP_FAILED || !u->bufs) {
         snprintf(err, errlen, "io_uring: out of memory for receive buffers");
         goto fail;
@@ -68,7 +71,7 @@ int loom__uring_open(loom__worker *w, char *err, size_t errlen)
     struct io_uring_buf_reg reg;
     memset(&reg, 0, sizeof reg);
     reg.ring_addr = (unsigned long)u->br;
-    reg.ring_entries = RBUF_COUNT;
+    reg.ring_entries = u->nbufs;
     reg.bgid = 0;
     rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
     if (rc < 0) {
@@ -76,15 +79,15 @@ int loom__uring_open(loom__worker *w, char *err, size_t errlen)
         goto fail;
     }
     io_uring_buf_ring_init(u->br);
-    for (unsigned i = 0; i < RBUF_COUNT; i++)
+    for (unsigned i = 0; i < u->nbufs; i++)
         io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * RBUF_SIZE, RBUF_SIZE, (unsigned short)i,
-                              io_uring_buf_ring_mask(RBUF_COUNT), (int)i);
-    io_uring_buf_ring_advance(u->br, RBUF_COUNT);
+                              io_uring_buf_ring_mask(u->nbufs), (int)i);
+    io_uring_buf_ring_advance(u->br, (int)u->nbufs);
     w->ring = u;
     return 0;
 fail:
     io_uring_queue_exit(&u->ring);
-    if (u->br != MAP_FAILED && u->br) munmap(u->br, br_bytes());
+    if (u->br != MAP_FAILED && u->br) munmap(u->br, br_bytes(u));
     free(u->bufs);
     free(u);
     return -1;
@@ -95,7 +98,7 @@ void loom__uring_close(loom__worker *w)
     loom__uring *u = w->ring;
     if (!u) return;
     io_uring_queue_exit(&u->ring);
-    munmap(u->br, br_bytes());
+    munmap(u->br, br_bytes(u));
     free(u->bufs);
     for (int i = 0; i < u->nspare; i++) loom__buf_free(&u->spare[i]);
     free(u);
@@ -174,7 +177,7 @@ void loom__uring_buf_done(loom__worker *w, uint32_t cqe_flags)
     loom__uring *u = w->ring;
     unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
     io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * RBUF_SIZE, RBUF_SIZE, (unsigned short)bid,
-                          io_uring_buf_ring_mask(RBUF_COUNT), (int)u->returned);
+                          io_uring_buf_ring_mask(u->nbufs), (int)u->returned);
     u->returned++;
 }
 

@@ -43,6 +43,7 @@ static const key_def keys[] = {
     {"on_plugin_error", K_PLUGIN_ERR, OFF(on_plugin_error_skip), 0, 0},
     {"admin", K_BOOL, OFF(admin), 0, 0},
     {"io", K_IO, OFF(io), 0, 0},
+    {"io_recv_buffers", K_SIZE, OFF(io_recv_buffers), 1, 32768},
 };
 
 void loom__config_defaults(loom__config *c)
@@ -65,6 +66,7 @@ void loom__config_defaults(loom__config *c)
     c->keepalive_timeout = 75000;
     c->shutdown_timeout = 60000;
     c->linger_timeout = 2000;
+    c->io_recv_buffers = 256;
     c->plugins = json_object();
 }
 

@@ -41,6 +41,7 @@ typedef struct {
     json_t *plugin_order;     /* "plugin_order": ["a", ...] or NULL; owned */
     int admin;                /* serve GET /_loom/plugins */
     int io;                   /* LOOM__IO_*: how connections do their I/O */
+    size_t io_recv_buffers;   /* io_uring: 4 KiB receive buffers per worker (a power of two) */
 } loom__config;
 
 /* "io": io_uring when the kernel allows it, else epoll (auto); io_uring or

@@ -287,6 +287,42 @@ class BadConfig(unittest.TestCase):
                 finally:
                     srv.__exit__()
 
+    def test_receive_buffers_run_out(self):
+        """More connections with a request waiting than io_uring has receive
+        buffers (2 here, io_recv_buffers): the server is stopped (SIGSTOP)
+        while 600 clients send, so all of them are ready at once when it
+        continues. Every request is answered; on io_uring the debug log
+        shows that the buffers did run out (the path where the recv is
+        queued again)."""
+        srv = loomtest.Server(["--single", "--log-level", "debug", "--set", "io_recv_buffers=2"])
+        socks = []
+        try:
+            for _ in range(600):
+                s = connect(srv.port)
+                s.sendall(G)
+                socks.append(s)
+            for s in socks:  # every connection accepted, its recv queued
+                self.assertEqual([x[0] for x in read_one(s)[0]], [200])
+            srv.signal(signal.SIGSTOP)
+            try:
+                for s in socks:
+                    s.sendall(G)
+                time.sleep(0.3)
+            finally:
+                srv.signal(signal.SIGCONT)
+            answered = sum(1 for s in socks if [x[0] for x in read_one(s)[0]] == [200])
+            self.assertEqual(answered, 600)
+            if "connections on io_uring" in srv.log():
+                self.assertIn("receive buffers ran out", srv.log())
+            for s in socks:
+                s.close()
+            socks = []
+            self.assertEqual(srv.stop(), 0, srv.log()[-3000:])
+        finally:
+            for s in socks:
+                s.close()
+            srv.__exit__()
+
     def test_flag_overrides_config(self):
         srv = loomtest.Server(["--set", "max_headers=3"], config={"max_headers": 100})
         try:
