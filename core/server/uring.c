@@ -36,6 +36,12 @@ struct loom__uring {
     int nspare;
 };
 
+/* Receive buffer `bid`. */
+static char *rbuf(const loom__uring *u, unsigned bid)
+{
+    return u->bufs + (size_t)bid * RBUF_SIZE;
+}
+
 static size_t br_bytes(const loom__uring *u)
 {
     return u->nbufs * sizeof(struct io_uring_buf);
@@ -80,7 +86,7 @@ int loom__uring_open(loom__worker *w, char *err, size_t errlen)
     }
     io_uring_buf_ring_init(u->br);
     for (unsigned i = 0; i < u->nbufs; i++)
-        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * RBUF_SIZE, RBUF_SIZE, (unsigned short)i,
+        io_uring_buf_ring_add(u->br, rbuf(u, i), RBUF_SIZE, (unsigned short)i,
                               io_uring_buf_ring_mask(u->nbufs), (int)i);
     io_uring_buf_ring_advance(u->br, (int)u->nbufs);
     w->ring = u;
@@ -168,15 +174,14 @@ int loom__uring_cancel(loom__worker *w, uint64_t ud)
 
 char *loom__uring_buf(loom__worker *w, uint32_t cqe_flags)
 {
-    unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
-    return w->ring->bufs + (size_t)bid * RBUF_SIZE;
+    return rbuf(w->ring, cqe_flags >> IORING_CQE_BUFFER_SHIFT);
 }
 
 void loom__uring_buf_done(loom__worker *w, uint32_t cqe_flags)
 {
     loom__uring *u = w->ring;
     unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
-    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * RBUF_SIZE, RBUF_SIZE, (unsigned short)bid,
+    io_uring_buf_ring_add(u->br, rbuf(u, bid), RBUF_SIZE, (unsigned short)bid,
                           io_uring_buf_ring_mask(u->nbufs), (int)u->returned);
     u->returned++;
 }

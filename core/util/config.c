@@ -83,6 +83,23 @@ static void set_str(char **slot, const char *v)
     *slot = v ? strdup(v) : NULL;
 }
 
+/* Sets `*field` to the index of `v` in `names` (NULL-terminated). Returns 0,
+ * or -1 with the names in `err`. */
+static int pick(int *field, const key_def *k, const char *v, const char *const *names, char *err,
+                size_t errlen)
+{
+    char list[128] = "";
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            *field = i;
+            return 0;
+        }
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    }
+    snprintf(err, errlen, "key '%s': must be one of %s (got '%s')", k->name, list, v);
+    return -1;
+}
+
 /* Applies a value given either as JSON (`j`) or as CLI text (`s`). */
 static int apply(loom__config *c, const key_def *k, json_t *j, const char *s, char *err,
                  size_t errlen)
@@ -118,33 +135,15 @@ static int apply(loom__config *c, const key_def *k, json_t *j, const char *s, ch
             goto type_bool;
         }
         return 0;
-    case K_IO: {
-        if (j && !json_is_string(j)) goto type_str;
-        const char *v = j ? json_string_value(j) : s;
-        static const char *io[] = {"auto", "uring", "epoll"};
-        for (int i = 0; i < 3; i++)
-            if (strcmp(v, io[i]) == 0) {
-                *(int *)field = i;
-                return 0;
-            }
-        snprintf(err, errlen, "key '%s': must be one of auto, uring, epoll (got '%s')", k->name, v);
-        return -1;
-    }
     case K_LEVEL:
+    case K_IO:
     case K_PLUGIN_ERR: {
         if (j && !json_is_string(j)) goto type_str;
         const char *v = j ? json_string_value(j) : s;
-        if (k->kind == K_LEVEL) {
-            static const char *lv[] = {"error", "warn", "info", "debug"};
-            for (int i = 0; i < 4; i++)
-                if (strcmp(v, lv[i]) == 0) {
-                    *(int *)field = i;
-                    return 0;
-                }
-            snprintf(err, errlen, "key '%s': must be one of error, warn, info, debug (got '%s')",
-                     k->name, v);
-            return -1;
-        }
+        static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+        static const char *const ios[] = {"auto", "uring", "epoll", NULL};
+        if (k->kind != K_PLUGIN_ERR)
+            return pick((int *)field, k, v, k->kind == K_LEVEL ? levels : ios, err, errlen);
         if (strcmp(v, "fail") == 0 || strcmp(v, "skip") == 0) {
             *(int *)field = strcmp(v, "skip") == 0;
             return 0;
