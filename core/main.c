@@ -13,7 +13,9 @@ static const char usage[] =
     "  install-plugin FILE DIR  install a plugin atomically (temp name, then rename)\n"
     "  new-plugin NAME [DIR]    write a plugin project (CMake, pkg-config) into DIR (./NAME)\n"
     "  check-plugin FILE.so     print a plugin's descriptor, or why it cannot load\n"
-    "  plugins [--port N]       list the plugins of a running server (needs \"admin\": true)\n"
+    "  plugins [--admin H:P]    list the plugins of a running server (its admin listener)\n"
+    "  status [--admin H:P]     show a running server: workers, requests, plugins\n"
+    "  check-config FILE        check a config file; print every problem, start nothing\n"
     "  version                  print the version and the plugin ABI version\n"
     "\n"
     "loom --help shows this text; loom COMMAND --help shows a command's options.\n";
@@ -31,6 +33,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "plugins") == 0) return loom__cmd_plugins(argc - 2, argv + 2);
     if (strcmp(cmd, "new-plugin") == 0) return loom__cmd_new_plugin(argc - 2, argv + 2);
     if (strcmp(cmd, "check-plugin") == 0) return loom__cmd_check_plugin(argc - 2, argv + 2);
+    if (strcmp(cmd, "status") == 0) return loom__cmd_status(argc - 2, argv + 2);
+    if (strcmp(cmd, "check-config") == 0) return loom__cmd_check_config(argc - 2, argv + 2);
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("loom %s\n", LOOM_VERSION);

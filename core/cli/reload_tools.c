@@ -1,17 +1,14 @@
 /* `loom install-plugin FILE DIR` and `loom plugins`: the two commands that go
  * with hot reload. */
 #include "cli/cli.h"
+#include "cli/admin_client.h"
 #include "util/fs.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 /* Copies FILE into DIR under a temporary dot-name, syncs it, then renames it
@@ -49,62 +46,34 @@ int loom__cmd_install_plugin(int argc, char **argv)
     return 0;
 }
 
-/* Asks a running server (with "admin": true) for its plugin listing. */
+/* Asks a running server's admin listener for its plugin listing. */
 int loom__cmd_plugins(int argc, char **argv)
 {
-    const char *host = "127.0.0.1";
-    int port = 8080;
+    loom__admin_addr a = {0};
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
-            host = argv[++i];
-        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            port = atoi(argv[++i]);
-        } else {
-            fprintf(strcmp(argv[i], "--help") == 0 ? stdout : stderr,
-                    "usage: loom plugins [--host ADDR] [--port N]\n"
-                    "Lists the plugins a running server has loaded (name, version, generation,\n"
-                    "requests in flight, file hash, load time, last reload error). The server\n"
-                    "must run with \"admin\": true (GET /_loom/plugins, loopback only).\n");
-            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+        int t = loom__admin_option(&a, argc, argv, &i, "plugins");
+        if (t < 0) {
+            loom__admin_addr_free(&a);
+            return 2;
         }
+        if (t) continue;
+        int help = strcmp(argv[i], "--help") == 0;
+        fprintf(help ? stdout : stderr,
+                "usage: loom plugins [--admin HOST:PORT] [--config FILE] [--token TOKEN]\n"
+                "Lists the plugins a running server has loaded (name, version, generation,\n"
+                "requests in flight, file hash, load time, last reload error), as the\n"
+                "worker that answers sees them, from its admin listener (GET /plugins).\n"
+                "\n" LOOM__ADMIN_OPTIONS
+                "  --host ADDR, --port N  the admin address in two parts\n");
+        loom__admin_addr_free(&a);
+        return help ? 0 : 2;
     }
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-        fprintf(stderr, "loom plugins: --host '%s': not an IPv4 address\n", host);
-        return 2;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        fprintf(stderr, "loom plugins: cannot connect to %s:%d: %s\n", host, port, strerror(errno));
-        close(fd);
-        return 1;
-    }
-    char req[256];
-    int rl = snprintf(req, sizeof req,
-                      "GET /_loom/plugins HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host);
-    if (write(fd, req, (size_t)rl) != rl) {
-        close(fd);
-        return 1;
-    }
-    static char resp[1 << 20];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof resp - 1 && (n = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
-        got += (size_t)n;
-    close(fd);
-    resp[got] = '\0';
-    char *body = strstr(resp, "\r\n\r\n");
-    if (strncmp(resp, "HTTP/1.1 200", 12) != 0 || !body) {
-        char *eol = strchr(resp, '\r');
-        if (eol) *eol = '\0';
-        fprintf(stderr, "loom plugins: the server answered '%s' (is \"admin\": true set?)\n",
-                got ? resp : "nothing");
-        return 1;
-    }
-    printf("%s\n", body + 4);
+    loom__admin_finish(&a, "plugins");
+    char *body = NULL;
+    int rc = loom__admin_get(&a, "/_loom/plugins", "plugins", &body);
+    loom__admin_addr_free(&a);
+    if (rc) return 1;
+    printf("%s\n", body);
+    free(body);
     return 0;
 }

@@ -7,6 +7,7 @@
  * watch dies on an atomic rename, and IN_CREATE fires on half-written files),
  * and events are debounced so that a burst of writes causes one rescan. */
 #include "plugin/host.h"
+#include "admin/admin.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -113,6 +114,8 @@ static loom_plugin *find_by_path(loom__host *h, const char *path)
 
 void loom__reload_rescan(loom__host *h)
 {
+    uint64_t t0 = uv_hrtime();
+    int failures = 0;
     size_t n = 0;
     char **paths = loom__plugin_list(h->cfg, &n);
     if (!paths) return;
@@ -144,6 +147,7 @@ void loom__reload_rescan(loom__host *h)
             loom__info("plugin file %s now holds %s (was %s)", paths[i], p->name, old->name);
         }
         if (!p) {
+            failures++;
             loom__err("plugin %s: %s%s", paths[i], err,
                       old ? "; the loaded version keeps serving" : "; not loaded");
             if (old) {
@@ -173,6 +177,7 @@ void loom__reload_rescan(loom__host *h)
     if (!changed || !next || !fresh) {
         free(next);
         free(fresh);
+        loom__admin_reload_done(h, 0, failures, 0);
         return;
     }
     char err[512];
@@ -183,6 +188,7 @@ void loom__reload_rescan(loom__host *h)
         for (size_t i = 0; i < nf; i++) loom__plugin_discard(fresh[i]);
         free(next);
         free(fresh);
+        loom__admin_reload_done(h, 0, failures + 1, 0);
         return;
     }
     for (size_t i = 0; i < nf; i++)
@@ -195,6 +201,7 @@ void loom__reload_rescan(loom__host *h)
     h->reloads++;
     free(fresh);
     loom__host_publish(h, s);
+    loom__admin_reload_done(h, 1, failures, uv_hrtime() - t0);
 }
 
 char *loom__host_listing(loom__host *h)

@@ -25,6 +25,7 @@
  *   max_size          bytes of session JSON (16384) */
 #include "http/response.h"
 #include "plugin/host.h"
+#include "admin/metrics.h"
 #include "util/log.h"
 
 #include <openssl/crypto.h>
@@ -393,6 +394,7 @@ static void on_loaded(void *ctx, int32_t status, const char *data, size_t len)
 {
     sess *s = ctx;
     json_t *j = NULL;
+    loom__metrics_session(CTX(s->req)->mw, LOOM__S_LOAD, status != 0 && status != LOOM_ENOTFOUND);
     if (status == 0) j = json_loadb(data, len, 0, NULL);
     if (j && json_is_object(j)) {
         json_decref(s->data);
@@ -560,8 +562,8 @@ static void after_delete(void *ctx, int32_t status, const char *data, size_t len
 {
     (void)data;
     (void)len;
-    (void)status;
     sess *s = ctx;
+    loom__metrics_session(CTX(s->req)->mw, LOOM__S_DELETE, status != 0 && status != LOOM_ENOTFOUND);
     s->old_id[0] = 0;
     loom_req *r = s->req;
     s->saving = 0;
@@ -575,6 +577,8 @@ static void after_save(void *ctx, int32_t status, const char *data, size_t len)
     sess *s = ctx;
     loom_req *r = s->req;
     sess_host *sh = shost_req(r);
+    /* A clean session that is only kept alive was touched, not saved. */
+    loom__metrics_session(CTX(r)->mw, s->dirty ? LOOM__S_SAVE : LOOM__S_TOUCH, status != 0);
     s->saving = 0;
     s->dirty = 0;
     s->refresh = 0;

@@ -79,7 +79,10 @@ class HotReload(unittest.TestCase):
         os.mkdir(self.plugins)
         install("v1", self.plugins)
         # one process: the leak checks read its /proc entries
-        self.srv = loomtest.Server(plugins_dir=self.plugins, config={"admin": True}, args=["--single"])
+        self.aport = loomtest.free_port()  # the admin listener: `loom plugins` asks it
+        self.srv = loomtest.Server(plugins_dir=self.plugins,
+                                   config={"admin": {"listen": "127.0.0.1:%d" % self.aport}},
+                                   args=["--single"])
         self.port = self.srv.port
 
     def tearDown(self):
@@ -154,7 +157,7 @@ class HotReload(unittest.TestCase):
             time.sleep(0.05)
         self.assertIn("not a loadable shared object", self.srv.log())
         self.assertEqual(get(self.port, "/v"), (200, "1", "v1"))
-        listing = json.loads(subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.port)],
+        listing = json.loads(subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.aport)],
                                             capture_output=True, text=True, timeout=20).stdout)
         p = listing["plugins"][0]
         self.assertEqual((p["name"], p["version"], p["generation"]), ("version", "1.0.1", 1))
