@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test install sanitize fuzz format clean bench
+.PHONY: all deps build run test install sanitize fuzz format clean bench package
 
 all: build
 
@@ -25,6 +25,11 @@ test: deps build
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package (binary, plugins, SDK, systemd units, /etc/loom/loom.json,
+# loom(1)) in $(BUILD)/loom_VERSION-1_ARCH.deb.
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 sanitize:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DLOOM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"

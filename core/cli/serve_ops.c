@@ -45,10 +45,11 @@ static void reload_level(const loom__config *cfg)
     } else if (c.log_level != loom__log_get_level()) {
         static const char *const names[] = {"error", "warn", "info", "debug"};
         int was = loom__log_get_level();
-        loom__log_set_level(c.log_level);
-        /* Said at the more verbose of the two levels, so it shows. */
+        /* Said at the more verbose of the two levels, so that it shows. */
+        if (c.log_level > was) loom__log_set_level(c.log_level);
         loom__log(c.log_level > was ? c.log_level : was, "SIGHUP: log_level %s (was %s)",
                   names[c.log_level], names[was]);
+        loom__log_set_level(c.log_level);
     }
     loom__config_free(&c);
 }
