@@ -31,7 +31,7 @@ def esc(line):
 def verbatim(text):
     out = [".nf"]
     for ln in text.split("\n"):
-        out.append(esc(ln) if ln.strip() else ".sp 0")
+        out.append(esc(ln) if ln.strip() else ".sp")
     out.append(".fi")
     return out
 

@@ -17,12 +17,17 @@
 
 typedef struct {
     int n;
+    const char *file; /* prefixed to problems that do not name it */
 } problems;
 
 static int report(void *ud, const char *problem)
 {
-    ((problems *)ud)->n++;
-    fprintf(stderr, "%s\n", problem);
+    problems *p = ud;
+    p->n++;
+    if (p->file)
+        fprintf(stderr, "%s: %s\n", p->file, problem);
+    else
+        fprintf(stderr, "%s\n", problem);
     return 0; /* go on: every problem is wanted */
 }
 
@@ -131,6 +136,7 @@ int loom__cmd_check_config(int argc, char **argv)
     loom__config_load_each(&cfg, file, report, &p);
     /* The rest makes sense once the file is a JSON object at all. */
     if (cfg.config_path) {
+        p.file = file; /* the checks across keys name no file */
         loom__config_finish_each(&cfg, report, &p);
         check_log_path(&p, file, "access_log", cfg.access_log);
         check_log_path(&p, file, "error_log", cfg.error_log);
