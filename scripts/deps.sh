@@ -13,6 +13,10 @@ pkgs=(
   curl python3-aiohttp nginx-light redis-server wrk
   abigail-tools
   chromium
+  # operating loom (issue 22): systemd notify/activation, the .deb and its
+  # checks, the metrics and dashboard tests
+  libsystemd-dev systemd dpkg-dev file lintian man-db
+  python3-prometheus-client python3-websockets
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(h2o nodejs gnuplot-nox linux-perf valgrind)
