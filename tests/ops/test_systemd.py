@@ -178,7 +178,6 @@ class Systemd(unittest.TestCase):
         try:
             n = Notify(self.tmp)
             self.addCleanup(n.close)
-        self.addCleanup(n.close)
             args = ["--listen", "127.0.0.1:%d" % port, "--admin", "127.0.0.1:%d" % aport,
                     "--plugins-dir", self.plugins, "--workers", "2"]
             p = self.start(args, socks=(admin, main), notify=n)
