@@ -39,6 +39,7 @@ static const char serve_usage[] =
     "\n"
     "config keys (JSON; times in seconds, sizes in bytes):\n"
     "  host, port, plugins_dir, workers, access_log, pid_file, log_level,\n"
+    "  access_log_format (\"combined\", or \"combined_tls\": with TLS protocol and cipher),\n"
     "  listen ([{\"host\", \"port\", \"tls\", \"redirect_to_https\", \"http2\", \"h2c\",\n"
     "    \"client_ca\", \"verify_client\": \"off\"|\"optional\"|\"require\"}] or\n"
     "    [\"HOST:PORT[:tls]\"]),\n"
@@ -191,7 +192,7 @@ static int run_worker(void *arg, int id, const int *fds, int ready_fd)
     const loom__config *cfg = sc->cfg;
     char err[512];
     loom__access_log *alog = NULL;
-    if (cfg->access_log && !(alog = loom__access_log_open(cfg->access_log, err, sizeof err))) {
+    if (cfg->access_log && !(alog = loom__access_log_open(cfg->access_log, cfg->access_log_format, err, sizeof err))) {
         loom__err("%s", err);
         return LOOM__EXIT_CONFIG;
     }
@@ -260,7 +261,7 @@ int loom__cmd_serve(int argc, char **argv)
     char err[512];
     if (cfg.access_log) {
         /* Opened here once only to report a bad path before binding. */
-        loom__access_log *probe = loom__access_log_open(cfg.access_log, err, sizeof err);
+        loom__access_log *probe = loom__access_log_open(cfg.access_log, cfg.access_log_format, err, sizeof err);
         if (!probe) {
             fprintf(stderr, "loom serve: %s\n", err);
             goto out;

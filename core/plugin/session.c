@@ -18,7 +18,7 @@
  *   store             the store's name: "sqlite" (default), "memory", "redis"
  *   enabled           false turns sessions off
  *   cookie_name       "loom_session"
- *   secure            false     http_only  true      same_site "Lax"
+ *   secure            false (true over TLS)   http_only  true   same_site "Lax"
  *   max_age           cookie Max-Age in s (0: a browser-session cookie; default 0)
  *   idle_timeout      s without a request before the session ends (1800)
  *   absolute_timeout  s after creation when it ends anyway (86400)
@@ -334,7 +334,9 @@ static void set_cookie(loom_req *r, const sess_host *sh, const sess *s, int clea
     c.size = sizeof c;
     c.name = sh->cookie_name;
     c.same_site = sh->same_site;
-    c.flags = (sh->secure ? LOOM_COOKIE_SECURE : 0) | (sh->http_only ? LOOM_COOKIE_HTTP_ONLY : 0);
+    /* Secure when configured, and always when the request came over TLS. */
+    c.flags = (sh->secure || r->tls ? LOOM_COOKIE_SECURE : 0) |
+              (sh->http_only ? LOOM_COOKIE_HTTP_ONLY : 0);
     if (clear) {
         c.value = "";
         c.flags |= LOOM_COOKIE_MAX_AGE;

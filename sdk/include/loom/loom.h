@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define LOOM_ABI_MAJOR 1
-#define LOOM_ABI_MINOR 1
+#define LOOM_ABI_MINOR 2
 #define LOOM_PLUGIN_MAGIC 0x4d4f4f4cu /* "LOOM" little-endian */
 
 /* ---- results ---------------------------------------------------------- */
@@ -65,6 +65,16 @@ extern "C" {
 #define LOOM_DONE 0    /* answered (or handed the request on) */
 #define LOOM_PENDING 1 /* will answer later, from a callback, with loom_respond */
 #define LOOM_NEXT 2    /* middleware only: run the rest of the chain */
+
+/* (1.2) What loom_req_tls tells about the request's TLS connection. */
+#define LOOM_TLS_PROTOCOL 1    /* "TLSv1.3", "TLSv1.2" */
+#define LOOM_TLS_CIPHER 2      /* OpenSSL's name, e.g. "TLS_AES_128_GCM_SHA256" */
+#define LOOM_TLS_SNI 3         /* the server name the client asked for */
+#define LOOM_TLS_ALPN 4        /* the negotiated protocol, e.g. "http/1.1", "h2" */
+#define LOOM_TLS_RESUMED 5     /* "1" for a resumed session, "0" for a full handshake */
+#define LOOM_TLS_CLIENT_SUBJECT 6 /* the verified client certificate's subject (RFC 2253) */
+#define LOOM_TLS_CLIENT_FINGERPRINT 7 /* its SHA-256, 64 lowercase hex digits */
+#define LOOM_TLS_CLIENT_VERIFY 8 /* "SUCCESS" (a verified certificate) or "NONE" */
 
 /* Log levels for loom_log. */
 #define LOOM_LOG_ERROR 0
@@ -353,6 +363,10 @@ typedef struct loom_host_api {
     loom_io *(*io_start)(loom_plugin *self, int32_t fd, int32_t events, loom_io_fn fn, void *ud);
     int32_t (*io_update)(loom_io *io, int32_t events);
     void (*io_stop)(loom_io *io);
+
+    /* ---- 1.2: TLS ---- */
+    const char *(*req_scheme)(loom_req *req);
+    const char *(*req_tls)(loom_req *req, int32_t what);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -905,6 +919,27 @@ static inline int32_t loom_io_update(loom_io *io, int32_t events)
 static inline void loom_io_stop(loom_io *io)
 {
     if (LOOM_HAS(io_stop)) loom__host_api->io_stop(io);
+}
+
+/* ---- 1.2: TLS ------------------------------------------------------------------
+ * Whether a request came over TLS, and what was negotiated. Strings are
+ * copied into the request: they live until its response is done. */
+
+/* "https" for a request that came over TLS, "http" otherwise (also for an
+ * HTTP/2 stream: the scheme of its connection). NULL on a 1.1 host. */
+static inline const char *loom_req_scheme(loom_req *req)
+{
+    return LOOM_HAS(req_scheme) ? loom__host_api->req_scheme(req) : NULL;
+}
+/* One fact about the request's TLS connection (`what` is a LOOM_TLS_*
+ * value), or NULL: not over TLS, not known (no SNI, no ALPN), no client
+ * certificate (for the LOOM_TLS_CLIENT_* facts but LOOM_TLS_CLIENT_VERIFY,
+ * which then says "NONE"), the client already gone, or a 1.1 host. A client
+ * certificate is only ever reported verified: a listener with
+ * "verify_client" refuses a handshake with a certificate that fails. */
+static inline const char *loom_req_tls(loom_req *req, int32_t what)
+{
+    return LOOM_HAS(req_tls) ? loom__host_api->req_tls(req, what) : NULL;
 }
 
 #ifdef __cplusplus
