@@ -28,6 +28,8 @@ static const char serve_usage[] =
     "  --port N             listen port (default 8080; 0 picks a free one)\n"
     "  --listen HOST:PORT[:tls]  listen there, plaintext or HTTPS; repeat for several\n"
     "                       addresses (replaces --host/--port; IPv6: [::1]:8443:tls)\n"
+    "  --tls-cert FILE      certificate chain (PEM) of the TLS listeners (tls.cert)\n"
+    "  --tls-key FILE       its private key (PEM) (tls.key); `loom dev-cert` makes a pair\n"
     "  --plugins-dir DIR    load *.so plugins from DIR\n"
     "  --workers N          worker processes (default 0 = one per CPU)\n"
     "  --single             one process, no master (for debuggers and tests)\n"
@@ -100,6 +102,8 @@ static const struct {
     {"--pid-file", "pid_file"},
     {"--log-level", "log_level"},
     {"--listen", "listen"},
+    {"--tls-cert", "tls_cert"},
+    {"--tls-key", "tls_key"},
 };
 
 static int parse_args(loom__config *cfg, int argc, char **argv, int *single)
@@ -192,7 +196,8 @@ static int run_worker(void *arg, int id, const int *fds, int ready_fd)
     const loom__config *cfg = sc->cfg;
     char err[512];
     loom__access_log *alog = NULL;
-    if (cfg->access_log && !(alog = loom__access_log_open(cfg->access_log, cfg->access_log_format, err, sizeof err))) {
+    if (cfg->access_log &&
+        !(alog = loom__access_log_open(cfg->access_log, cfg->access_log_format, err, sizeof err))) {
         loom__err("%s", err);
         return LOOM__EXIT_CONFIG;
     }
@@ -261,7 +266,8 @@ int loom__cmd_serve(int argc, char **argv)
     char err[512];
     if (cfg.access_log) {
         /* Opened here once only to report a bad path before binding. */
-        loom__access_log *probe = loom__access_log_open(cfg.access_log, cfg.access_log_format, err, sizeof err);
+        loom__access_log *probe =
+            loom__access_log_open(cfg.access_log, cfg.access_log_format, err, sizeof err);
         if (!probe) {
             fprintf(stderr, "loom serve: %s\n", err);
             goto out;

@@ -175,6 +175,11 @@ static int log_gone(loom__conn *c, int err)
     char addr[64], what[96], phase[96];
     const loom_req *pr = c->parser.req;
     if (c->closing || c->lingering) return 0;
+    if (c->tls && !c->tls->t.done) {
+        loom__debug("client %s left during the TLS handshake (%s)",
+                    loom__access_log_addr(c, addr, sizeof addr), uv_strerror(err));
+        return 1;
+    }
     if (c->writing || c->pend.len || (c->active && c->active->resp.head_sent)) {
         snprintf(phase, sizeof phase, "while its response was being sent");
     } else if (c->active) {

@@ -221,6 +221,15 @@ static void note_key(loom__config *c, const key_def *k)
 int loom__config_set(loom__config *c, const char *key, const char *value, char *err, size_t errlen)
 {
     if (strcmp(key, "listen") == 0) return loom__config_add_listen(c, value, err, errlen);
+    if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0) {
+        /* --tls-cert/--tls-key: the "tls" section's default certificate. */
+        if (!*value) {
+            snprintf(err, errlen, "key '%s': must not be empty", key);
+            return -1;
+        }
+        if (!c->tls && !(c->tls = json_object())) return -1;
+        return json_object_set_new(c->tls, key[4] == 'c' ? "cert" : "key", json_string(value));
+    }
     const key_def *k = find_key(key);
     if (!k) {
         snprintf(err, errlen, "unknown key '%s'", key);

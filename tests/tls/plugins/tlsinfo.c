@@ -16,10 +16,14 @@ static const char *or_null(const char *s, char *buf, size_t len)
 static int32_t info(loom_req *req, void *ud)
 {
     (void)ud;
-    static const int32_t what[] = {LOOM_TLS_PROTOCOL,       LOOM_TLS_CIPHER,
-                                   LOOM_TLS_SNI,            LOOM_TLS_ALPN,
-                                   LOOM_TLS_RESUMED,        LOOM_TLS_CLIENT_SUBJECT,
-                                   LOOM_TLS_CLIENT_FINGERPRINT, LOOM_TLS_CLIENT_VERIFY};
+    static const int32_t what[] = {LOOM_TLS_PROTOCOL,
+                                   LOOM_TLS_CIPHER,
+                                   LOOM_TLS_SNI,
+                                   LOOM_TLS_ALPN,
+                                   LOOM_TLS_RESUMED,
+                                   LOOM_TLS_CLIENT_SUBJECT,
+                                   LOOM_TLS_CLIENT_FINGERPRINT,
+                                   LOOM_TLS_CLIENT_VERIFY};
     static const char *const names[] = {"protocol", "cipher",  "sni",         "alpn",
                                         "resumed",  "subject", "fingerprint", "verify"};
     char out[2048], v[600];
