@@ -784,7 +784,6 @@ static void handshake_done(loom__conn *c)
 {
     loom__conn_tls *t = c->tls;
     const char *name = SSL_get_servername(t->t.ssl, TLSEXT_NAMETYPE_host_name);
-    if (name) snprintf(t->sni, sizeof t->sni, "%s", name);
     c->req_start = uv_now(c->w->loop);
     size_t alen;
     const char *alpn = loom__tls_alpn(&t->t, &alen);

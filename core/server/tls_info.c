@@ -26,7 +26,7 @@ const char *loom__req_tls_info(const loom_req *r, int what, char *buf, size_t le
     case LOOM_TLS_CIPHER:
         return copy(SSL_get_cipher_name(ssl), buf, len);
     case LOOM_TLS_SNI:
-        return t->sni[0] ? copy(t->sni, buf, len) : NULL;
+        return copy(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name), buf, len);
     case LOOM_TLS_ALPN: {
         size_t n;
         const char *p = loom__tls_alpn(&t->t, &n);
