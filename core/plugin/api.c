@@ -867,4 +867,5 @@ const loom_host_api loom__api_table = {
     .io_start = api_io_start,
     .io_update = api_io_update,
     .io_stop = api_io_stop,
+    .session_save = loom__api_session_save,
 };
