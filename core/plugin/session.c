@@ -286,22 +286,23 @@ const char *loom__sess_errname(int32_t code)
     }
 }
 
-void loom__sess_log_failure(loom__sess_host *sh, const char *what, int32_t code, loom_req *r)
+void loom__sess_log_failure(loom__sess_host *sh, int op, int32_t code, loom_req *r)
 {
+    static const char *const what[] = {"load a session", "save a session", "delete a session"};
     int64_t now = (int64_t)time(NULL);
-    if (now == sh->fail_logged_at) {
-        sh->fail_quiet++; /* a store that is down fails every request: one line a second */
+    if (now == sh->fail_logged_at[op]) {
+        sh->fail_quiet[op]++; /* a store that is down fails every request: one line a second */
         return;
     }
     char more[64] = "";
-    if (sh->fail_quiet)
-        snprintf(more, sizeof more, " (and %llu more failures since the last line)",
-                 (unsigned long long)sh->fail_quiet);
+    if (sh->fail_quiet[op])
+        snprintf(more, sizeof more, " (and %llu more since the last line)",
+                 (unsigned long long)sh->fail_quiet[op]);
     loom__err("sessions: store \"%s\" could not %s (%s, %d) for %s %s: no session, 503%s",
-              sh->name ? sh->name : "-", what, loom__sess_errname(code), (int)code, r->method,
+              sh->name ? sh->name : "-", what[op], loom__sess_errname(code), (int)code, r->method,
               r->target, more);
-    sh->fail_logged_at = now;
-    sh->fail_quiet = 0;
+    sh->fail_logged_at[op] = now;
+    sh->fail_quiet[op] = 0;
 }
 
 /* ---- the cookie ---- */
@@ -488,7 +489,7 @@ static void unavailable(sess *s, int32_t code)
     s->is_new = 0;
     s->unavailable = 1;
     sess_host *sh = loom__sess_host_of(s->req);
-    if (sh && !s->waiting) loom__sess_log_failure(sh, "load a session", code, s->req);
+    if (sh && !s->waiting) loom__sess_log_failure(sh, LOOM__SESS_OP_LOAD, code, s->req);
 }
 
 static void loaded(sess *s, int32_t status, const char *data, size_t len, uint64_t version)

@@ -26,9 +26,9 @@ typedef struct {
     loom_session_store store;
     int versioned; /* the store has load_versioned, save_if and destroy_if */
     char *name;
-    /* store failures, logged at most once a second */
-    int64_t fail_logged_at;
-    uint64_t fail_quiet;
+    /* store failures, logged at most once a second for each LOOM__SESS_OP_* */
+    int64_t fail_logged_at[3];
+    uint64_t fail_quiet[3];
 } loom__sess_host;
 
 typedef struct {
@@ -69,8 +69,10 @@ int loom__sess_new_id(char out[LOOM__SESS_ID_HEX + 1]);
 int64_t loom__sess_expiry(const loom__sess_host *sh, const loom__sess *s, int64_t now);
 /* Adds the Set-Cookie for the session (clear: one that expires it). */
 void loom__sess_set_cookie(loom_req *r, const loom__sess_host *sh, loom__sess *s, int clear);
-/* Logs a store failure (at most one line a second, then a count). */
-void loom__sess_log_failure(loom__sess_host *sh, const char *what, int32_t code, loom_req *r);
+/* Logs a store failure of an operation (LOOM__SESS_OP_*): at most one line a
+ * second for each, then a count. */
+enum { LOOM__SESS_OP_LOAD, LOOM__SESS_OP_SAVE, LOOM__SESS_OP_DELETE };
+void loom__sess_log_failure(loom__sess_host *sh, int op, int32_t code, loom_req *r);
 /* A name for a LOOM_E* code. */
 const char *loom__sess_errname(int32_t code);
 

@@ -214,10 +214,10 @@ static void finish(sess *s, int32_t st)
 }
 
 /* A store call failed or reported a failure. */
-static void failed(sess *s, const char *what, int32_t code)
+static void failed(sess *s, int op, int32_t code)
 {
     sess_host *sh = loom__sess_host_of(s->req);
-    if (sh) loom__sess_log_failure(sh, what, code, s->req);
+    if (sh) loom__sess_log_failure(sh, op, code, s->req);
     finish(s, LOOM_EUNAVAIL);
 }
 
@@ -242,7 +242,7 @@ static void on_saved(void *ctx, int32_t st, const char *data, size_t len)
     sess *s = ctx;
     s->saving = 0;
     if (st) {
-        failed(s, "save a session", st);
+        failed(s, LOOM__SESS_OP_SAVE, st);
         return;
     }
     written(s, 0);
@@ -257,7 +257,7 @@ static void on_saved_v(void *ctx, int32_t st, const char *data, size_t len, uint
         written(s, ver);
         step(s);
     } else if (st != LOOM_ECONFLICT) {
-        failed(s, "save a session", st);
+        failed(s, LOOM__SESS_OP_SAVE, st);
     } else if (s->version == 0) {
         s->id[0] = 0; /* a new ID that is taken (2^-128): take another */
         step(s);
@@ -283,7 +283,7 @@ static void on_destroyed(void *ctx, int32_t st, const char *data, size_t len)
     s->saving = 0;
     if (st && st != LOOM_ENOTFOUND) {
         /* a logout that did not happen must not look as if it had */
-        failed(s, "delete a session", st);
+        failed(s, LOOM__SESS_OP_DELETE, st);
         return;
     }
     s->old_id[0] = 0;
@@ -298,7 +298,7 @@ static void on_destroyed_v(void *ctx, int32_t st, const char *data, size_t len, 
         s->old_id[0] = 0;
         step(s);
     } else if (st != LOOM_ECONFLICT) {
-        failed(s, "delete a session", st);
+        failed(s, LOOM__SESS_OP_DELETE, st);
     } else if (!data) {
         gone(s);
         finish(s, LOOM_ECONFLICT);
@@ -352,7 +352,7 @@ static void step(sess *s)
             rc = st->destroy(st->ud, s->old_id, on_destroyed, s);
         if (rc) {
             s->saving = 0;
-            failed(s, "delete a session", rc);
+            failed(s, LOOM__SESS_OP_DELETE, rc);
         }
         return;
     }
@@ -386,7 +386,7 @@ static void step(sess *s)
         free(text);
         if (rc) {
             s->saving = 0;
-            failed(s, "save a session", rc);
+            failed(s, LOOM__SESS_OP_SAVE, rc);
         }
         return;
     }

@@ -5,9 +5,12 @@
  *
  * Each row has a version for the host's compare-and-set saves. Every
  * operation is one statement (UPDATE/INSERT/DELETE ... RETURNING), hence one
- * atomic step for every process that shares the file, and never a
- * transaction spanning statements: the pool threads share one connection.
- * A compare that fails reads the row as it is now for the host to merge.
+ * atomic step for every process that shares the file. The pool threads share
+ * one connection, and a job holds its mutex from prepare to finalize: a
+ * statement another thread left open would put ours inside its transaction,
+ * where SQLite answers SQLITE_BUSY at once instead of waiting for the other
+ * process (the busy timeout only works between transactions). A compare that
+ * fails reads the row as it is now, for the host to merge.
  * Config: {"db": "sessions.db", "sweep_interval": 300}. */
 #define _POSIX_C_SOURCE 200809L
 #include <loom/loom.h>
@@ -94,9 +97,19 @@ static int exec(job *j, int op, int *row)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+static void run_locked(job *j);
+
 static void run(void *ud)
 {
     job *j = ud;
+    sqlite3_mutex *m = sqlite3_db_mutex(db);
+    sqlite3_mutex_enter(m);
+    run_locked(j);
+    sqlite3_mutex_leave(m);
+}
+
+static void run_locked(job *j)
+{
     int row;
     j->sqlite_rc = exec(j, j->op, &row);
     if (j->sqlite_rc != SQLITE_OK) {
