@@ -218,6 +218,11 @@ class StoreConformance:
         self.assertEqual(b, {"user": "ann", "count": 400}, "after %.1f s" % took)
         # every click saw a count of its own: none was written twice
         self.assertEqual(sorted(counts), list(range(1, 401)))
+        # and 64 at a time (where the old code ended at 78 of 400)
+        statuses, counts2 = asyncio.run(count_clicks(self.srv.port, c.cookie, 400, 64))
+        self.assertEqual(statuses.count(200), 400, "statuses: %s" % sorted(set(statuses)))
+        self.assertEqual(c.call("GET", "/demo/api/me")[2], {"user": "ann", "count": 800})
+        self.assertEqual(sorted(counts2), list(range(401, 801)))
 
     def hold(self, c, k, v, commit):
         """Starts POST /s/hold in a thread; returns (go file, thread, result list)."""

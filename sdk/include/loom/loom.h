@@ -949,17 +949,23 @@ static inline const loom_json *loom_session_get(loom_req *req)
     return LOOM_HAS(session_get) ? loom__host_api->session_get(req) : NULL;
 }
 /* Sets key to the JSON value `json` (len bytes; copied), or removes it when
- * json is NULL. LOOM_EINVAL for invalid JSON, LOOM_ELIMIT beyond max_size. */
+ * json is NULL. LOOM_EINVAL for invalid JSON, LOOM_ELIMIT beyond max_size,
+ * LOOM_ESTATE before the load, during a loom_session_save or once the
+ * response is saved, (1.2) LOOM_EUNAVAIL when the store failed to load it.
+ * The same results apply to regenerate and invalidate. */
 static inline int32_t loom_session_set(loom_req *req, const char *key, const char *json, size_t len)
 {
     return LOOM_HAS(session_set) ? loom__host_api->session_set(req, key, json, len) : LOOM_ENOSYS;
 }
-/* Login: a new session ID for the same data (the old ID is deleted). */
+/* Login: a new session ID for the same data (the old ID is deleted; (1.2)
+ * with a versioned store only if nobody changed it meanwhile -- otherwise
+ * the changes merge as for a save, or it is a conflict). */
 static inline int32_t loom_session_regenerate(loom_req *req)
 {
     return LOOM_HAS(session_regenerate) ? loom__host_api->session_regenerate(req) : LOOM_ENOSYS;
 }
-/* Logout: empties the session, deletes it from the store, expires the cookie. */
+/* Logout: empties the session, deletes it from the store (whatever other
+ * requests wrote to it meanwhile), expires the cookie. */
 static inline int32_t loom_session_invalidate(loom_req *req)
 {
     return LOOM_HAS(session_invalidate) ? loom__host_api->session_invalidate(req) : LOOM_ENOSYS;
