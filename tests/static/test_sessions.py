@@ -58,6 +58,25 @@ class Client:
         return st, h, json.loads(body) if st == 200 else body
 
 
+def forge(sid, key=K1, life=1800):
+    """A valid cookie for session ID sid (the test knows the key)."""
+    now = int(time.time())
+    mac = hmac.new(key.encode(), ("%s|%d|%d" % (sid, now, now + life)).encode(),
+                   hashlib.sha256).hexdigest()
+    return "%s.%d.%d.%s" % (sid, now, now + life, mac)
+
+
+def redis_cmd(port, *args):
+    """One command to Redis (RESP); returns the raw reply."""
+    s = loomtest.connect(port)
+    try:
+        s.sendall(("*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a.encode()), a)
+                                                   for a in args)).encode())
+        return s.recv(65536)
+    finally:
+        s.close()
+
+
 def setq(k, v):
     return "/s?k=%s&v=%s" % (k, urllib.parse.quote(json.dumps(v)))
 
@@ -339,6 +358,34 @@ class SqliteStoreTest(StoreConformance, unittest.TestCase):
         finally:
             self.assertEqual(srv.stop(), 0)
 
+    def test_table_made_before_versions_is_upgraded(self):
+        tmp = tempfile.mkdtemp(prefix="loom-sess-old-")
+        try:
+            path = os.path.join(tmp, "s.db")
+            db = sqlite3.connect(path)
+            db.execute("CREATE TABLE sessions(id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+                       " expires INTEGER NOT NULL)")
+            sid = "cd" * 16
+            db.execute("INSERT INTO sessions VALUES(?, ?, ?)", (sid, '{"a":1}', int(time.time()) + 600))
+            db.commit()
+            db.close()
+            cfg = sess_config("sqlite", tmp=tmp)
+            srv = loomtest.Server(plugins_dir=self.pdir, args=["--workers", "2"], config=cfg)
+            try:
+                weblib.wait_route(srv.port, "/s")
+                c = Client(srv.port)
+                c.cookie = forge(sid)
+                self.assertEqual(c.call("GET", "/s")[2], {"new": False, "data": {"a": 1}})
+                self.assertEqual(c.call("POST", setq("b", 2))[2]["data"], {"a": 1, "b": 2})
+                self.assertEqual(c.call("GET", "/s")[2]["data"], {"a": 1, "b": 2})
+            finally:
+                self.assertEqual(srv.stop(), 0, srv.log()[-2000:])
+            db = sqlite3.connect(path)
+            self.assertEqual(db.execute("SELECT version FROM sessions WHERE id = ?", (sid,)).fetchone(), (2,))
+            db.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def test_expired_rows_swept(self):
         srv = self.start(idle_timeout=1)
         try:
@@ -393,6 +440,19 @@ class RedisStoreTest(StoreConformance, unittest.TestCase):
         s.close()
         self.assertTrue(1700 <= ttl <= 1800, ttl)
 
+    def test_session_written_before_versions_still_reads(self):
+        """A plain string (the format before versions) is version 1."""
+        sid = "ab" * 16
+        self.assertEqual(redis_cmd(self.redis.port, "SET", "t:" + sid, '{"a":1}', "EX", "600"),
+                         b"+OK\r\n")
+        c = Client(self.srv.port)
+        c.cookie = forge(sid)
+        self.assertEqual(c.call("GET", "/s")[2], {"new": False, "data": {"a": 1}})
+        self.assertEqual(c.call("POST", setq("b", 2))[2]["data"], {"a": 1, "b": 2})
+        self.assertEqual(redis_cmd(self.redis.port, "TYPE", "t:" + sid), b"+hash\r\n")
+        self.assertIn(b"\r\n2\r\n", redis_cmd(self.redis.port, "HGET", "t:" + sid, "v"))
+        self.assertEqual(c.call("GET", "/s")[2]["data"], {"a": 1, "b": 2})
+
     def test_redis_down_gives_503_never_a_fresh_session(self):
         """Item 3: a store that cannot answer is not a logout."""
         c = Client(self.srv.port)
@@ -412,6 +472,9 @@ class RedisStoreTest(StoreConformance, unittest.TestCase):
             st, h, b = Client(self.srv.port).call("POST", setq("w", 1))
             self.assertEqual(st, 503, b)
             self.assertNotIn("set-cookie", h)
+            # a handler that ignores the load's status does not pass for a success
+            st, h, b = c.call("GET", "/s/ignore", keep=False)
+            self.assertEqual(st, 503, b)
             log = self.srv.wait_log('store "redis" could not load a session')
             self.assertIn('store "redis" could not save a session', log)
             self.assertRegex(log, r"session-redis: .*(cannot connect|lost|no reply)")

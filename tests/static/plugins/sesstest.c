@@ -14,6 +14,9 @@
  *                           status (-9: LOOM_ECONFLICT) and the session as
  *                           it is after the conflict; without, it answers
  *                           200 and leaves the save to the end.
+ *   GET  /s/ignore       -> as GET, but ignores the load's status (a handler
+ *                           written for ABI 1.1): the host must still not
+ *                           let it answer 200 without a session.
  * A store that cannot answer gives 503. */
 #include <loom/loom.h>
 
@@ -22,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { GET, SET, REGEN, INVAL, NONE };
+enum { GET, SET, REGEN, INVAL, NONE, IGNORE };
 
 static loom_plugin *me;
 
@@ -30,7 +33,7 @@ static void loaded(loom_req *req, int32_t status, void *ud)
 {
     int op = (int)(intptr_t)ud;
     int32_t rc = 0;
-    if (status) {
+    if (status && op != IGNORE) {
         loom_resp_error(req, status == LOOM_EUNAVAIL ? 503 : 500, "session load failed");
         return;
     }
@@ -166,6 +169,7 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     if (!rc) rc = loom_route_add(self, "POST", "/s/regenerate", handle, (void *)(intptr_t)REGEN);
     if (!rc) rc = loom_route_add(self, "POST", "/s/invalidate", handle, (void *)(intptr_t)INVAL);
     if (!rc) rc = loom_route_add(self, "GET", "/s/none", handle, (void *)(intptr_t)NONE);
+    if (!rc) rc = loom_route_add(self, "GET", "/s/ignore", handle, (void *)(intptr_t)IGNORE);
     if (!rc) rc = loom_route_add(self, "GET", "/s/early", early, NULL);
     if (!rc) rc = loom_route_add(self, "POST", "/s/hold", hold_route, NULL);
     return rc;
