@@ -696,6 +696,7 @@ void loom__session_free(loom_req *r)
 {
     sess *s = loom__sess_of(r);
     if (!s) return;
+    loom__sess_drop_lock(s);
     json_decref(s->data);
     json_decref(s->base);
     s->data = NULL;

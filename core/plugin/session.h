@@ -29,9 +29,13 @@ typedef struct {
     /* store failures, logged at most once a second for each LOOM__SESS_OP_* */
     int64_t fail_logged_at[3];
     uint64_t fail_quiet[3];
+    /* Sessions of this worker whose compare-and-set on an ID is running or
+     * waiting for another one on the same ID, in arrival order
+     * (session_save.c). */
+    struct loom__sess *locks;
 } loom__sess_host;
 
-typedef struct {
+typedef struct loom__sess {
     loom_req *req;
     char id[LOOM__SESS_ID_HEX + 1];     /* "" until saved for the first time */
     char old_id[LOOM__SESS_ID_HEX + 1]; /* to delete after regenerate/invalidate */
@@ -53,6 +57,9 @@ typedef struct {
     char sent_id[LOOM__SESS_ID_HEX + 1];
     int64_t sent_expires;
     char conflict_key[64];
+    char lock_id[LOOM__SESS_ID_HEX + 1]; /* the ID of its entry in locks */
+    uint8_t lock_state;                  /* 0 none, 1 holds lock_id, 2 waits for it */
+    struct loom__sess *lock_next;
     loom_session_fn fn; /* loom_session_load's callback */
     void *ud;
     loom_session_fn save_fn; /* loom_session_save's callback */
@@ -73,6 +80,8 @@ void loom__sess_set_cookie(loom_req *r, const loom__sess_host *sh, loom__sess *s
  * second for each, then a count. */
 enum { LOOM__SESS_OP_LOAD, LOOM__SESS_OP_SAVE, LOOM__SESS_OP_DELETE };
 void loom__sess_log_failure(loom__sess_host *sh, int op, int32_t code, loom_req *r);
+/* Leaves the queue of compare-and-sets (a request freed in it). */
+void loom__sess_drop_lock(loom__sess *s);
 /* A name for a LOOM_E* code. */
 const char *loom__sess_errname(int32_t code);
 
