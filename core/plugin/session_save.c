@@ -192,27 +192,40 @@ static int32_t merge(sess *s, const char *text, size_t len, uint64_t ver)
     return 0;
 }
 
+static int status_for(int32_t fail)
+{
+    return fail == LOOM_ECONFLICT ? 409 : fail == LOOM_ELIMIT ? 500 : 503;
+}
+
+/* One line for a session that was not saved (a store failure has its own,
+ * from loom__sess_log_failure): what, and what the client got. */
+static void report(loom_req *r, sess *s, int32_t fail, int replaced)
+{
+    char sid[12], outcome[96];
+    snprintf(sid, sizeof sid, "%.8s", s->id[0] ? s->id : s->old_id[0] ? s->old_id : "new");
+    if (replaced)
+        snprintf(outcome, sizeof outcome, "answered %d", status_for(fail));
+    else
+        snprintf(outcome, sizeof outcome, "its response (%d%s) went out as it was", r->resp.status,
+                 r->resp.head_sent ? ", streamed" : "");
+    if (fail == LOOM_ECONFLICT)
+        loom__warn("sessions: %s%s%s of session %s... was changed by another request meanwhile: "
+                   "nothing of %s %s was saved, %s (commit with loom_session_save and retry on "
+                   "LOOM_ECONFLICT)",
+                   s->conflict_key[0] ? "key \"" : "the session", s->conflict_key,
+                   s->conflict_key[0] ? "\"" : "", sid, r->method, r->target, outcome);
+    else
+        loom__err("sessions: session %s... of %s %s was not saved (%s), %s", sid, r->method,
+                  r->target, loom__sess_errname(fail), outcome);
+}
+
 /* Replaces a response that is not an error yet: the session it reports on
  * was not saved. Headers the handler set go too (they described that
  * answer); the response phase of the middleware still runs after. */
-static void replace_response(loom_req *r, sess_host *sh, sess *s, int32_t fail)
+static void replace_response(loom_req *r, int32_t fail)
 {
-    int status = fail == LOOM_ECONFLICT ? 409 : fail == LOOM_ELIMIT ? 500 : 503;
-    char sid[12];
-    snprintf(sid, sizeof sid, "%.8s", s->id[0] ? s->id : s->old_id[0] ? s->old_id : "new");
-    if (fail == LOOM_ECONFLICT) {
-        loom__warn("sessions: %s%s%s of session %s... was changed by another request meanwhile: "
-                   "%s %s answered 409 (nothing of it saved; commit with loom_session_save and "
-                   "retry on LOOM_ECONFLICT)",
-                   s->conflict_key[0] ? "key \"" : "the session", s->conflict_key,
-                   s->conflict_key[0] ? "\"" : "", sid, r->method, r->target);
-    } else if (fail != LOOM_EUNAVAIL) {
-        loom__err("sessions: session %s... was not saved (%s): %s %s answered %d", sid,
-                  loom__sess_errname(fail), r->method, r->target, status);
-    }
-    (void)sh;
     r->resp.nheaders = 0;
-    loom__dispatch_error_fill(r, status,
+    loom__dispatch_error_fill(r, status_for(fail),
                               fail == LOOM_ECONFLICT
                                   ? "the session was changed by another request; try again"
                               : fail == LOOM_EUNAVAIL ? "the session store is unavailable"
@@ -243,17 +256,15 @@ static void finish(sess *s, int32_t st)
     /* The save before the response: its failure, or a commit's failure that
      * no later write made good, may not go out as a success. */
     int32_t fail = st ? st : s->failed;
+    int replace = fail && sh && !r->resp.head_sent && r->resp.status < 400;
     s->finished = 1;
+    if (fail && fail != LOOM_EUNAVAIL && (st || replace)) report(r, s, fail, replace);
+    if (replace) replace_response(r, fail);
     if (!r->resp.head_sent && sh) {
-        if (fail && r->resp.status < 400) replace_response(r, sh, s, fail);
         if (s->id[0] && s->cookie_due)
             loom__sess_set_cookie(r, sh, s, 0);
         else if (s->invalidated && !s->id[0])
             loom__sess_set_cookie(r, sh, s, 1);
-    } else if (st) {
-        loom__warn("sessions: %s %s: the session was not saved (%s), and the response was "
-                   "already streaming",
-                   r->method, r->target, loom__sess_errname(st));
     }
     unlock(sh, s);
     loom__dispatch_complete(r);
@@ -496,8 +507,10 @@ int loom__session_before_send(loom_req *r)
     sess_host *sh = loom__sess_host_of(r);
     if (!sh || !sh->owner || CTX(r)->aborted || s->unavailable) {
         s->finished = 1;
-        if (s->failed && sh && !r->resp.head_sent && r->resp.status < 400 && !CTX(r)->aborted)
-            replace_response(r, sh, s, s->failed);
+        if (s->failed && sh && !r->resp.head_sent && r->resp.status < 400 && !CTX(r)->aborted) {
+            if (s->failed != LOOM_EUNAVAIL) report(r, s, s->failed, 1);
+            replace_response(r, s->failed);
+        }
         return 0;
     }
     s->attempts = 0;
