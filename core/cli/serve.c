@@ -281,6 +281,7 @@ int loom__cmd_serve(int argc, char **argv)
     int workers = cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (workers < 1) workers = 1;
     if (single) workers = 1;
+    cfg.workers = workers; /* from here on: the number that runs (a store may refuse > 1) */
     int any_tls = 0;
     for (size_t i = 0; i < cfg.nlisten; i++) any_tls |= cfg.listen[i].tls;
     if (any_tls) {

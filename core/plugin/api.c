@@ -886,4 +886,5 @@ const loom_host_api loom__api_table = {
     .io_stop = api_io_stop,
     .req_scheme = api_req_scheme,
     .req_tls = api_req_tls,
+    .session_save = loom__api_session_save,
 };
