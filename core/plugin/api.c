@@ -867,4 +867,7 @@ const loom_host_api loom__api_table = {
     .io_start = api_io_start,
     .io_update = api_io_update,
     .io_stop = api_io_stop,
+    .service_register = loom__api_service_register,
+    .service_get = loom__api_service_get,
+    .req_watch = loom__api_req_watch,
 };
