@@ -51,6 +51,7 @@ typedef struct loom__watch {
     loom_req_watch_fn fn;
     void *ud;
     struct loom__watch *next;
+    int late; /* added after the client left: told only LOOM_REQ_DONE */
 } loom__watch;
 
 struct loom_timer {

@@ -113,6 +113,7 @@ int32_t loom__api_req_watch(loom_req *r, loom_req_watch_fn fn, void *ud)
     w->fn = fn;
     w->ud = ud;
     w->next = NULL;
+    w->late = x->aborted;
     if (x->watch_tail)
         x->watch_tail->next = w;
     else
@@ -126,5 +127,6 @@ void loom__watch_fire(loom_req *r, int32_t event)
     loom__rctx *x = CTX(r);
     /* A watcher may add another (a provider starting its next query while
      * told of the abort): the walk picks it up. */
-    for (loom__watch *w = x->watch; w; w = w->next) w->fn(r, event, w->ud);
+    for (loom__watch *w = x->watch; w; w = w->next)
+        if (event != LOOM_REQ_ABORTED || !w->late) w->fn(r, event, w->ud);
 }
