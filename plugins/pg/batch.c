@@ -103,9 +103,24 @@ void pg__finish(loom_pg_batch *b, int32_t err, const char *why)
     int was_queued = b->state == B_QUEUED;
     b->state = B_DONE;
     if (!b->err && err) {
+        char line[300];
         b->err = err;
         free(b->msg);
-        b->msg = strdup(why ? why : "");
+        b->msg = strdup(pg__oneline(line, sizeof line, why));
+        if (err == LOOM_PG_E_TIMEOUT || err == LOOM_PG_E_BUSY) {
+            /* Saturation is worth a line, but not one per request. */
+            uint64_t now = pg__now_ms();
+            p->saturated++;
+            if (now - p->saturated_logged >= 1000) {
+                pg__logf(LOOM_LOG_WARN,
+                         "pool exhausted: %llu request%s answered 503 (%s; %u connections, %u "
+                         "waiting, queue_timeout_ms %llu, max_queue %u)",
+                         (unsigned long long)p->saturated, p->saturated == 1 ? "" : "s", line,
+                         p->nready, p->nqueue, (unsigned long long)p->queue_timeout, p->max_queue);
+                p->saturated = 0;
+                p->saturated_logged = now;
+            }
+        }
     }
     if (was_queued && b->tx && b->tx->state == TX_ACQUIRING) pg__tx_fail(b->tx, err, why);
     if (!b->req || p->stopping) {

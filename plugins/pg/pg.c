@@ -43,6 +43,23 @@ uint64_t pg__now_ms(void)
     return loom_now_ns() / 1000000u;
 }
 
+const char *pg__oneline(char *out, size_t outlen, const char *msg)
+{
+    size_t o = 0;
+    int space = 0;
+    for (const char *s = msg ? msg : ""; *s && o + 1 < outlen; s++) {
+        if (*s == '\n' || *s == '\r' || *s == '\t' || *s == ' ') {
+            space = o > 0;
+            continue;
+        }
+        if (space && o + 2 < outlen) out[o++] = ' ';
+        space = 0;
+        out[o++] = *s;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 void pg__logf(int level, const char *fmt, ...)
 {
     char buf[1024];

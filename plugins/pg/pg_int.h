@@ -150,12 +150,15 @@ struct pg_pool {
     uint32_t nfree;
     int stopping;
     uint64_t served, failed;
+    uint64_t saturated, saturated_logged; /* E_TIMEOUT/E_BUSY since the last log line */
 };
 
 extern pg_pool pg__pool;
 extern const loom_pg_api pg__api;
 
 uint64_t pg__now_ms(void);
+/* libpq's messages span lines: one line, trimmed, into out. */
+const char *pg__oneline(char *out, size_t outlen, const char *msg);
 void pg__logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* pg.c: starts the pool (timer, min_connections) on first use. */

@@ -79,10 +79,12 @@ static int pend_push(pg_conn *c, int kind, uint32_t q, uint32_t stmt, loom_pg_ba
     return 0;
 }
 
-void pg__conn_close(pg_conn *c, const char *why)
+void pg__conn_close(pg_conn *c, const char *why_raw)
 {
     pg_pool *p = c->pool;
     if (c->state == C_DEAD) return;
+    char line[300];
+    const char *why = why_raw ? pg__oneline(line, sizeof line, why_raw) : NULL;
     int was_ready = c->state == C_READY;
     if (c->state == C_CONNECTING)
         p->nconnecting--;
@@ -137,10 +139,7 @@ static void connect_failed(pg_conn *c, const char *msg)
 {
     pg_pool *p = c->pool;
     char line[300];
-    snprintf(line, sizeof line, "%s", msg && *msg ? msg : "unknown error");
-    for (char *s = line; *s; s++)
-        if (*s == '\n' || *s == '\r') *s = ' ';
-    for (size_t n = strlen(line); n > 0 && line[n - 1] == ' '; n--) line[n - 1] = '\0';
+    pg__oneline(line, sizeof line, msg && *msg ? msg : "unknown error");
     p->failures++;
     p->down = 1;
     p->backoff = p->backoff ? p->backoff * 2 : p->backoff_min;
@@ -443,8 +442,13 @@ static int read_results(pg_conn *c, loom_pg_batch **done, loom_pg_batch **done_t
             continue;
         }
         if (e->kind == PEND_SYNC) {
+            /* The server ending the session reports it after the batch's
+             * own results: a connection error, not a protocol one. */
+            if (st == PGRES_FATAL_ERROR) pg__record_error(b, r, -1);
             PQclear(r);
-            pg__conn_close(c, "protocol out of step (a result where a Sync was due)");
+            pg__conn_close(c, PQstatus(c->pg) == CONNECTION_BAD || st == PGRES_FATAL_ERROR
+                                  ? PQerrorMessage(c->pg)
+                                  : "protocol out of step (a result where a Sync was due)");
             return -1;
         }
         if (st == PGRES_FATAL_ERROR) {
@@ -471,18 +475,21 @@ static void on_io(loom_io *io, int32_t events, void *ud)
 {
     pg_conn *c = ud;
     (void)io;
-    if (events < 0) {
-        if (c->state == C_CONNECTING)
-            connect_failed(c, "polling the socket failed");
-        else
-            pg__conn_close(c, "polling the socket failed");
-        return;
-    }
+    /* A polling error (a refused connect, a reset) is libpq's to explain:
+     * let it try the socket and say what went wrong. */
     if (c->state == C_CONNECTING) {
         connect_poll(c);
         return;
     }
     loom_pg_batch *done = NULL, *done_tail = NULL;
+    if (events < 0) {
+        /* libuv stops a watcher that saw an error: this connection hears
+         * nothing more. Take what arrived, then close it. */
+        int ok = PQconsumeInput(c->pg);
+        if (read_results(c, &done, &done_tail) == 0)
+            pg__conn_close(c, ok ? "socket error" : PQerrorMessage(c->pg));
+        goto deliver;
+    }
     if ((events & LOOM_IO_WRITE) && flush(c)) return;
     if (events & LOOM_IO_READ) {
         if (!PQconsumeInput(c->pg)) {
@@ -545,6 +552,7 @@ void pg__conn_cancel(pg_conn *c)
         return;
     }
     c->cancel = k;
+    pg__logf(LOOM_LOG_DEBUG, "cancelling a query on %s: nobody waits for it", c->pool->target);
     if (loom_work_queue(c->pool->self, cancel_run, cancel_done, k)) {
         PQfreeCancel(k->pc);
         c->cancel = NULL;

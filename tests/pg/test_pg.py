@@ -39,7 +39,7 @@ CLUSTER = os.path.join(SRC, "scripts", "pgcluster.sh")
 P = os.path.join(loomtest.LOOM_BUILD, "test-plugins-pg")
 SLOW = os.environ.get("LOOM_SANITIZE", "OFF") in ("ON", "1", "TRUE")
 POOL = 4
-QUEUE_MS = 600
+QUEUE_MS = 1000
 MAX_QUEUE = 8
 
 WORLD_SQL = "SELECT id, randomnumber FROM world WHERE id = $1"
@@ -400,11 +400,14 @@ class PgService(unittest.TestCase):
         self.assertEqual([r[0] for r in res], [503] * MAX_QUEUE)
         for r in res:
             self.assertGreaterEqual(r[3], QUEUE_MS / 1000 * 0.9)
+        self.srv.wait_log("plugin pg: pool exhausted: ")
         self.assertEqual([f.result(timeout=10)[0] for f in sleeps], [200] * POOL)
         # A wait shorter than the deadline is served.
-        sleeps = [self.bg("/pg/sleep?s=0.1") for _ in range(POOL)]
-        self.wait_for("every connection busy", lambda: len(self.active_sleeps()) >= POOL - 1, 5)
-        self.assertEqual(self.get("/db")[0], 200)
+        sleeps = [self.bg("/pg/sleep?s=0.7") for _ in range(POOL)]
+        self.wait_for("every connection busy", lambda: len(self.active_sleeps()) == POOL, 5)
+        st, _, _, secs = self.get("/db")
+        self.assertEqual(st, 200)
+        self.assertLess(secs, QUEUE_MS / 1000)
         self.assertEqual([f.result(timeout=10)[0] for f in sleeps], [200] * POOL)
 
     def test_32_client_leaves(self):
