@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test install sanitize fuzz format clean bench
+.PHONY: all deps build run run-tfb test install sanitize fuzz format clean bench
 
 all: build
 
@@ -19,6 +19,10 @@ build: $(BUILD)/CMakeCache.txt
 
 run: deps build
 	$(BUILD)/bin/loom serve --host 127.0.0.1 --port 8080 --plugins-dir $(BUILD)/plugins
+
+# The TFB test types (plugins/tfb) on a throwaway PostgreSQL, deleted on exit.
+run-tfb: deps build
+	BUILD=$(BUILD) scripts/run-tfb.sh
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300

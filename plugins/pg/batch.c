@@ -370,23 +370,27 @@ static void batch_let_go(pg_ticket *t, int32_t ev)
         pg__deliver(b);
         return;
     case B_SENT: {
+        /* b stays on its connection until its Sync, its results dropped;
+         * the callback gets a result of its own, since b may be gone by
+         * the time the callback returns (its connection closing meanwhile). */
         loom_req *req = b->req;
-        pg_conn *c = b->conn;
+        loom_pg_fn fn = b->fn;
+        void *fud = b->ud;
         t->b = NULL;
         b->ticket = NULL;
         b->req = NULL;
         clear_results(b);
-        if (tell && b->fn) {
-            b->err = LOOM_PG_E_CANCELLED;
-            free(b->msg);
-            b->msg = strdup("the client left");
+        if (b->conn && b->conn->state == C_READY) maybe_cancel(b->conn);
+        if (tell && fn) {
+            loom_pg_batch gone;
+            memset(&gone, 0, sizeof gone);
+            gone.pool = p;
+            gone.err = LOOM_PG_E_CANCELLED;
+            gone.failed_q = -1;
+            gone.msg = (char *)"the client left";
             p->failed++;
-            b->fn(req, (const loom_pg_result *)b, b->ud);
+            fn(req, (const loom_pg_result *)&gone, fud);
         }
-        /* b stays on its connection until its Sync; its results are
-         * dropped. (c may have closed during fn, failing b: then b->conn is
-         * NULL and b is gone.) */
-        if (c && c->state == C_READY && b->conn == c) maybe_cancel(c);
         return;
     }
     default:
@@ -412,6 +416,7 @@ static void tx_let_go(pg_ticket *t, int32_t ev)
     if (!tx->ending && tx->state == TX_OPEN && tx->conn && !p->stopping) {
         /* The request ended with its transaction open: roll it back, then
          * the connection goes back to the pool. */
+        tx->refs++; /* a failing dispatch may drop every other reference */
         loom_pg_batch *b = batch_new(p, NULL, tx, BK_ROLLBACK);
         tx->ending = 1;
         if (b && pg__api.query(b, "ROLLBACK", NULL, 0) == 0) {
@@ -421,6 +426,7 @@ static void tx_let_go(pg_ticket *t, int32_t ev)
             if (b) pg__batch_free(b);
             pg__conn_close(tx->conn, "out of memory rolling back a transaction");
         }
+        tx->refs--;
     }
     tx_maybe_free(tx);
 }
