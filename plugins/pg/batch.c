@@ -163,8 +163,8 @@ void pg__record_error(loom_pg_batch *b, const PGresult *r, int32_t q)
     if (!st) st = "";
     /* The server ending the session (pg_terminate_backend, shutdown) or a
      * connection failure class: the database, not the query. */
-    int conn = strncmp(st, "08", 2) == 0 || strcmp(st, "57P01") == 0 ||
-               strcmp(st, "57P02") == 0 || strcmp(st, "57P03") == 0;
+    int conn = strncmp(st, "08", 2) == 0 || strcmp(st, "57P01") == 0 || strcmp(st, "57P02") == 0 ||
+               strcmp(st, "57P03") == 0;
     b->err = conn ? LOOM_PG_E_CONNECTION : LOOM_PG_E_QUERY;
     snprintf(b->sqlstate, sizeof b->sqlstate, "%s", st);
     free(b->msg);
@@ -180,8 +180,9 @@ void pg__record_error(loom_pg_batch *b, const PGresult *r, int32_t q)
         snprintf(sql, sizeof sql, "%s", b->buf + b->q[q].sql_off);
     for (char *s = sql; *s; s++)
         if (*s == '\n' || *s == '\r' || *s == '\t') *s = ' ';
-    pg__logf(b->req ? LOOM_LOG_WARN : LOOM_LOG_DEBUG, "query failed: SQLSTATE %s: %s (query %d of %u: %s%s)",
-             st, b->msg ? b->msg : "", q, b->nq, sql, strlen(sql) == sizeof sql - 1 ? "..." : "");
+    pg__logf(b->req ? LOOM_LOG_WARN : LOOM_LOG_DEBUG,
+             "query failed: SQLSTATE %s: %s (query %d of %u: %s%s)", st, b->msg ? b->msg : "", q,
+             b->nq, sql, strlen(sql) == sizeof sql - 1 ? "..." : "");
 }
 
 void pg__fail_queue(pg_pool *p, int32_t err, const char *why)

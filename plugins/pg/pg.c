@@ -120,8 +120,7 @@ static const char *opt(const char *key)
 static int resolve_host(void)
 {
     const char *host = opt("host");
-    if (!host || !*host || opt("hostaddr") || host[0] == '/' || host[0] == '@' ||
-        strchr(host, ','))
+    if (!host || !*host || opt("hostaddr") || host[0] == '/' || host[0] == '@' || strchr(host, ','))
         return 0;
     unsigned char buf[sizeof(struct in6_addr)];
     if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1) return 0;
@@ -182,10 +181,12 @@ static int build_params(pg_pool *p, const char *appname)
 
 static int configure(pg_pool *p, const loom_json *cfg)
 {
-    static const char *known[] = {"conninfo",         "pool_size",        "min_connections",
-                                  "connect_timeout_ms", "idle_timeout_ms", "queue_timeout_ms",
-                                  "max_queue",        "pipeline_depth",   "max_batch",
-                                  "statements",       "backoff_min_ms",   "backoff_max_ms",
+    static const char *known[] = {"conninfo",         "pool_size",
+                                  "min_connections",  "connect_timeout_ms",
+                                  "idle_timeout_ms",  "queue_timeout_ms",
+                                  "max_queue",        "pipeline_depth",
+                                  "max_batch",        "statements",
+                                  "backoff_min_ms",   "backoff_max_ms",
                                   "application_name", NULL};
     for (size_t i = 0; i < loom_json_size(cfg); i++) {
         const char *k = loom_json_key_at(cfg, i, NULL);
@@ -194,7 +195,8 @@ static int configure(pg_pool *p, const loom_json *cfg)
         if (!ok) return bad(k, "unknown key (see plugins/pg/pg.c or the README)");
     }
     uint64_t v[12] = {8, 1, 5000, 60000, 2000, 4096, 1, 1000, 256, 100, 5000};
-    if (get_uint(cfg, "pool_size", 1, 1000, &v[0]) || get_uint(cfg, "min_connections", 0, 1000, &v[1]) ||
+    if (get_uint(cfg, "pool_size", 1, 1000, &v[0]) ||
+        get_uint(cfg, "min_connections", 0, 1000, &v[1]) ||
         get_uint(cfg, "connect_timeout_ms", 100, 600000, &v[2]) ||
         get_uint(cfg, "idle_timeout_ms", 100, 86400000, &v[3]) ||
         get_uint(cfg, "queue_timeout_ms", 1, 600000, &v[4]) ||
@@ -223,12 +225,14 @@ static int configure(pg_pool *p, const loom_json *cfg)
     const loom_json *ci = loom_json_get(cfg, "conninfo");
     if (ci) {
         conninfo = loom_json_string(ci, NULL);
-        if (!conninfo) return bad("conninfo", "want a string (libpq keywords or a postgresql:// URI)");
+        if (!conninfo)
+            return bad("conninfo", "want a string (libpq keywords or a postgresql:// URI)");
     }
     const loom_json *an = loom_json_get(cfg, "application_name");
     if (an) {
         appname = loom_json_string(an, NULL);
-        if (!appname || strlen(appname) > 40) return bad("application_name", "want a string of up to 40 bytes");
+        if (!appname || strlen(appname) > 40)
+            return bad("application_name", "want a string of up to 40 bytes");
     }
     char *err = NULL;
     conninfo_opts = PQconninfoParse(conninfo, &err);
@@ -289,8 +293,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
         release_all(p);
         return rc;
     }
-    pg__logf(LOOM_LOG_INFO, "service \"pg\" v%d: %s, pool of %u per worker, libpq %d", LOOM_PG_VERSION,
-             p->target, p->size, PQlibVersion());
+    pg__logf(LOOM_LOG_INFO, "service \"pg\" v%d: %s, pool of %u per worker, libpq %d",
+             LOOM_PG_VERSION, p->target, p->size, PQlibVersion());
     return 0;
 }
 

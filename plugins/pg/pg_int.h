@@ -29,9 +29,9 @@ typedef struct {
 } pg_pend;
 
 typedef struct {
-    uint32_t sql_off, sql_len;     /* in the batch's buffer */
-    uint32_t par_off, npar;        /* parameters, serialised in the buffer */
-    uint32_t stmt;                 /* statement id, or UINT32_MAX: not cached */
+    uint32_t sql_off, sql_len; /* in the batch's buffer */
+    uint32_t par_off, npar;    /* parameters, serialised in the buffer */
+    uint32_t stmt;             /* statement id, or UINT32_MAX: not cached */
     PGresult *res;
 } pg_query;
 
@@ -74,9 +74,9 @@ struct loom_pg_tx {
     pg_conn *conn;
     uint32_t flags;
     int state;
-    int32_t fail_err;                 /* TX_FAILED: what the later batches get */
-    int ending;                       /* commit or rollback sent */
-    uint32_t refs;                    /* batches that point to it */
+    int32_t fail_err;                  /* TX_FAILED: what the later batches get */
+    int ending;                        /* commit or rollback sent */
+    uint32_t refs;                     /* batches that point to it */
     loom_pg_batch *waitq, *waitq_tail; /* sent before the connection was bound */
 };
 
@@ -86,8 +86,8 @@ struct pg_conn {
     pg_pool *pool;
     PGconn *pg;
     loom_io *io;
-    int fd;     /* our dup of libpq's socket: the watcher's, closed by us */
-    int pq_fd;  /* libpq's socket, to notice when it changes while connecting */
+    int fd;    /* our dup of libpq's socket: the watcher's, closed by us */
+    int pq_fd; /* libpq's socket, to notice when it changes while connecting */
     int state;
     int events; /* LOOM_IO_* watched */
     pg_pend *pend;
@@ -96,11 +96,11 @@ struct pg_conn {
     loom_pg_tx *tx;    /* the transaction holding this connection */
     uint8_t *prepared; /* per statement id: prepared (or being prepared) here */
     uint32_t nprepared;
-    uint64_t since; /* ms: connect start, or idle since */
+    uint64_t since;           /* ms: connect start, or idle since */
     struct pg_cancel *cancel; /* a PQcancel on the thread pool */
     int in_io;
-    pg_conn *next, *prev;   /* every connection */
-    pg_conn *idle_next;     /* the idle stack */
+    pg_conn *next, *prev; /* every connection */
+    pg_conn *idle_next;   /* the idle stack */
     int idle;
 };
 

@@ -174,8 +174,8 @@ static void conn_ready(pg_conn *c)
     p->nconnecting--;
     p->nready++;
     if (p->down)
-        pg__logf(LOOM_LOG_INFO, "connected to %s after %u failed attempt%s", p->target,
-                 p->failures, p->failures == 1 ? "" : "s");
+        pg__logf(LOOM_LOG_INFO, "connected to %s after %u failed attempt%s", p->target, p->failures,
+                 p->failures == 1 ? "" : "s");
     p->down = 0;
     p->failures = 0;
     p->backoff = 0;
@@ -455,8 +455,8 @@ static int read_results(pg_conn *c, loom_pg_batch **done, loom_pg_batch **done_t
             if (e->kind == PEND_PREPARE && e->stmt < c->nprepared) c->prepared[e->stmt] = 0;
             pg__record_error(b, r, e->q == UINT32_MAX ? -1 : (int32_t)e->q);
             PQclear(r);
-        } else if (e->kind == PEND_EXEC && e->q != UINT32_MAX && b->req && st != PGRES_PIPELINE_ABORTED &&
-                   !b->q[e->q].res) {
+        } else if (e->kind == PEND_EXEC && e->q != UINT32_MAX && b->req &&
+                   st != PGRES_PIPELINE_ABORTED && !b->q[e->q].res) {
             if (b->kind == BK_COMMIT && strcmp(PQcmdStatus(r), "COMMIT") != 0 && !b->err) {
                 b->err = LOOM_PG_E_QUERY;
                 memcpy(b->sqlstate, "25P02", 6);
@@ -532,8 +532,8 @@ static void cancel_done(void *ud, int32_t cancelled)
     pg_conn *c = k->conn;
     if (c) {
         c->cancel = NULL;
-        if (!k->ok) pg__logf(LOOM_LOG_WARN, "cancelling a query on %s failed: %s", c->pool->target,
-                             k->err);
+        if (!k->ok)
+            pg__logf(LOOM_LOG_WARN, "cancelling a query on %s failed: %s", c->pool->target, k->err);
         pg__conn_fill(c);
     }
     free(k);

@@ -145,7 +145,8 @@ static void read_done(loom_req *req, const loom_pg_result *res, void *ud)
 
 static worlds *worlds_new(loom_req *req, const loom_pg_api *pg, uint32_t n, int updates)
 {
-    worlds *w = loom_req_alloc(req, sizeof *w + (size_t)n * 2 * sizeof(uint32_t) * (updates ? 2 : 1));
+    worlds *w =
+        loom_req_alloc(req, sizeof *w + (size_t)n * 2 * sizeof(uint32_t) * (updates ? 2 : 1));
     if (!w) return NULL;
     w->pg = pg;
     w->n = n;

@@ -132,12 +132,11 @@ static int32_t h_types(loom_req *req, void *ud)
 {
     (void)ud;
     static const unsigned char raw[3] = {0x00, 0xff, 0x41};
-    loom_pg_value v[6] = {loom_pg_int(-9007199254740993LL), loom_pg_float(0.5), loom_pg_bool(1),
-                          loom_pg_text("it's \"quoted\" \xc3\xa9"), loom_pg_bytes(raw, 3),
-                          loom_pg_null()};
-    return one(req,
-               "SELECT $1 AS i, $2 AS f, $3 AS b, $4::text AS t, $5 AS x, $6::int AS n",
-               v, 6, typed);
+    loom_pg_value v[6] = {
+        loom_pg_int(-9007199254740993LL),         loom_pg_float(0.5),    loom_pg_bool(1),
+        loom_pg_text("it's \"quoted\" \xc3\xa9"), loom_pg_bytes(raw, 3), loom_pg_null()};
+    return one(req, "SELECT $1 AS i, $2 AS f, $3 AS b, $4::text AS t, $5 AS x, $6::int AS n", v, 6,
+               typed);
 }
 
 static void multi_done(loom_req *req, const loom_pg_result *r, void *ud)
@@ -202,8 +201,7 @@ static void tx_step(loom_req *req, const loom_pg_result *r, void *ud)
     if (strcmp(t->end, "fail") == 0) {
         /* A failing query in its own batch, then commit (the server rolls back). */
         loom_pg_batch *b = pg->batch(req, t->tx);
-        if (!b || pg->query(b, "SELECT 1 / 0", NULL, 0) < 0 ||
-            pg->send(b, tx_step_failed, t)) {
+        if (!b || pg->query(b, "SELECT 1 / 0", NULL, 0) < 0 || pg->send(b, tx_step_failed, t)) {
             unavailable(req);
         }
         return;
@@ -229,8 +227,7 @@ static int32_t h_tx(loom_req *req, void *ud)
     if (!b) return unavailable(req);
     loom_pg_value key = loom_pg_text(k), s = loom_pg_float(t->sleep);
     if (pg->query(b, "INSERT INTO kv (k, v) VALUES ($1, 1)", &key, 1) < 0 ||
-        (t->sleep > 0 && pg->query(b, "SELECT pg_sleep($1)", &s, 1) < 0) ||
-        pg->send(b, tx_step, t))
+        (t->sleep > 0 && pg->query(b, "SELECT pg_sleep($1)", &s, 1) < 0) || pg->send(b, tx_step, t))
         return unavailable(req);
     return LOOM_PENDING;
 }
@@ -270,7 +267,8 @@ static int32_t h_service(loom_req *req, void *ud)
     uint32_t v = 0;
     const void *t = loom_service_get(req, LOOM_PG_SERVICE, 1, &v);
     if (!t) return text(req, 503, "no pg service");
-    if (loom_service_get(req, LOOM_PG_SERVICE, v + 1, NULL)) return text(req, 500, "newer than itself");
+    if (loom_service_get(req, LOOM_PG_SERVICE, v + 1, NULL))
+        return text(req, 500, "newer than itself");
     char out[64];
     snprintf(out, sizeof out, "pg v%u size %u", v, *(const uint32_t *)t);
     return text(req, 200, out);
@@ -335,8 +333,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     static const struct {
         const char *path;
         loom_handler_fn fn;
-    } routes[] = {{"/pg/sleep", h_sleep}, {"/pg/error", h_error},     {"/pg/types", h_types},
-                  {"/pg/multi", h_multi}, {"/pg/tx", h_tx},           {"/pg/early", h_early},
+    } routes[] = {{"/pg/sleep", h_sleep},     {"/pg/error", h_error}, {"/pg/types", h_types},
+                  {"/pg/multi", h_multi},     {"/pg/tx", h_tx},       {"/pg/early", h_early},
                   {"/pg/service", h_service}, {"/pg/rows", h_rows},   {"/pg/big", h_big}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int32_t rc = loom_route_add(self, "GET", routes[i].path, routes[i].fn, NULL);

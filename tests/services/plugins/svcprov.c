@@ -27,9 +27,13 @@ static uint32_t count(void)
 
 static const greeter_api table = {
 #if VERSION >= 2
-    sizeof(greeter_api), hello, count,
+    sizeof(greeter_api),
+    hello,
+    count,
 #else
-    offsetof(greeter_api, count), hello, NULL,
+    offsetof(greeter_api, count),
+    hello,
+    NULL,
 #endif
 };
 

@@ -31,7 +31,8 @@ static int32_t use2(loom_req *req, void *ud)
 {
     (void)ud;
     const greeter_api *g = loom_service_get(req, "greeter", 2, NULL);
-    if (!g || !LOOM_SERVICE_HAS(g, greeter_api, count)) return loom_resp_text(req, 503, "no greeter v2");
+    if (!g || !LOOM_SERVICE_HAS(g, greeter_api, count))
+        return loom_resp_text(req, 503, "no greeter v2");
     char out[64];
     snprintf(out, sizeof out, "count %u", g->count());
     return loom_resp_text(req, 200, out);
@@ -75,7 +76,9 @@ static void on_event(loom_req *req, int32_t ev, void *ud)
     watch_state *w = ud;
     char msg[96];
     snprintf(msg, sizeof msg, "watch %s %s", w->id,
-             ev == LOOM_REQ_ABORTED ? "aborted" : ev == LOOM_REQ_DONE ? "done" : "?");
+             ev == LOOM_REQ_ABORTED ? "aborted"
+             : ev == LOOM_REQ_DONE  ? "done"
+                                    : "?");
     loom_log(me, LOOM_LOG_INFO, msg);
 }
 
