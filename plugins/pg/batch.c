@@ -498,6 +498,22 @@ static int put_param(loom_pg_batch *b, char t, const void *d, int32_t len)
     return put(b, "", 1);
 }
 
+/* Decimal text of v (no snprintf: this runs for every parameter). */
+static int format_int(char *out, int64_t v)
+{
+    char tmp[24];
+    int n = 0, o = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) out[o++] = '-';
+    while (n) out[o++] = tmp[--n];
+    out[o] = '\0';
+    return o;
+}
+
 static int32_t api_query(loom_pg_batch *b, const char *sql, const loom_pg_value *params,
                          uint32_t nparams)
 {
@@ -518,11 +534,20 @@ static int32_t api_query(loom_pg_batch *b, const char *sql, const loom_pg_value 
     size_t mark = b->len;
     pg_query *q = &b->q[b->nq];
     memset(q, 0, sizeof *q);
-    q->sql_off = (uint32_t)b->len;
     q->sql_len = (uint32_t)sl;
+    /* A batch often repeats one statement (TFB's /queries): the text is
+     * kept once, and its statement id found once. */
+    const pg_query *prev = b->nq ? &b->q[b->nq - 1] : NULL;
+    int same_sql = prev && prev->sql_len == sl && memcmp(b->buf + prev->sql_off, sql, sl) == 0;
     char types_local[64];
     char *types = nparams <= sizeof types_local ? types_local : malloc(nparams);
-    if (!types || put(b, sql, sl + 1)) goto oom;
+    if (!types) goto oom;
+    if (same_sql) {
+        q->sql_off = prev->sql_off;
+    } else {
+        q->sql_off = (uint32_t)b->len;
+        if (put(b, sql, sl + 1)) goto oom;
+    }
     q->par_off = (uint32_t)b->len;
     q->npar = nparams;
     for (uint32_t i = 0; i < nparams; i++) {
@@ -536,7 +561,7 @@ static int32_t api_query(loom_pg_batch *b, const char *sql, const loom_pg_value 
             break;
         case LOOM_PG_INT:
             types[i] = 'i';
-            n = snprintf(num, sizeof num, "%lld", (long long)v->i);
+            n = format_int(num, v->i);
             rc = put_param(b, 'i', num, n);
             break;
         case LOOM_PG_FLOAT:
@@ -573,7 +598,12 @@ static int32_t api_query(loom_pg_batch *b, const char *sql, const loom_pg_value 
         }
         if (rc) goto oom;
     }
-    q->stmt = pg__stmt_id(p, sql, (uint32_t)sl, types, nparams);
+    if (nparams <= sizeof q->tsig) memcpy(q->tsig, types, nparams);
+    if (same_sql && nparams <= sizeof q->tsig && prev->npar == nparams &&
+        memcmp(prev->tsig, types, nparams) == 0)
+        q->stmt = prev->stmt;
+    else
+        q->stmt = pg__stmt_id(p, sql, (uint32_t)sl, types, nparams);
     if (types != types_local) free(types);
     return (int32_t)b->nq++;
 oom:

@@ -238,9 +238,7 @@ static int configure(pg_pool *p, const loom_json *cfg)
     conninfo_opts = PQconninfoParse(conninfo, &err);
     if (!conninfo_opts) {
         char why[300];
-        snprintf(why, sizeof why, "%s", err ? err : "out of memory");
-        for (char *s = why; *s; s++)
-            if (*s == '\n') *s = ' ';
+        pg__oneline(why, sizeof why, err ? err : "out of memory");
         PQfreemem(err);
         return bad("conninfo", why);
     }

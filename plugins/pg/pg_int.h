@@ -32,6 +32,7 @@ typedef struct {
     uint32_t sql_off, sql_len; /* in the batch's buffer */
     uint32_t par_off, npar;    /* parameters, serialised in the buffer */
     uint32_t stmt;             /* statement id, or UINT32_MAX: not cached */
+    char tsig[8];              /* parameter types, when npar <= 8 */
     PGresult *res;
 } pg_query;
 

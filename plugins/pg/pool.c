@@ -280,6 +280,21 @@ static uint32_t type_oid(char t)
     }
 }
 
+/* "loom_<id>", the name a statement is prepared under on every connection. */
+static void stmt_name(char out[24], uint32_t id)
+{
+    char tmp[12];
+    int n = 0;
+    memcpy(out, "loom_", 5);
+    do {
+        tmp[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    char *p = out + 5;
+    while (n) *p++ = tmp[--n];
+    *p = '\0';
+}
+
 #define PG_STACK_PARAMS 16
 
 /* Queues one query of b on c (prepare if needed, then execute). */
@@ -319,7 +334,7 @@ static int send_query(pg_conn *c, loom_pg_batch *b, uint32_t qi)
     int ok;
     char name[24];
     if (q->stmt != UINT32_MAX && q->stmt < c->nprepared) {
-        snprintf(name, sizeof name, "loom_%u", q->stmt);
+        stmt_name(name, q->stmt);
         ok = 1;
         if (!c->prepared[q->stmt]) {
             ok = PQsendPrepare(c->pg, name, sql, (int)q->npar, pt) &&

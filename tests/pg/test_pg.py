@@ -484,5 +484,33 @@ class PgService(unittest.TestCase):
         self.assertNotIn("runtime error", log)
 
 
+class Config(unittest.TestCase):
+    """A pg config a user gets wrong: one line naming the key, no start."""
+
+    def test_bad_keys_are_named(self):
+        d = tempfile.mkdtemp(prefix="loom-pgconf-")
+        try:
+            shutil.copy(os.path.join(loomtest.PLUGINS_DIR, "pg.so"), d)
+            for cfg, line in (
+                    ({"pool_size": 0}, 'config key "pool_size": want an integer from 1 to 1000'),
+                    ({"poolsize": 2}, 'config key "poolsize": unknown key'),
+                    ({"conninfo": "host=x port"},
+                     'config key "conninfo": missing "=" after "port" in connection info string'),
+                    ({"conninfo": 5}, 'config key "conninfo": want a string'),
+                    ({"min_connections": 9, "pool_size": 2},
+                     'config key "min_connections": must not be above pool_size')):
+                path = os.path.join(d, "loom.json")
+                with open(path, "w") as f:
+                    json.dump({"plugins": {"pg": cfg}}, f)
+                r = subprocess.run([loomtest.LOOM_BIN, "serve", "--single", "--port",
+                                    str(loomtest.free_port()), "--plugins-dir", d, "--config", path],
+                                   capture_output=True, text=True, timeout=30)
+                out = r.stdout + r.stderr
+                self.assertNotEqual(r.returncode, 0, out)
+                self.assertIn("plugin pg: " + line, out)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     loomtest.main()
