@@ -1,10 +1,9 @@
-/* Batches and transactions: what a request builds and sends, how it waits
- * for a connection, how it ends (callback or dropped), and what happens
- * when its client leaves or the request is done first. */
-#define _GNU_SOURCE /* getaddrinfo, strdup, F_DUPFD_CLOEXEC */
+/* The life of batches and transactions: how a batch waits for a
+ * connection, how it ends (callback or dropped), and what happens when its
+ * client leaves or its request is done first. */
+#define _GNU_SOURCE /* strdup */
 #include "pg_int.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,7 @@
 
 /* ---- allocation -------------------------------------------------------- */
 
-static loom_pg_batch *batch_new(pg_pool *p, loom_req *req, loom_pg_tx *tx, int kind)
+loom_pg_batch *pg__batch_new(pg_pool *p, loom_req *req, loom_pg_tx *tx, int kind)
 {
     loom_pg_batch *b = p->free_batches;
     if (b) {
@@ -41,7 +40,7 @@ static loom_pg_batch *batch_new(pg_pool *p, loom_req *req, loom_pg_tx *tx, int k
     return b;
 }
 
-static void tx_maybe_free(loom_pg_tx *tx)
+void pg__tx_maybe_free(loom_pg_tx *tx)
 {
     if (!tx->req && !tx->conn && tx->refs == 0) free(tx);
 }
@@ -56,7 +55,7 @@ void pg__batch_free(loom_pg_batch *b)
     loom_pg_tx *tx = b->tx;
     if (tx) {
         tx->refs--;
-        tx_maybe_free(tx);
+        pg__tx_maybe_free(tx);
     }
     if (p->nfree < FREE_BATCHES && b->cap <= 65536 && b->capq <= 1024) {
         b->nq = 0;
@@ -256,7 +255,7 @@ void pg__tx_bound(loom_pg_tx *tx, pg_conn *c)
 
 void pg__tx_conn_released(loom_pg_tx *tx)
 {
-    tx_maybe_free(tx);
+    pg__tx_maybe_free(tx);
 }
 
 /* ---- submitting --------------------------------------------------------- */
@@ -418,7 +417,7 @@ static void tx_let_go(pg_ticket *t, int32_t ev)
         /* The request ended with its transaction open: roll it back, then
          * the connection goes back to the pool. */
         tx->refs++; /* a failing dispatch may drop every other reference */
-        loom_pg_batch *b = batch_new(p, NULL, tx, BK_ROLLBACK);
+        loom_pg_batch *b = pg__batch_new(p, NULL, tx, BK_ROLLBACK);
         tx->ending = 1;
         if (b && pg__api.query(b, "ROLLBACK", NULL, 0) == 0) {
             b->fn = NULL;
@@ -429,7 +428,7 @@ static void tx_let_go(pg_ticket *t, int32_t ev)
         }
         tx->refs--;
     }
-    tx_maybe_free(tx);
+    pg__tx_maybe_free(tx);
 }
 
 static void on_watch(loom_req *req, int32_t ev, void *ud)
@@ -441,7 +440,7 @@ static void on_watch(loom_req *req, int32_t ev, void *ud)
     if (t->tx) tx_let_go(t, ev);
 }
 
-static pg_ticket *ticket_for(loom_req *req)
+pg_ticket *pg__ticket_for(loom_req *req)
 {
     pg_ticket *t = loom_req_alloc(req, sizeof *t);
     if (!t) return NULL;
@@ -449,438 +448,4 @@ static pg_ticket *ticket_for(loom_req *req)
     int32_t rc = loom_req_watch(req, on_watch, t);
     if (rc == LOOM_OK) return t;
     return NULL; /* registered for DONE only when the client left: harmless */
-}
-
-/* ---- the service entries ------------------------------------------------ */
-
-static loom_pg_batch *api_batch(loom_req *req, loom_pg_tx *tx)
-{
-    if (!req) return NULL;
-    if (tx && (tx->ending || tx->req != req)) return NULL;
-    pg__pool_start();
-    pg_ticket *t = ticket_for(req);
-    if (!t) return NULL;
-    loom_pg_batch *b = batch_new(&pg__pool, req, tx, BK_USER);
-    if (!b) return NULL;
-    t->b = b;
-    b->ticket = t;
-    return b;
-}
-
-static int grow(loom_pg_batch *b, size_t more)
-{
-    if (b->len + more <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + more) cap *= 2;
-    char *nb = realloc(b->buf, cap);
-    if (!nb) return -1;
-    b->buf = nb;
-    b->cap = cap;
-    return 0;
-}
-
-static int put(loom_pg_batch *b, const void *d, size_t n)
-{
-    if (grow(b, n)) return -1;
-    memcpy(b->buf + b->len, d, n);
-    b->len += n;
-    return 0;
-}
-
-static int put_param(loom_pg_batch *b, char t, const void *d, int32_t len)
-{
-    char head[5];
-    head[0] = t;
-    memcpy(head + 1, &len, 4);
-    if (put(b, head, 5)) return -1;
-    if (len < 0) return 0;
-    if (len > 0 && put(b, d, (size_t)len)) return -1;
-    return put(b, "", 1);
-}
-
-/* Decimal text of v (no snprintf: this runs for every parameter). */
-static int format_int(char *out, int64_t v)
-{
-    char tmp[24];
-    int n = 0, o = 0;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) out[o++] = '-';
-    while (n) out[o++] = tmp[--n];
-    out[o] = '\0';
-    return o;
-}
-
-static int32_t api_query(loom_pg_batch *b, const char *sql, const loom_pg_value *params,
-                         uint32_t nparams)
-{
-    if (!b || !sql || !*sql || (nparams && !params) || nparams > 65535) return LOOM_EINVAL;
-    if (b->state != B_BUILD) return LOOM_ESTATE;
-    pg_pool *p = b->pool;
-    if (b->nq >= p->max_batch) return LOOM_ELIMIT;
-    size_t sl = strlen(sql);
-    if (sl > (1u << 30)) return LOOM_EINVAL;
-    if (b->len > (1u << 30)) return LOOM_ELIMIT; /* offsets are 32-bit */
-    if (b->nq == b->capq) {
-        uint32_t nc = b->capq ? b->capq * 2 : 8;
-        pg_query *nq = realloc(b->q, nc * sizeof *nq);
-        if (!nq) return LOOM_ENOMEM;
-        b->q = nq;
-        b->capq = nc;
-    }
-    size_t mark = b->len;
-    pg_query *q = &b->q[b->nq];
-    memset(q, 0, sizeof *q);
-    q->sql_len = (uint32_t)sl;
-    /* A batch often repeats one statement (TFB's /queries): the text is
-     * kept once, and its statement id found once. */
-    const pg_query *prev = b->nq ? &b->q[b->nq - 1] : NULL;
-    int same_sql = prev && prev->sql_len == sl && memcmp(b->buf + prev->sql_off, sql, sl) == 0;
-    char types_local[64];
-    char *types = nparams <= sizeof types_local ? types_local : malloc(nparams);
-    if (!types) goto oom;
-    if (same_sql) {
-        q->sql_off = prev->sql_off;
-    } else {
-        q->sql_off = (uint32_t)b->len;
-        if (put(b, sql, sl + 1)) goto oom;
-    }
-    q->par_off = (uint32_t)b->len;
-    q->npar = nparams;
-    for (uint32_t i = 0; i < nparams; i++) {
-        const loom_pg_value *v = &params[i];
-        char num[64];
-        int n, rc;
-        switch (v->type) {
-        case LOOM_PG_NULL:
-            types[i] = 'n';
-            rc = put_param(b, 'n', NULL, -1);
-            break;
-        case LOOM_PG_INT:
-            types[i] = 'i';
-            n = format_int(num, v->i);
-            rc = put_param(b, 'i', num, n);
-            break;
-        case LOOM_PG_FLOAT:
-            types[i] = 'f';
-            if (v->f != v->f)
-                n = snprintf(num, sizeof num, "NaN");
-            else if (v->f > 1.7976931348623157e308)
-                n = snprintf(num, sizeof num, "Infinity");
-            else if (v->f < -1.7976931348623157e308)
-                n = snprintf(num, sizeof num, "-Infinity");
-            else
-                n = snprintf(num, sizeof num, "%.17g", v->f);
-            rc = put_param(b, 'f', num, n);
-            break;
-        case LOOM_PG_BOOL:
-            types[i] = 'b';
-            rc = put_param(b, 'b', v->i ? "t" : "f", 1);
-            break;
-        case LOOM_PG_TEXT:
-        case LOOM_PG_BYTES:
-            if ((v->len && !v->p) || v->len > (1u << 30) ||
-                (v->type == LOOM_PG_TEXT && v->len && memchr(v->p, 0, v->len))) {
-                b->len = mark;
-                if (types != types_local) free(types);
-                return LOOM_EINVAL;
-            }
-            types[i] = v->type == LOOM_PG_TEXT ? 't' : 'x';
-            rc = put_param(b, types[i], v->p, (int32_t)v->len);
-            break;
-        default:
-            b->len = mark;
-            if (types != types_local) free(types);
-            return LOOM_EINVAL;
-        }
-        if (rc) goto oom;
-    }
-    if (nparams <= sizeof q->tsig) memcpy(q->tsig, types, nparams);
-    if (same_sql && nparams <= sizeof q->tsig && prev->npar == nparams &&
-        memcmp(prev->tsig, types, nparams) == 0)
-        q->stmt = prev->stmt;
-    else
-        q->stmt = pg__stmt_id(p, sql, (uint32_t)sl, types, nparams);
-    if (types != types_local) free(types);
-    return (int32_t)b->nq++;
-oom:
-    b->len = mark;
-    if (types && types != types_local) free(types);
-    return LOOM_ENOMEM;
-}
-
-static void drop(loom_pg_batch *b)
-{
-    b->req = NULL;
-    pg__batch_free(b);
-}
-
-static int32_t api_send(loom_pg_batch *b, loom_pg_fn fn, void *ud)
-{
-    if (!b) return LOOM_EINVAL;
-    if (b->state != B_BUILD) return LOOM_ESTATE;
-    int32_t rc = LOOM_OK;
-    if (!fn || b->nq == 0)
-        rc = LOOM_EINVAL;
-    else if (b->ticket && b->ticket->gone)
-        rc = LOOM_EGONE;
-    else if (b->tx && (b->tx->ending || b->tx->state == TX_ENDED))
-        rc = LOOM_ESTATE;
-    if (rc) {
-        drop(b);
-        return rc;
-    }
-    b->fn = fn;
-    b->ud = ud;
-    pg__submit(b);
-    return LOOM_OK;
-}
-
-static loom_pg_tx *api_tx_begin(loom_req *req, uint32_t flags)
-{
-    if (!req) return NULL;
-    pg__pool_start();
-    pg_ticket *t = ticket_for(req);
-    loom_pg_tx *tx = t ? calloc(1, sizeof *tx) : NULL;
-    if (!tx) return NULL;
-    tx->pool = &pg__pool;
-    tx->req = req;
-    tx->flags = flags;
-    tx->state = TX_NEW;
-    tx->ticket = t;
-    t->tx = tx;
-    return tx;
-}
-
-static int32_t tx_end(loom_pg_tx *tx, int kind, loom_pg_fn fn, void *ud)
-{
-    if (!tx || !fn) return LOOM_EINVAL;
-    if (tx->ending || !tx->req) return LOOM_ESTATE;
-    if (tx->ticket && tx->ticket->gone) return LOOM_EGONE;
-    pg_ticket *t = ticket_for(tx->req);
-    loom_pg_batch *b = t ? batch_new(tx->pool, tx->req, tx, kind) : NULL;
-    if (!b) return LOOM_ENOMEM;
-    t->b = b;
-    b->ticket = t;
-    b->fn = fn;
-    b->ud = ud;
-    tx->ending = 1;
-    if (tx->state == TX_NEW || tx->state == TX_FAILED) {
-        /* Nothing was sent (nothing to end), or the connection is gone. */
-        int32_t err = tx->state == TX_NEW ? LOOM_PG_OK : tx->fail_err;
-        tx->state = tx->state == TX_NEW ? TX_ENDED : TX_FAILED;
-        pg__finish(b, err, err ? "the transaction's connection is gone" : NULL);
-        return LOOM_OK;
-    }
-    if (api_query(b, kind == BK_COMMIT ? "COMMIT" : "ROLLBACK", NULL, 0) < 0) {
-        tx->ending = 0;
-        drop(b);
-        return LOOM_ENOMEM;
-    }
-    pg__submit(b);
-    return LOOM_OK;
-}
-
-static int32_t api_tx_commit(loom_pg_tx *tx, loom_pg_fn fn, void *ud)
-{
-    return tx_end(tx, BK_COMMIT, fn, ud);
-}
-
-static int32_t api_tx_rollback(loom_pg_tx *tx, loom_pg_fn fn, void *ud)
-{
-    return tx_end(tx, BK_ROLLBACK, fn, ud);
-}
-
-/* ---- results ----------------------------------------------------------- */
-
-#define B(r) ((const loom_pg_batch *)(r))
-
-static int32_t api_error(const loom_pg_result *r)
-{
-    return B(r)->err;
-}
-
-static const char *api_sqlstate(const loom_pg_result *r)
-{
-    return B(r)->sqlstate;
-}
-
-static const char *api_message(const loom_pg_result *r)
-{
-    return B(r)->msg ? B(r)->msg : "";
-}
-
-static int32_t api_failed_query(const loom_pg_result *r)
-{
-    return B(r)->err ? B(r)->failed_q : -1;
-}
-
-static uint32_t api_nqueries(const loom_pg_result *r)
-{
-    return B(r)->nq;
-}
-
-static const PGresult *res_of(const loom_pg_result *r, uint32_t q)
-{
-    return q < B(r)->nq ? B(r)->q[q].res : NULL;
-}
-
-static uint32_t api_nrows(const loom_pg_result *r, uint32_t q)
-{
-    const PGresult *x = res_of(r, q);
-    return x ? (uint32_t)PQntuples(x) : 0;
-}
-
-static uint32_t api_ncols(const loom_pg_result *r, uint32_t q)
-{
-    const PGresult *x = res_of(r, q);
-    return x ? (uint32_t)PQnfields(x) : 0;
-}
-
-static const char *api_col_name(const loom_pg_result *r, uint32_t q, uint32_t col)
-{
-    const PGresult *x = res_of(r, q);
-    return x && col < (uint32_t)PQnfields(x) ? PQfname(x, (int)col) : NULL;
-}
-
-static uint32_t api_col_type(const loom_pg_result *r, uint32_t q, uint32_t col)
-{
-    const PGresult *x = res_of(r, q);
-    return x && col < (uint32_t)PQnfields(x) ? (uint32_t)PQftype(x, (int)col) : 0;
-}
-
-static const char *value(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col,
-                         size_t *len)
-{
-    const PGresult *x = res_of(r, q);
-    if (!x || row >= (uint32_t)PQntuples(x) || col >= (uint32_t)PQnfields(x) ||
-        PQgetisnull(x, (int)row, (int)col))
-        return NULL;
-    if (len) *len = (size_t)PQgetlength(x, (int)row, (int)col);
-    return PQgetvalue(x, (int)row, (int)col);
-}
-
-static int32_t api_is_null(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col)
-{
-    return value(r, q, row, col, NULL) == NULL;
-}
-
-static const char *api_text(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col,
-                            size_t *len)
-{
-    return value(r, q, row, col, len);
-}
-
-static int32_t api_get_int(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col,
-                           int64_t *out)
-{
-    const char *s = value(r, q, row, col, NULL);
-    if (!s) return LOOM_ENOTFOUND;
-    /* The hot path of every query result: parse by hand. */
-    const char *p = s;
-    int neg = *p == '-';
-    if (neg || *p == '+') p++;
-    if (!*p) return LOOM_EINVAL;
-    uint64_t v = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9') return LOOM_EINVAL;
-        uint64_t d = (uint64_t)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10) return LOOM_EINVAL;
-        v = v * 10 + d;
-    }
-    if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX) return LOOM_EINVAL;
-    if (out) *out = neg ? (int64_t)(0 - v) : (int64_t)v;
-    return LOOM_OK;
-}
-
-static int32_t api_get_float(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col,
-                             double *out)
-{
-    const char *s = value(r, q, row, col, NULL);
-    if (!s) return LOOM_ENOTFOUND;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno == ERANGE) return LOOM_EINVAL;
-    if (out) *out = v;
-    return LOOM_OK;
-}
-
-static int32_t api_get_bool(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col,
-                            int32_t *out)
-{
-    const char *s = value(r, q, row, col, NULL);
-    if (!s) return LOOM_ENOTFOUND;
-    if ((s[0] != 't' && s[0] != 'f') || s[1]) return LOOM_EINVAL;
-    if (out) *out = s[0] == 't';
-    return LOOM_OK;
-}
-
-static int64_t api_affected(const loom_pg_result *r, uint32_t q)
-{
-    const PGresult *x = res_of(r, q);
-    const char *s = x ? PQcmdTuples((PGresult *)x) : "";
-    if (!*s) return -1;
-    return strtoll(s, NULL, 10);
-}
-
-const loom_pg_api pg__api = {
-    .size = sizeof(loom_pg_api),
-    .batch = api_batch,
-    .query = api_query,
-    .send = api_send,
-    .tx_begin = api_tx_begin,
-    .tx_commit = api_tx_commit,
-    .tx_rollback = api_tx_rollback,
-    .error = api_error,
-    .sqlstate = api_sqlstate,
-    .message = api_message,
-    .failed_query = api_failed_query,
-    .nqueries = api_nqueries,
-    .nrows = api_nrows,
-    .ncols = api_ncols,
-    .col_name = api_col_name,
-    .col_type = api_col_type,
-    .is_null = api_is_null,
-    .text = api_text,
-    .get_int = api_get_int,
-    .get_float = api_get_float,
-    .get_bool = api_get_bool,
-    .affected = api_affected,
-};
-
-/* ---- prepared statements ------------------------------------------------ */
-
-uint32_t pg__stmt_id(pg_pool *p, const char *sql, uint32_t sql_len, const char *types,
-                     uint32_t npar)
-{
-    if (!p->nslots) return UINT32_MAX;
-    uint32_t h = 2166136261u;
-    for (uint32_t i = 0; i < sql_len; i++) h = (h ^ (uint8_t)sql[i]) * 16777619u;
-    h = (h ^ 0xff) * 16777619u;
-    for (uint32_t i = 0; i < npar; i++) h = (h ^ (uint8_t)types[i]) * 16777619u;
-    size_t klen = (size_t)sql_len + 1 + npar;
-    uint32_t mask = p->nslots - 1;
-    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
-        uint32_t s = p->slots[i];
-        if (s == 0) {
-            if (p->nstmts >= p->max_stmts) return UINT32_MAX; /* not cached: unnamed */
-            char *key = malloc(klen);
-            if (!key) return UINT32_MAX;
-            memcpy(key, sql, sql_len);
-            key[sql_len] = '\0';
-            memcpy(key + sql_len + 1, types, npar);
-            pg_stmt *st = &p->stmts[p->nstmts];
-            *st = (pg_stmt){key, klen, h, npar};
-            p->slots[i] = ++p->nstmts;
-            return p->nstmts - 1;
-        }
-        const pg_stmt *st = &p->stmts[s - 1];
-        if (st->hash == h && st->klen == klen && memcmp(st->key, sql, sql_len) == 0 &&
-            st->key[sql_len] == '\0' && memcmp(st->key + sql_len + 1, types, npar) == 0)
-            return s - 1;
-    }
 }

@@ -175,7 +175,11 @@ void pg__pool_close_all(pg_pool *p);
 /* Starts a PQcancel of what runs on c, on the thread pool. */
 void pg__conn_cancel(pg_conn *c);
 
-/* batch.c: batches */
+/* batch.c: the life of batches and transactions */
+loom_pg_batch *pg__batch_new(pg_pool *p, loom_req *req, loom_pg_tx *tx, int kind);
+void pg__tx_maybe_free(loom_pg_tx *tx);
+/* A ticket in req's arena, watched; NULL when the client left (or OOM). */
+pg_ticket *pg__ticket_for(loom_req *req);
 void pg__submit(loom_pg_batch *b);
 void pg__finish(loom_pg_batch *b, int32_t err, const char *why);
 void pg__deliver(loom_pg_batch *b);
@@ -185,7 +189,29 @@ void pg__tx_conn_released(loom_pg_tx *tx);
 void pg__tx_bound(loom_pg_tx *tx, pg_conn *c);
 void pg__tx_fail(loom_pg_tx *tx, int32_t err, const char *why);
 void pg__fail_queue(pg_pool *p, int32_t err, const char *why);
+/* stmt.c: the statement id of (sql, parameter types), or UINT32_MAX. */
 uint32_t pg__stmt_id(pg_pool *p, const char *sql, uint32_t sql_len, const char *types,
                      uint32_t npar);
+
+/* result.c: the result entries of the service table. */
+int32_t pg__res_error(const loom_pg_result *r);
+const char *pg__res_sqlstate(const loom_pg_result *r);
+const char *pg__res_message(const loom_pg_result *r);
+int32_t pg__res_failed_query(const loom_pg_result *r);
+uint32_t pg__res_nqueries(const loom_pg_result *r);
+uint32_t pg__res_nrows(const loom_pg_result *r, uint32_t q);
+uint32_t pg__res_ncols(const loom_pg_result *r, uint32_t q);
+const char *pg__res_col_name(const loom_pg_result *r, uint32_t q, uint32_t col);
+uint32_t pg__res_col_type(const loom_pg_result *r, uint32_t q, uint32_t col);
+int32_t pg__res_is_null(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col);
+const char *pg__res_text(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col,
+                         size_t *len);
+int32_t pg__res_get_int(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col,
+                        int64_t *out);
+int32_t pg__res_get_float(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col,
+                          double *out);
+int32_t pg__res_get_bool(const loom_pg_result *r, uint32_t q, uint32_t row, uint32_t col,
+                         int32_t *out);
+int64_t pg__res_affected(const loom_pg_result *r, uint32_t q);
 
 #endif
