@@ -99,7 +99,6 @@ struct pg_conn {
     uint32_t nprepared;
     uint64_t since;           /* ms: connect start, or idle since */
     struct pg_cancel *cancel; /* a PQcancel on the thread pool */
-    int in_io;
     pg_conn *next, *prev; /* every connection */
     pg_conn *idle_next;   /* the idle stack */
     int idle;
