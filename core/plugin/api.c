@@ -887,4 +887,8 @@ const loom_host_api loom__api_table = {
     .req_scheme = api_req_scheme,
     .req_tls = api_req_tls,
     .session_save = loom__api_session_save,
+
+    .service_register = loom__api_service_register,
+    .service_get = loom__api_service_get,
+    .req_watch = loom__api_req_watch,
 };

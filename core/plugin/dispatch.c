@@ -34,6 +34,9 @@ static void complete(loom_req *r)
     loom__host *h = w ? w->host : NULL;
     if (!x->aborted) loom__dispatch_response_phase(r);
     if (x->fetches) loom__fetch_cancel_request(r);
+    /* Services give back what they held for the request while the snapshot
+     * still holds them loaded. */
+    if (x->watch) loom__watch_fire(r, LOOM_REQ_DONE);
     for (size_t i = 0; i < x->njsons; i++) json_decref(x->jsons[i]);
     x->njsons = 0;
     s->requests--;
@@ -326,10 +329,13 @@ void loom__dispatch_abort(loom__worker *w, loom_req *r)
     if (!x || x->aborted) return;
     x->aborted = 1;
     loom__fetch_cancel_request(r);
-    if (x->abort_fn) {
-        x->in_call++;
-        x->abort_fn(r, x->abort_ud);
-        x->in_call--;
-        if (x->responded) complete(r);
-    }
+    if (!x->abort_fn && !x->watch) return;
+    x->in_call++;
+    if (x->abort_fn) x->abort_fn(r, x->abort_ud);
+    /* Then the services (a query in flight is cancelled and its callback
+     * told, which usually answers), unless the plugin already answered:
+     * their LOOM_REQ_DONE comes next anyway. */
+    if (!x->responded && x->watch) loom__watch_fire(r, LOOM_REQ_ABORTED);
+    x->in_call--;
+    if (x->responded) complete(r);
 }

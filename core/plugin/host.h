@@ -38,6 +38,22 @@ typedef struct {
     void *ud;
 } loom__reg_mw;
 
+/* A service a plugin offered in init (service.c). */
+typedef struct {
+    loom_plugin *owner;
+    char *name;
+    uint32_t version;
+    const void *table;
+} loom__reg_service;
+
+/* A request's watcher (loom_req_watch), in the request's arena. */
+typedef struct loom__watch {
+    loom_req_watch_fn fn;
+    void *ud;
+    struct loom__watch *next;
+    int late; /* added after the client left: told only LOOM_REQ_DONE */
+} loom__watch;
+
 struct loom_timer {
     uv_timer_t t;
     loom_plugin *owner;
@@ -77,9 +93,11 @@ struct loom_plugin {
     loom__reg_mw *mws;
     size_t nmws;
     loom_timer *timers;
-    loom_io *ios;        /* descriptor watchers (api.c) */
-    loom_fetch *fetches; /* client requests in flight (fetch.c) */
-    int64_t works;       /* thread-pool jobs not done yet */
+    loom_io *ios;                /* descriptor watchers (api.c) */
+    loom_fetch *fetches;         /* client requests in flight (fetch.c) */
+    int64_t works;               /* thread-pool jobs not done yet */
+    loom__reg_service *services; /* offered in init (service.c) */
+    size_t nservices;
     int unloading;
     char *last_error;
 };
@@ -94,6 +112,8 @@ typedef struct loom__snapshot {
     size_t nchain;
     loom_plugin **plugins;
     size_t nplugins;
+    loom__reg_service *services; /* every plugin's, by name (service.c) */
+    size_t nservices;
 } loom__snapshot;
 
 struct loom__host {
@@ -144,8 +164,9 @@ typedef struct {
     loom_fetch *fetches; /* client requests tied to this request */
     json_t **jsons;      /* parsed JSON to release with the request */
     size_t njsons;
-    void *form;    /* parsed form fields (form.c) */
-    void *session; /* the request's session, once loaded (session.c) */
+    void *form;                      /* parsed form fields (form.c) */
+    void *session;                   /* the request's session, once loaded (session.c) */
+    loom__watch *watch, *watch_tail; /* loom_req_watch, in order (service.c) */
     uint64_t start_ns;
     /* Not zeroed for a new request (loom__dispatch): only caps[0..ncaps) and
      * remote up to its NUL are ever read. */
@@ -272,6 +293,19 @@ void loom__dispatch_complete(loom_req *r);
 /* Cancels the fetches tied to a request / owned by a plugin instance. */
 void loom__fetch_cancel_request(loom_req *r);
 void loom__fetch_cancel_plugin(loom_plugin *p);
+
+/* Services and request watchers (ABI 1.2, service.c). */
+int32_t loom__api_service_register(loom_plugin *self, const loom_service_def *def);
+const void *loom__api_service_get(loom_req *req, const char *name, uint32_t min_version,
+                                  uint32_t *version);
+int32_t loom__api_req_watch(loom_req *req, loom_req_watch_fn fn, void *ud);
+/* Indexes the services of snapshot s's plugins. Returns 0, or -1 with the
+ * reason in err and the index of the plugin to blame in *culprit. */
+int loom__services_index(loom__snapshot *s, char *err, size_t errlen, long *culprit);
+/* Frees what an instance registered. */
+void loom__services_free(loom_plugin *p);
+/* Runs the request's watchers for `event` (LOOM_REQ_ABORTED or _DONE). */
+void loom__watch_fire(loom_req *r, int32_t event);
 
 /* The client's address as text (formatted on first use; "-" when gone). */
 const char *loom__dispatch_remote(loom_req *r);

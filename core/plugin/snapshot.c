@@ -91,6 +91,7 @@ static void snapshot_free(loom__snapshot *s)
     loom__router_free(s->router);
     free(s->chain);
     free(s->plugins);
+    free(s->services);
     free(s);
 }
 
@@ -139,6 +140,7 @@ loom__snapshot *loom__snapshot_build(loom__host *h, loom_plugin **plugins, size_
             s->nchain++;
         }
     }
+    if (loom__services_index(s, err, errlen, culprit)) goto fail;
     long bad = -1;
     if (order_chain(s->chain, s->nchain, err, errlen, &bad)) {
         if (bad >= 0)

@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define LOOM_ABI_MAJOR 1
-#define LOOM_ABI_MINOR 3
+#define LOOM_ABI_MINOR 4
 #define LOOM_PLUGIN_MAGIC 0x4d4f4f4cu /* "LOOM" little-endian */
 
 /* ---- results ---------------------------------------------------------- */
@@ -175,6 +175,14 @@ typedef void (*loom_io_fn)(loom_io *io, int32_t events, void *ud);
 #define LOOM_IO_READ 1
 #define LOOM_IO_WRITE 2
 
+/* (1.4) A request's lifetime, for services that hold something for it (see
+ * loom_req_watch). LOOM_REQ_ABORTED: its client left; the request stays
+ * valid until it is answered. LOOM_REQ_DONE: it is being released; the last
+ * call, after which `req` must not be used. */
+typedef void (*loom_req_watch_fn)(loom_req *req, int32_t event, void *ud);
+#define LOOM_REQ_ABORTED 1
+#define LOOM_REQ_DONE 2
+
 /* ---- size-prefixed structs ---------------------------------------------- */
 
 /* A middleware registration. Set size = sizeof(loom_middleware_def). */
@@ -279,6 +287,20 @@ typedef struct loom_fetch_opts {
 } loom_fetch_opts;
 #define LOOM_FETCH_RAW 1u              /* no redirects, no gzip/deflate decoding (proxies) */
 #define LOOM_FETCH_RAISE_FOR_STATUS 2u /* status >= 400 is an error (LOOM_FETCH_E_STATUS) */
+
+/* (1.4) A service: an API one plugin offers others (loom_service_register).
+ * Set size = sizeof(loom_service_def). `table` is the provider's own
+ * function table; it must begin with a uint32_t holding its size in bytes
+ * (the consumer checks it before calling an entry, as LOOM_HAS does for the
+ * host table) and stay valid until the provider's fini. A service grows the
+ * way the ABI does: entries are only appended and `version` goes up; a
+ * change that breaks callers takes a new name. */
+typedef struct loom_service_def {
+    uint32_t size;
+    uint32_t version;  /* >= 1; consumers ask for a minimum */
+    const char *name;  /* [a-z0-9_.-]{1,64}, unique among loaded plugins; copied */
+    const void *table; /* begins with uint32_t size */
+} loom_service_def;
 
 /* (1.1) What went wrong with a fetch (loom_fetch_error), in the spirit of
  * aiohttp's exceptions; loom_fetch_message says it in a line naming the URL. */
@@ -418,6 +440,12 @@ typedef struct loom_host_api {
 
     /* ---- 1.3: sessions without lost updates ---- */
     int32_t (*session_save)(loom_req *req, loom_session_fn fn, void *ud);
+
+    /* ---- 1.4: services between plugins ---- */
+    int32_t (*service_register)(loom_plugin *self, const loom_service_def *def);
+    const void *(*service_get)(loom_req *req, const char *name, uint32_t min_version,
+                               uint32_t *version);
+    int32_t (*req_watch)(loom_req *req, loom_req_watch_fn fn, void *ud);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -1061,6 +1089,58 @@ static inline int32_t loom_io_update(loom_io *io, int32_t events)
 static inline void loom_io_stop(loom_io *io)
 {
     if (LOOM_HAS(io_stop)) loom__host_api->io_stop(io);
+}
+
+/* ---- 1.4: services between plugins ------------------------------------------
+ * A plugin offers an API to other plugins (a database pool, a cache, a
+ * pub/sub channel) as a named, versioned service: a function table of its
+ * own, registered in init. Other plugins look it up per request.
+ *
+ * Lifetimes: a lookup resolves in the registry snapshot the request pinned
+ * when it started, and that snapshot holds the provider instance loaded.
+ * So the table, and everything the provider hands out for the request,
+ * stay valid until the request is done, even when the provider is replaced
+ * or removed meanwhile: in-flight requests finish on the old provider, new
+ * requests see the new one (or none). Do not keep a table past the request
+ * it was looked up for (not in a static, not from init): the next request
+ * may need another one. A provider that holds something for a request
+ * (a connection, a query) learns when the client leaves and when the
+ * request is released through loom_req_watch, and gives it back then. */
+
+/* Offers a service; only during init. Returns 0, LOOM_EINVAL (bad name,
+ * version 0, no table or a table whose size is < 4, or the same name twice
+ * in this plugin), LOOM_ESTATE (not in init). Two loaded plugins offering
+ * the same name is a load error, like two middleware with one name. */
+static inline int32_t loom_service_register(loom_plugin *self, const loom_service_def *def)
+{
+    return LOOM_HAS(service_register) ? loom__host_api->service_register(self, def) : LOOM_ENOSYS;
+}
+/* The table of service `name` with version >= min_version, in the request's
+ * snapshot, or NULL (none loaded, or too old; or a 1.1 host). *version (may
+ * be NULL) gets the provider's version. Valid until the request is done. */
+static inline const void *loom_service_get(loom_req *req, const char *name, uint32_t min_version,
+                                           uint32_t *version)
+{
+    return LOOM_HAS(service_get) ? loom__host_api->service_get(req, name, min_version, version)
+                                 : NULL;
+}
+/* Whether a service table has entry `field` (a member of its struct type):
+ * its size covers it. */
+#define LOOM_SERVICE_HAS(table, type, field)                                                       \
+    ((table) && offsetof(type, field) + sizeof(((type *)0)->field) <= *(const uint32_t *)(table))
+
+/* Calls fn(req, LOOM_REQ_ABORTED, ud) if the client leaves before the
+ * response is done (after the plugin's loom_req_on_abort callback, and only
+ * if that did not answer), and fn(req, LOOM_REQ_DONE, ud) when the request
+ * is released (answered, and for an aborted request, answered too). Any
+ * number of watchers; they run in the order they were added. Meant for
+ * services: a watcher must not answer the request on LOOM_REQ_DONE, and
+ * should release what it held for the request. Returns 0, LOOM_EGONE (the
+ * client already left; fn will only see LOOM_REQ_DONE), LOOM_ESTATE (already
+ * answered; fn is not registered), LOOM_ENOMEM. */
+static inline int32_t loom_req_watch(loom_req *req, loom_req_watch_fn fn, void *ud)
+{
+    return LOOM_HAS(req_watch) ? loom__host_api->req_watch(req, fn, ud) : LOOM_ENOSYS;
 }
 
 #ifdef __cplusplus
