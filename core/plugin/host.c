@@ -115,6 +115,11 @@ int loom__plugin_name_taken(const loom_plugin *p, loom_plugin *const *set, size_
     return 0;
 }
 
+static void host_drain(loom__worker *w)
+{
+    if (w->host) loom__sse_drain(w->host);
+}
+
 loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
 {
     loom__host *h = calloc(1, sizeof *h);
@@ -123,6 +128,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     h->loop = w->loop;
     h->cfg = cfg;
     w->host = h;
+    w->on_drain = host_drain;
     if (make_private_dir(h)) {
         loom__err("cannot create a private directory for plugin copies: %s", strerror(errno));
         free(h);
