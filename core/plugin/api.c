@@ -487,6 +487,7 @@ static int32_t api_stream_start(loom_req *r)
 {
     if (CTX(r)->responded) return LOOM_ESTATE;
     if (CTX(r)->aborted) return LOOM_EGONE;
+    r->resp.streaming = 1; /* the response phase sees a streamed body (size -1) */
     loom__dispatch_response_phase(r);
     return loom__req_stream_head(r) ? LOOM_EGONE : LOOM_OK;
 }
@@ -497,6 +498,7 @@ static int32_t api_stream_write(loom_req *r, const void *data, size_t len)
     if (CTX(r)->aborted) return LOOM_EGONE;
     if (CTX(r)->sse) return LOOM_ESTATE; /* an event stream writes with loom_sse_send */
     if (!r->resp.head_sent) {
+        r->resp.streaming = 1;
         loom__dispatch_response_phase(r);
         if (loom__req_stream_head(r)) return LOOM_EGONE;
     }

@@ -116,17 +116,15 @@ loom_sse *loom__sse_open(loom_req *r, const loom_sse_opts *opts)
     loom__resp_header_set(r, "X-Accel-Buffering", 17, "no", 2);
     uv_timer_init(w->loop, &s->timer);
     s->timer.data = s;
+    r->resp.streaming = 1; /* the response phase sees a streamed body (size -1) */
     loom__dispatch_response_phase(r);
     x->in_call++;
     int bad = loom__req_stream_head(r);
     x->in_call--;
     if (bad || x->aborted) {
-        /* The client left: the request is released; the handle never was. */
+        /* The client left (or no memory for the head): the request is
+         * still the caller's to answer, which releases it. */
         uv_close((uv_handle_t *)&s->timer, freed);
-        if (!x->responded)
-            loom__dispatch_respond(r);
-        else if (!x->in_call)
-            loom__dispatch_complete(r);
         return NULL;
     }
     x->sse = s;

@@ -1027,7 +1027,8 @@ static inline int32_t loom_route_add_flags(loom_plugin *self, const char *method
  * loom_sse_close, or until opts->on_close reports its end (the client left,
  * the server stops); no request deadline applies to it meanwhile. A comment
  * line goes out after keepalive_ms of silence. Returns NULL when the head is
- * already out, the request was answered or its client is gone. */
+ * already out, the request was answered or its client is gone: the request
+ * is then still the caller's (answer it, e.g. with loom_resp_error). */
 static inline loom_sse *loom_sse_open(loom_req *req, const loom_sse_opts *opts)
 {
     return LOOM_HAS(sse_open) ? loom__host_api->sse_open(req, opts) : NULL;
