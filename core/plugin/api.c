@@ -411,7 +411,7 @@ static const char *api_resp_header_get(loom_req *r, const char *name)
 
 static int32_t api_resp_body(loom_req *r, const void *data, size_t len)
 {
-    if (r->resp.head_sent) return LOOM_ESTATE;
+    if (r->resp.head_sent || loom__filter_busy(r)) return LOOM_ESTATE;
     return loom__resp_body_copy(r, data, len) ? LOOM_ENOMEM : LOOM_OK;
 }
 

@@ -49,6 +49,12 @@ int32_t loom__filter_install(loom_req *r, const loom_body_filter *def)
     return LOOM_OK;
 }
 
+int loom__filter_busy(const loom_req *r)
+{
+    const loom__filter *f = CTX(r)->filter;
+    return f && f->state == 1;
+}
+
 void loom__filter_release(loom_req *r)
 {
     loom__filter *f = CTX(r)->filter;

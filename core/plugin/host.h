@@ -283,6 +283,9 @@ int loom__filter_before_send(loom_req *r);
 /* Sends a streamed chunk through the filter (or as it is, without one).
  * Returns 0, LOOM_EGONE or the filter's error. */
 int32_t loom__filter_chunk(loom_req *r, const void *data, size_t len, uint32_t flags);
+/* Whether a thread-pool job is filtering the body right now (the body must
+ * not change under it). */
+int loom__filter_busy(const loom_req *r);
 /* Calls the filter's release (once the response is done). */
 void loom__filter_release(loom_req *r);
 /* Server-Sent Events (ABI 1.2, sse.c). */
