@@ -1174,6 +1174,7 @@ size_t loom__req_queued(const loom_req *r)
     if (!c) return 0;
     size_t n = c->pend.len + (c->writing ? c->wq.len - c->wq_off : 0);
     if (c->w->out_conn == c) n += c->w->out.len;
+    if (c->tls) n += c->tls->cout.len;
     return n;
 }
 
