@@ -8,10 +8,10 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   libuv1-dev libjansson-dev node-llhttp libssl-dev zlib1g-dev libsqlite3-dev liburing-dev
-  libhiredis-dev
+  libhiredis-dev libbrotli-dev libzstd-dev
   libpq-dev postgresql
   clang libclang-rt-14-dev llvm
-  curl python3-aiohttp nginx-light redis-server wrk
+  curl python3-aiohttp python3-brotli python3-websockets nginx-light redis-server wrk
   abigail-tools
   chromium
 )

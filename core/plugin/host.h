@@ -21,11 +21,13 @@
 #include "server/server.h"
 
 typedef struct loom__host loom__host;
+typedef struct loom__filter loom__filter;
 
 typedef struct {
     char *method, *pattern, *name;
     loom_handler_fn fn;
     void *ud;
+    uint32_t flags; /* LOOM_ROUTE_* */
 } loom__reg_route;
 
 typedef struct {
@@ -145,6 +147,7 @@ struct loom__host {
     size_t nunload;
     uv_timer_t *unload_timer;
     void *sessions; /* session config and the registered store (session.c) */
+    loom_sse *sse;  /* open event streams (sse.c), ended when the worker drains */
 };
 
 /* Per-request pipeline state, in the request's arena. */
@@ -167,6 +170,8 @@ typedef struct {
     void *form;                      /* parsed form fields (form.c) */
     void *session;                   /* the request's session, once loaded (session.c) */
     loom__watch *watch, *watch_tail; /* loom_req_watch, in order (service.c) */
+    loom__filter *filter; /* the response body filter (filter.c), or NULL */
+    loom_sse *sse;        /* the event stream this request carries (sse.c), or NULL */
     uint64_t start_ns;
     /* Not zeroed for a new request (loom__dispatch): only caps[0..ncaps) and
      * remote up to its NUL are ever read. */
@@ -294,7 +299,7 @@ void loom__dispatch_complete(loom_req *r);
 void loom__fetch_cancel_request(loom_req *r);
 void loom__fetch_cancel_plugin(loom_plugin *p);
 
-/* Services and request watchers (ABI 1.2, service.c). */
+/* Services and request watchers (ABI 1.4, service.c). */
 int32_t loom__api_service_register(loom_plugin *self, const loom_service_def *def);
 const void *loom__api_service_get(loom_req *req, const char *name, uint32_t min_version,
                                   uint32_t *version);
@@ -306,6 +311,34 @@ int loom__services_index(loom__snapshot *s, char *err, size_t errlen, long *culp
 void loom__services_free(loom_plugin *p);
 /* Runs the request's watchers for `event` (LOOM_REQ_ABORTED or _DONE). */
 void loom__watch_fire(loom_req *r, int32_t event);
+/* Response body filters (ABI 1.5, filter.c). */
+int32_t loom__filter_install(loom_req *r, const loom_body_filter *def);
+/* Before the response is written: filters a buffered body (or finishes a
+ * streamed one). Returns 1 when a thread-pool job took it over
+ * (loom__dispatch_complete is called again when done), 0 to go on. */
+int loom__filter_before_send(loom_req *r);
+/* Sends a streamed chunk through the filter (or as it is, without one).
+ * Returns 0, LOOM_EGONE or the filter's error. */
+int32_t loom__filter_chunk(loom_req *r, const void *data, size_t len, uint32_t flags);
+/* Whether a thread-pool job is filtering the body right now (the body must
+ * not change under it). */
+int loom__filter_busy(const loom_req *r);
+/* Calls the filter's release (once the response is done). */
+void loom__filter_release(loom_req *r);
+/* Server-Sent Events (ABI 1.5, sse.c). */
+loom_sse *loom__sse_open(loom_req *r, const loom_sse_opts *opts);
+int32_t loom__sse_send(loom_sse *s, const loom_sse_event *ev);
+int32_t loom__sse_close(loom_sse *s);
+const char *loom__sse_last_event_id(loom_sse *s, size_t *len);
+uint64_t loom__sse_queued(loom_sse *s);
+/* The request's client left: on_close, then the stream ends. */
+void loom__sse_abort(loom_req *r);
+/* The worker drains: ends every open stream (on_close first). */
+void loom__sse_drain(loom__host *h);
+/* Decodes a request body with Content-Encoding for a route that allows it
+ * (LOOM_ROUTE_DECODE_BODY). Returns 0 to go on, or 1 after answering the
+ * error (400, 413 or 415). */
+int loom__dispatch_decode_body(loom_req *r);
 
 /* The client's address as text (formatted on first use; "-" when gone). */
 const char *loom__dispatch_remote(loom_req *r);

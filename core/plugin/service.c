@@ -1,4 +1,4 @@
-/* Services between plugins (ABI 1.2): a plugin offers a named, versioned
+/* Services between plugins (ABI 1.4): a plugin offers a named, versioned
  * function table in init; other plugins look it up per request, in the
  * snapshot the request pinned. The snapshot holds the provider instance, so
  * a table found for a request stays valid until that request is done, even

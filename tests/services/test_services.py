@@ -1,4 +1,4 @@
-"""Services between plugins and request watchers (ABI 1.2) against the real
+"""Services between plugins and request watchers (ABI 1.4) against the real
 binary: lookup by name and minimum version, a provider replaced while a
 request holds its table (the old table stays valid until that request is
 done), a provider removed, registrations the host refuses, and the order
