@@ -13,6 +13,8 @@ static const char usage[] =
     "  install-plugin FILE DIR  install a plugin atomically (temp name, then rename)\n"
     "  new-plugin NAME [DIR]    write a plugin project (CMake, pkg-config) into DIR (./NAME)\n"
     "  check-plugin FILE.so     print a plugin's descriptor, or why it cannot load\n"
+    "  dev-cert [DIR]           write a self-signed certificate for localhost (HTTPS in "
+    "development)\n"
     "  plugins [--admin H:P]    list the plugins of a running server (its admin listener)\n"
     "  status [--admin H:P]     show a running server: workers, requests, plugins\n"
     "  check-config FILE        check a config file; print every problem, start nothing\n"
@@ -36,6 +38,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "status") == 0) return loom__cmd_status(argc - 2, argv + 2);
     if (strcmp(cmd, "check-config") == 0) return loom__cmd_check_config(argc - 2, argv + 2);
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
+    if (strcmp(cmd, "dev-cert") == 0) return loom__cmd_dev_cert(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("loom %s\n", LOOM_VERSION);
         return 0;

@@ -11,5 +11,6 @@ int loom__cmd_new_plugin(int argc, char **argv);
 int loom__cmd_check_plugin(int argc, char **argv);
 int loom__cmd_status(int argc, char **argv);
 int loom__cmd_check_config(int argc, char **argv);
+int loom__cmd_dev_cert(int argc, char **argv);
 
 #endif

@@ -92,6 +92,7 @@ static void snapshot_free(loom__snapshot *s)
     loom__router_free(s->router);
     free(s->chain);
     free(s->plugins);
+    free(s->services);
     free(s->metas);
     free(s);
 }
@@ -123,7 +124,7 @@ loom__snapshot *loom__snapshot_build(loom__host *h, loom_plugin **plugins, size_
             loom__reg_route *r = &p->routes[k];
             loom__route_meta *meta = &s->metas[nmeta++];
             meta->pattern = r->pattern;
-            loom__route_target t = {(void *)r->fn, r->ud, p, r->name, meta};
+            loom__route_target t = {(void *)r->fn, r->ud, p, r->name, r->flags, meta};
             char why[256];
             if (loom__router_add(s->router, r->method, r->pattern, &t, why, sizeof why)) {
                 snprintf(err, errlen, "plugin %s: route %s %s: %s", p->name, r->method, r->pattern,
@@ -145,6 +146,7 @@ loom__snapshot *loom__snapshot_build(loom__host *h, loom_plugin **plugins, size_
             s->nchain++;
         }
     }
+    if (loom__services_index(s, err, errlen, culprit)) goto fail;
     long bad = -1;
     if (order_chain(s->chain, s->nchain, err, errlen, &bad)) {
         if (bad >= 0)

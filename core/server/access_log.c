@@ -13,6 +13,7 @@
 #define BUFFER (64u * 1024u)
 
 struct loom__access_log {
+    int format; /* LOOM__ALOG_* */
     int fd;
     int own_fd;
     int json;
@@ -31,11 +32,12 @@ static int open_file(const char *path, char *err, size_t errlen)
     return fd;
 }
 
-loom__access_log *loom__access_log_open(const char *path, int json, char *err, size_t errlen)
+loom__access_log *loom__access_log_open(const char *path, int format, char *err, size_t errlen)
 {
     loom__access_log *l = calloc(1, sizeof *l);
     if (!l) return NULL;
-    l->json = json;
+    l->format = format;
+    l->json = format == LOOM__ALOG_JSON;
     if (strcmp(path, "-") == 0) {
         l->fd = STDOUT_FILENO;
     } else {
@@ -192,6 +194,14 @@ static void json_line(loom__access_log *l, loom__conn *c, const loom_req *r, int
     put_json(b, ref, rl);
     loom__buf_puts(b, ",\"user_agent\":");
     put_json(b, ua, ul);
+    const loom__conn_tls *t = loom__conn_tls_of(c);
+    int tls = t && t->t.ssl;
+    loom__buf_puts(b, ",\"tls_version\":");
+    put_json(b, tls ? SSL_get_version(t->t.ssl) : NULL,
+             tls ? strlen(SSL_get_version(t->t.ssl)) : 0);
+    loom__buf_puts(b, ",\"tls_cipher\":");
+    put_json(b, tls ? SSL_get_cipher_name(t->t.ssl) : NULL,
+             tls ? strlen(SSL_get_cipher_name(t->t.ssl)) : 0);
     loom__buf_printf(b, ",\"worker\":%d}", c->w->id);
     put_line(l);
 }
@@ -223,6 +233,14 @@ void loom__access_log_write(loom__access_log *l, loom__conn *c, const loom_req *
     put_quoted(b, ref, rl);
     loom__buf_append(b, " ", 1);
     put_quoted(b, ua, ul);
+    if (l->format == LOOM__ALOG_COMBINED_TLS) {
+        const loom__conn_tls *t = loom__conn_tls_of(c);
+        if (t && t->t.ssl)
+            loom__buf_printf(b, " \"%s\" \"%s\"", SSL_get_version(t->t.ssl),
+                             SSL_get_cipher_name(t->t.ssl));
+        else
+            loom__buf_puts(b, " \"-\" \"-\"");
+    }
     put_line(l);
 }
 

@@ -23,7 +23,7 @@ enum kind {
     K_BOOL,
     K_IO,
     K_ADMIN,
-    K_ALOG_FMT
+    K_ALOG
 };
 
 typedef struct {
@@ -40,6 +40,7 @@ static const key_def keys[] = {
     {"plugins_dir", K_STR_OR_NULL, OFF(plugins_dir), 0, 0},
     {"workers", K_INT, OFF(workers), 0, 1024},
     {"access_log", K_STR_OR_NULL, OFF(access_log), 0, 0},
+    {"access_log_format", K_ALOG, OFF(access_log_format), 0, 0},
     {"log_level", K_LEVEL, OFF(log_level), 0, 0},
     {"pid_file", K_STR_OR_NULL, OFF(pid_file), 0, 0},
     {"max_line_size", K_SIZE, OFF(max_line_size), 64, 1 << 20},
@@ -58,7 +59,6 @@ static const key_def keys[] = {
     {"on_plugin_error", K_PLUGIN_ERR, OFF(on_plugin_error_skip), 0, 0},
     {"admin", K_ADMIN, OFF(admin), 0, 0},
     {"error_log", K_STR_OR_NULL, OFF(error_log), 0, 0},
-    {"access_log_format", K_ALOG_FMT, OFF(access_log_json), 0, 0},
     {"io", K_IO, OFF(io), 0, 0},
     {"io_recv_buffers", K_SIZE, OFF(io_recv_buffers), 1, 32768},
     {"handshake_timeout", K_MS, OFF(handshake_timeout), 0.001, 3600},
@@ -220,18 +220,18 @@ static int apply(loom__config *c, const key_def *k, json_t *j, const char *s, ch
         return apply_admin(c, j, s, err, errlen);
     case K_LEVEL:
     case K_IO:
-    case K_ALOG_FMT:
+    case K_ALOG:
     case K_PLUGIN_ERR: {
         if (j && !json_is_string(j)) goto type_str;
         const char *v = j ? json_string_value(j) : s;
         static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
         static const char *const ios[] = {"auto", "uring", "epoll", NULL};
-        static const char *const fmts[] = {"combined", "json", NULL};
+        static const char *const alogs[] = {"combined", "combined_tls", "json", NULL};
         if (k->kind != K_PLUGIN_ERR)
             return pick((int *)field, k, v,
                         k->kind == K_LEVEL ? levels
                         : k->kind == K_IO  ? ios
-                                           : fmts,
+                                           : alogs,
                         err, errlen);
         if (strcmp(v, "fail") == 0 || strcmp(v, "skip") == 0) {
             *(int *)field = strcmp(v, "skip") == 0;
@@ -290,6 +290,15 @@ static void note_key(loom__config *c, const key_def *k)
 int loom__config_set(loom__config *c, const char *key, const char *value, char *err, size_t errlen)
 {
     if (strcmp(key, "listen") == 0) return loom__config_add_listen(c, value, err, errlen);
+    if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0) {
+        /* --tls-cert/--tls-key: the "tls" section's default certificate. */
+        if (!*value) {
+            snprintf(err, errlen, "key '%s': must not be empty", key);
+            return -1;
+        }
+        if (!c->tls && !(c->tls = json_object())) return -1;
+        return json_object_set_new(c->tls, key[4] == 'c' ? "cert" : "key", json_string(value));
+    }
     const key_def *k = find_key(key);
     if (!k) {
         snprintf(err, errlen, "unknown key '%s'", key);

@@ -40,6 +40,7 @@ typedef struct {
     char *plugins_dir;          /* where *.so plugins are loaded from; NULL = none */
     int workers;                /* worker processes; 0 = one per CPU */
     char *access_log;           /* NULL = off, "-" = stdout, else a file path */
+    int access_log_format;      /* LOOM__ALOG_*: Combined, or Combined + TLS protocol and cipher */
     int log_level;              /* LOOM_LOG_* */
     char *pid_file;             /* NULL = none */
 
@@ -67,7 +68,6 @@ typedef struct {
     char *admin_listen;       /* its "HOST:PORT" (default LOOM__ADMIN_DEFAULT) */
     char *admin_token;        /* bearer token it requires, or NULL */
     char *error_log;          /* NULL = stderr, else a file (reopened on SIGUSR1) */
-    int access_log_json;      /* access_log_format: 0 = combined, 1 = json */
     char *config_path;        /* the file read (SIGHUP reads log_level from it again) */
     int log_level_flag;       /* log_level came from a flag, which SIGHUP leaves alone */
     int io;                   /* LOOM__IO_*: how connections do their I/O */
@@ -76,6 +76,9 @@ typedef struct {
 
 /* "admin": true listens here. */
 #define LOOM__ADMIN_DEFAULT "127.0.0.1:9090"
+
+/* "access_log_format": Combined, Combined + TLS protocol and cipher, JSON lines. */
+enum { LOOM__ALOG_COMBINED, LOOM__ALOG_COMBINED_TLS, LOOM__ALOG_JSON };
 
 /* "io": io_uring when the kernel allows it, else epoll (auto); io_uring or
  * refuse to start (uring); epoll always (epoll). */
