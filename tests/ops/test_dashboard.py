@@ -59,8 +59,11 @@ class Page:
     async def until(self, expr, test, timeout=15):
         deadline, v = time.time() + timeout, None
         while time.time() < deadline:
-            v = await self.eval(expr)
-            if test(v):
+            try:
+                v = await self.eval(expr)
+            except AssertionError as e:  # the page is not there yet (still about:blank)
+                v = e
+            if not isinstance(v, AssertionError) and test(v):
                 return v
             await asyncio.sleep(0.1)
         raise AssertionError("%s stayed %r" % (expr, v))
