@@ -284,7 +284,8 @@ static void on_done_one(loom_client_response *resp, void *ud)
         }
     }
     printf("\n");
-    if (!os->quiet) {
+    /* a body cut at the size limit (a bomb's zeros) is not worth printing */
+    if (!os->quiet && e != LOOM_CLIENT_E_TOO_LARGE && e != LOOM_CLIENT_E_DECODED_TOO_LARGE) {
         size_t len;
         const char *body = loom_client_response_body(resp, &len);
         fwrite(body, 1, len, stdout);

@@ -549,7 +549,7 @@ int loom_cookie_jar_save(loom_cookie_jar *jar, const char *path, char *err, size
         free(tmp);
         return -1;
     }
-    fputs("# Netscape HTTP Cookie File\n# Written by loom fetch. Edit at your own risk.\n\n", f);
+    fputs("# Netscape HTTP Cookie File\n# Written by loom. Edit at your own risk.\n\n", f);
     for (size_t i = 0; i < jar->n; i++) {
         const cookie *c = &jar->v[i];
         fprintf(f, "%s%s%s\t%s\t%s\t%s\t%lld\t%s\t%s\n", c->http_only ? "#HttpOnly_" : "",

@@ -42,7 +42,7 @@ const char *loom_client_strerror(int code)
     case LOOM_CLIENT_E_INVALID_ARGUMENT:
         return "invalid argument";
     case LOOM_CLIENT_E_CERT_EXPIRED:
-        return "certificate expired";
+        return "certificate expired or not yet valid";
     case LOOM_CLIENT_E_CERT_HOSTNAME:
         return "certificate host name mismatch";
     case LOOM_CLIENT_E_CERT_UNTRUSTED:

@@ -197,11 +197,14 @@ static void tunnel_read(loom__cconn *conn, ssize_t nread, const char *data)
                        "proxy %s answered CONNECT with something that is not HTTP", purl);
         return;
     }
-    if (status == 407) {
-        loom__req_fail(req, LOOM_CLIENT_E_PROXY_AUTH, "proxy %s %s: 407 %s", purl,
+    /* 407 is the rule; some proxies (tinyproxy) answer 401 to CONNECT when
+     * the credentials are wrong: the server was not reached, so it is the
+     * proxy's authentication too. */
+    if (status == 407 || status == 401) {
+        loom__req_fail(req, LOOM_CLIENT_E_PROXY_AUTH, "proxy %s %s: %d %s", purl,
                        req->proxy && req->proxy->auth ? "refused the credentials"
                                                       : "wants credentials",
-                       reason);
+                       status, reason);
         return;
     }
     if (status < 200 || status > 299) {

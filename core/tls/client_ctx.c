@@ -146,13 +146,19 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
     return 0;
 }
 
+/* The slot keeps a copy: OpenSSL marks a connection's own session object
+ * not resumable when the SSL is freed without a close_notify sent (as when
+ * the server closes first, or an idle connection is dropped), and that
+ * would spoil the session for the next connection. */
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
     conn_info *ci = info_of(ssl);
     if (!ci || !ci->slot || !SSL_SESSION_is_resumable(sess)) return 0;
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (!copy) return 0;
     if (ci->slot->session) SSL_SESSION_free(ci->slot->session);
-    ci->slot->session = sess;
-    return 1; /* we keep the reference */
+    ci->slot->session = copy;
+    return 0; /* the original stays OpenSSL's */
 }
 
 static SSL_CTX *ctx_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *what, const char *file)
@@ -214,8 +220,16 @@ SSL_CTX *loom__tls_client_ctx_new(const loom__tls_client_conf *conf, char *err, 
         if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1)
             return ctx_fail(ctx, err, errlen, "client certificate", conf->cert_file);
         const char *key = conf->key_file ? conf->key_file : conf->cert_file;
-        if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+        if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+            if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+                ERR_clear_error();
+                snprintf(err, errlen, "client key %s does not match the certificate %s", key,
+                         conf->cert_file);
+                SSL_CTX_free(ctx);
+                return NULL;
+            }
             return ctx_fail(ctx, err, errlen, "client key", key);
+        }
         if (SSL_CTX_check_private_key(ctx) != 1)
             return ctx_fail(ctx, err, errlen, "client key does not match the certificate", key);
     } else if (conf->key_file) {
