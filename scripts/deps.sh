@@ -9,8 +9,10 @@ pkgs=(
   build-essential cmake pkg-config
   libuv1-dev libjansson-dev node-llhttp libssl-dev zlib1g-dev libsqlite3-dev liburing-dev
   libhiredis-dev
+  libpsl-dev publicsuffix libbrotli-dev libzstd-dev
   clang libclang-rt-14-dev llvm
   curl python3-aiohttp nginx-light redis-server wrk
+  tinyproxy python3-cryptography python3-brotli python3-zstandard
   abigail-tools
   chromium
 )
@@ -32,8 +34,8 @@ echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# nginx and redis packages start system services; tests start their own.
-for svc in nginx redis-server; do
+# nginx, redis and tinyproxy packages start system services; tests start their own.
+for svc in nginx redis-server tinyproxy; do
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
   service "$svc" stop >/dev/null 2>&1 || true
 done
