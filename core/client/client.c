@@ -99,30 +99,29 @@ static const char *env_proxy(int https)
     return v && *v ? v : NULL;
 }
 
-/* Sets up the client's proxies. Returns 0, or -2 when out of memory (a
- * bad setting is kept in c->proxy_err for every request to report). */
-static int setup_proxies(loom_client *c, const loom_client_config *cfg)
+int loom__client_env_proxies(loom_client *c)
 {
+    if (c->env_loaded) return c->env_err ? -1 : 0;
+    c->env_loaded = 1;
     char why[200], err[260];
     int rc = 0;
-    if (cfg->proxy) {
-        rc = loom__proxy_parse(cfg->proxy, cfg->proxy_auth, &c->proxy, why, sizeof why);
-        snprintf(err, sizeof err, "%s", why);
-    } else if (cfg->trust_env) {
-        const char *np = getenv("no_proxy");
-        if (!np || !*np) np = getenv("NO_PROXY");
-        if (np && *np && !(c->no_proxy = strdup(np))) return -2;
-        const char *hp = env_proxy(0), *sp = env_proxy(1);
-        if (hp) rc = loom__proxy_parse(hp, NULL, &c->env_http, why, sizeof why);
-        if (rc == -1) snprintf(err, sizeof err, "http_proxy: %s", why);
-        if (rc == 0 && sp) {
-            rc = loom__proxy_parse(sp, NULL, &c->env_https, why, sizeof why);
-            if (rc == -1) snprintf(err, sizeof err, "https_proxy: %s", why);
-        }
+    const char *np = getenv("no_proxy");
+    if (!np || !*np) np = getenv("NO_PROXY");
+    if (np && *np && !(c->no_proxy = strdup(np))) goto oom;
+    const char *hp = env_proxy(0), *sp = env_proxy(1);
+    if (hp) rc = loom__proxy_parse(hp, NULL, &c->env_http, why, sizeof why);
+    if (rc == -1) snprintf(err, sizeof err, "http_proxy: %s", why);
+    if (rc == 0 && sp) {
+        rc = loom__proxy_parse(sp, NULL, &c->env_https, why, sizeof why);
+        if (rc == -1) snprintf(err, sizeof err, "https_proxy: %s", why);
     }
-    if (rc == -2) return -2;
-    if (rc == -1 && !(c->proxy_err = strdup(err))) return -2;
-    return 0;
+    if (rc == -2) goto oom;
+    if (rc == -1 && !(c->env_err = strdup(err))) goto oom;
+    return rc;
+oom:
+    c->env_err = NULL;
+    c->env_loaded = 0;
+    return -2;
 }
 
 static void free_client(loom_client *c)
@@ -137,6 +136,7 @@ static void free_client(loom_client *c)
     loom__proxy_free(&c->env_https);
     free(c->no_proxy);
     free(c->proxy_err);
+    free(c->env_err);
     for (size_t i = 0; i < c->nheaders; i++) {
         free(c->hnames[i]);
         free(c->hvalues[i]);
@@ -186,7 +186,13 @@ loom_client *loom_client_new(uv_loop_t *loop, const loom_client_config *cfg)
     c->no_decompress = cfg->no_decompress;
     c->allow_downgrade = cfg->allow_downgrade > 0;
     c->jar = cfg->cookie_jar;
-    if (!loom__client_tlsconf(c, &cfg->tls) || setup_proxies(c, cfg)) goto oom;
+    c->trust_env = cfg->trust_env > 0;
+    if (!loom__client_tlsconf(c, &cfg->tls)) goto oom;
+    if (cfg->proxy) {
+        char err[200];
+        int rc = loom__proxy_parse(cfg->proxy, cfg->proxy_auth, &c->proxy, err, sizeof err);
+        if (rc == -2 || (rc == -1 && !(c->proxy_err = strdup(err)))) goto oom;
+    }
     c->user_agent = strdup(cfg->user_agent ? cfg->user_agent : "loom/" LOOM_VERSION);
     c->dns.next = c->dns.prev = &c->dns;
     if (!c->user_agent) goto oom;

@@ -154,6 +154,9 @@ struct loom_client {
     loom__proxy env_http, env_https; /* trust_env */
     char *no_proxy;
     char *proxy_err; /* a bad proxy setting: every request fails with it */
+    int trust_env;   /* the default for requests */
+    int env_loaded;  /* env_http, env_https, no_proxy read (at first need) */
+    char *env_err;   /* a bad http_proxy/https_proxy */
     char **hnames, **hvalues;
     size_t nheaders;
     /* state */
@@ -170,6 +173,9 @@ struct loom_client {
 };
 
 void loom__client_unref(loom_client *c);
+/* Reads http_proxy, https_proxy and no_proxy once. Returns 0, -1 (a bad
+ * value: c->env_err) or -2 (out of memory). */
+int loom__client_env_proxies(loom_client *c);
 
 /* ---- requests (request.c) ---- */
 
@@ -249,6 +255,7 @@ struct loom_client_request {
     loom__tlsconf *tc;
     loom_cookie_jar *jar;
     int allow_downgrade;
+    int trust_env;
     int own_proxy_set; /* opts.proxy given: own_proxy (maybe empty) replaces the client's */
     loom__proxy own_proxy;
     const loom__proxy *proxy; /* this hop's proxy, or NULL */

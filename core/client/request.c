@@ -229,17 +229,37 @@ static void on_dns(loom__dns_waiter *w, int status, const struct sockaddr_storag
 }
 
 /* This hop's proxy: the request's own, the client's, or the environment's
- * (unless no_proxy names the host). */
-static const loom__proxy *choose_proxy(loom_client_request *req)
+ * (unless no_proxy names the host). -1 with the request failed. */
+static int choose_proxy(loom_client_request *req)
 {
     loom_client *c = req->client;
-    if (req->own_proxy_set) return req->own_proxy.host ? &req->own_proxy : NULL;
-    if (c->proxy.host) return &c->proxy;
+    req->proxy = NULL;
+    if (req->own_proxy_set) {
+        req->proxy = req->own_proxy.host ? &req->own_proxy : NULL;
+        return 0;
+    }
+    if (c->proxy_err) {
+        finish(req, LOOM_CLIENT_E_INVALID_URL, "%s", c->proxy_err);
+        return -1;
+    }
+    if (c->proxy.host) {
+        req->proxy = &c->proxy;
+        return 0;
+    }
+    if (!req->trust_env) return 0;
+    int rc = loom__client_env_proxies(c);
+    if (rc) {
+        if (rc == -2)
+            finish(req, LOOM_CLIENT_E_NOMEM, "reading the proxy environment");
+        else
+            finish(req, LOOM_CLIENT_E_INVALID_URL, "%s", c->env_err);
+        return -1;
+    }
     const loom__proxy *p = req->url.tls ? &c->env_https : &c->env_http;
-    if (!p->host ||
-        (c->no_proxy && loom__no_proxy_match(c->no_proxy, req->url.host, req->url.port)))
-        return NULL;
-    return p;
+    if (p->host &&
+        !(c->no_proxy && loom__no_proxy_match(c->no_proxy, req->url.host, req->url.port)))
+        req->proxy = p;
+    return 0;
 }
 
 static void start_hop(loom_client *c, loom_client_request *req)
@@ -251,11 +271,7 @@ static void start_hop(loom_client *c, loom_client_request *req)
     req->phase_is_connect = 1;
     req->phase_deadline = req->connect_ms ? uv_now(c->loop) + req->connect_ms : 0;
     arm_timer(req);
-    if (c->proxy_err && !req->own_proxy_set) {
-        finish(req, LOOM_CLIENT_E_INVALID_URL, "%s", c->proxy_err);
-        return;
-    }
-    req->proxy = choose_proxy(req);
+    if (choose_proxy(req)) return;
     if (req->url.tls && !loom__tlsconf_ctx(req->tc)) {
         finish(req, LOOM_CLIENT_E_TLS_CONFIG, "%s", req->tc->err);
         return;
@@ -927,6 +943,7 @@ loom_client_request *loom_client_send(loom_client *c, const char *method, const 
     req->allow_downgrade = opts->allow_downgrade > 0   ? 1
                            : opts->allow_downgrade < 0 ? 0
                                                        : c->allow_downgrade;
+    req->trust_env = opts->trust_env > 0 ? 1 : opts->trust_env < 0 ? 0 : c->trust_env;
     req->tc = loom__client_tlsconf(c, opts->tls);
     if (!req->tc) goto fail;
     for (size_t i = 0; i < c->nheaders; i++)

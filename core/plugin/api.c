@@ -867,4 +867,7 @@ const loom_host_api loom__api_table = {
     .io_start = api_io_start,
     .io_update = api_io_update,
     .io_stop = api_io_stop,
+    .fetch_jar_new = loom__api_fetch_jar_new,
+    .fetch_jar_free = loom__api_fetch_jar_free,
+    .fetch_jar_cookies = loom__api_fetch_jar_cookies,
 };

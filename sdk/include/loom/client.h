@@ -263,7 +263,7 @@ typedef struct {
      * https:// URLs (upper-case names too), except for hosts in no_proxy (a
      * comma-separated list of host names, domain suffixes such as
      * ".example.com" or "example.com", IP addresses, optional ":port", or
-     * "*" for all). Read at loom_client_new. */
+     * "*" for all). Read once, when the first request needs them. */
     int trust_env;
     /* 1 = follow redirects from https:// to http:// (refused by default
      * with LOOM_CLIENT_E_DOWNGRADE). */
@@ -317,6 +317,7 @@ typedef struct {
     const char *proxy;           /* as loom_client_config.proxy; "" = no proxy */
     const char *proxy_auth;      /* "user:password" for that proxy */
     int allow_downgrade;         /* 0 = client's, 1 = allow, -1 = refuse */
+    int trust_env;               /* 0 = client's, 1 = use the proxy environment, -1 = not */
 } loom_client_opts;
 
 /* The Accept-Encoding value sent by default: "gzip, deflate" and ", br",

@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define LOOM_ABI_MAJOR 1
-#define LOOM_ABI_MINOR 1
+#define LOOM_ABI_MINOR 2
 #define LOOM_PLUGIN_MAGIC 0x4d4f4f4cu /* "LOOM" little-endian */
 
 /* ---- results ---------------------------------------------------------- */
@@ -100,6 +100,7 @@ typedef struct loom_timer loom_timer;   /* a host-owned timer */
 typedef struct loom_fetch loom_fetch;   /* (1.1) an HTTP client request started by a plugin */
 typedef struct loom_fetch_result loom_fetch_result; /* (1.1) its outcome, during the callback */
 typedef struct loom_io loom_io; /* (1.1) a host-owned watcher on a plugin's file descriptor */
+typedef struct loom_fetch_jar loom_fetch_jar; /* (1.2) a cookie jar for fetches */
 
 /* ---- callbacks ---------------------------------------------------------- */
 
@@ -208,7 +209,7 @@ typedef struct loom_fetch_opts {
     uint32_t size;
     uint32_t flags;             /* LOOM_FETCH_* */
     const char *method;         /* NULL = "GET" */
-    const char *url;            /* absolute http:// URL */
+    const char *url;            /* absolute http:// URL (1.2: or https://) */
     const char *const *headers; /* name, value, name, value, ... */
     uint32_t nheaders;          /* number of pairs */
     uint32_t reserved;
@@ -218,9 +219,21 @@ typedef struct loom_fetch_opts {
     uint64_t timeout_ms;         /* whole request; 0 = 300 s */
     uint64_t connect_timeout_ms; /* 0 = 30 s */
     uint64_t read_timeout_ms;    /* between reads; 0 = none */
+    /* ---- 1.2: HTTPS, cookies, proxies (zero/NULL: the 1.1 behaviour) ----
+     * A 1.2 host takes https:// URLs in `url`, verified against the system
+     * store by default (see <loom/client.h> for the rules and errors). */
+    const char *ca_file;        /* https: trust this PEM bundle instead of the system store */
+    const char *client_cert;    /* https: a client certificate (PEM) */
+    const char *client_key;     /* its private key (PEM); NULL = in client_cert */
+    loom_fetch_jar *cookie_jar; /* cookies kept and sent (loom_fetch_jar_new); NULL = none */
+    const char *proxy;          /* "http://[user:password@]host[:port]"; NULL = none */
 } loom_fetch_opts;
-#define LOOM_FETCH_RAW 1u              /* no redirects, no gzip/deflate decoding (proxies) */
+#define LOOM_FETCH_RAW 1u              /* no redirects, no decoding (proxies) */
 #define LOOM_FETCH_RAISE_FOR_STATUS 2u /* status >= 400 is an error (LOOM_FETCH_E_STATUS) */
+#define LOOM_FETCH_INSECURE 4u         /* (1.2) https: do not verify the server (logged) */
+#define LOOM_FETCH_TRUST_ENV 8u        /* (1.2) no `proxy`: http_proxy/https_proxy/no_proxy */
+#define LOOM_FETCH_ALLOW_DOWNGRADE 16u /* (1.2) follow https -> http redirects */
+#define LOOM_FETCH_JAR_UNSAFE 1u       /* (1.2) loom_fetch_jar_new: keep IP hosts' cookies */
 
 /* (1.1) What went wrong with a fetch (loom_fetch_error), in the spirit of
  * aiohttp's exceptions; loom_fetch_message says it in a line naming the URL. */
@@ -240,6 +253,21 @@ typedef struct loom_fetch_opts {
 #define LOOM_FETCH_E_BAD_RESPONSE (-13)
 #define LOOM_FETCH_E_TOO_LARGE (-14)
 #define LOOM_FETCH_E_NOMEM (-15)
+/* (1.2) The values of LOOM_CLIENT_E_* of the same names in <loom/client.h>. */
+#define LOOM_FETCH_E_CERT_EXPIRED (-17)      /* expired or not yet valid */
+#define LOOM_FETCH_E_CERT_HOSTNAME (-18)     /* for other names (the message lists them) */
+#define LOOM_FETCH_E_CERT_UNTRUSTED (-19)    /* self-signed or an unknown CA */
+#define LOOM_FETCH_E_CERT_CHAIN (-20)        /* the server left out an intermediate */
+#define LOOM_FETCH_E_TLS_VERSION (-21)       /* no TLS 1.2 or 1.3 */
+#define LOOM_FETCH_E_TLS_TIMEOUT (-22)       /* handshake not done within the connect timeout */
+#define LOOM_FETCH_E_TLS_RESET (-23)         /* closed or reset during the handshake */
+#define LOOM_FETCH_E_TLS (-24)               /* any other TLS failure */
+#define LOOM_FETCH_E_TLS_CONFIG (-25)        /* ca_file/client_cert/client_key unusable */
+#define LOOM_FETCH_E_PROXY_CONNECT (-26)     /* the proxy cannot be reached */
+#define LOOM_FETCH_E_PROXY_AUTH (-27)        /* 407 from the proxy */
+#define LOOM_FETCH_E_PROXY_TUNNEL (-28)      /* the proxy refused the CONNECT tunnel */
+#define LOOM_FETCH_E_DECODED_TOO_LARGE (-29) /* a decompression bomb */
+#define LOOM_FETCH_E_DOWNGRADE (-30)         /* an https -> http redirect was refused */
 
 /* ---- the host function table -------------------------------------------- */
 
@@ -353,6 +381,11 @@ typedef struct loom_host_api {
     loom_io *(*io_start)(loom_plugin *self, int32_t fd, int32_t events, loom_io_fn fn, void *ud);
     int32_t (*io_update)(loom_io *io, int32_t events);
     void (*io_stop)(loom_io *io);
+
+    /* ---- 1.2: client cookie jars ---- */
+    loom_fetch_jar *(*fetch_jar_new)(loom_plugin *self, uint32_t flags);
+    void (*fetch_jar_free)(loom_fetch_jar *jar);
+    int64_t (*fetch_jar_cookies)(loom_fetch_jar *jar, const char *url, char *buf, size_t len);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -811,6 +844,37 @@ static inline int32_t loom_fetch_header_at(const loom_fetch_result *r, uint32_t 
 static inline const void *loom_fetch_body(const loom_fetch_result *r, size_t *len)
 {
     return loom__host_api->fetch_body(r, len);
+}
+
+/* ---- 1.2: cookie jars for fetches -------------------------------------------
+ * A jar keeps the cookies servers set (RFC 6265, as aiohttp's CookieJar:
+ * domain and path matching, Secure only over https, public suffixes and IP
+ * hosts refused unless LOOM_FETCH_JAR_UNSAFE) and sends them on the fetches
+ * given it in loom_fetch_opts.cookie_jar, redirects included. Fetches get
+ * no cookies without a jar: the worker's client is shared by all requests,
+ * so one end user's cookies never reach another's fetch by default. A jar
+ * belongs to the plugin instance that made it and to its worker's thread;
+ * it is freed by loom_fetch_jar_free or at unload, whichever comes first. */
+
+/* A new empty jar (flags: LOOM_FETCH_JAR_*), or NULL (out of memory, or a
+ * 1.1 host). */
+static inline loom_fetch_jar *loom_fetch_jar_new(loom_plugin *self, uint32_t flags)
+{
+    return LOOM_HAS(fetch_jar_new) ? loom__host_api->fetch_jar_new(self, flags) : NULL;
+}
+/* Frees a jar; fetches that use it keep it until they complete. */
+static inline void loom_fetch_jar_free(loom_fetch_jar *jar)
+{
+    if (LOOM_HAS(fetch_jar_free)) loom__host_api->fetch_jar_free(jar);
+}
+/* Writes the Cookie header value the jar would send to `url` ("a=1; b=2")
+ * into buf (NUL-terminated, cut to len - 1). Returns its full length (0:
+ * no cookie matches), LOOM_EINVAL for a bad URL, or LOOM_ENOSYS. */
+static inline int64_t loom_fetch_jar_cookies(loom_fetch_jar *jar, const char *url, char *buf,
+                                             size_t len)
+{
+    return LOOM_HAS(fetch_jar_cookies) ? loom__host_api->fetch_jar_cookies(jar, url, buf, len)
+                                       : LOOM_ENOSYS;
 }
 
 /* ---- 1.1: file bodies ------------------------------------------------------ */
