@@ -268,8 +268,16 @@ int loom__tls_client_prepare(loom__tls *t, const char *host, loom__tls_session_s
         loom__tls_errstr(t->reason, sizeof t->reason, "bad host name for TLS");
         return -1;
     }
-    if (slot && slot->session && SSL_SESSION_is_resumable(slot->session))
-        SSL_set_session(t->ssl, slot->session);
+    if (slot && slot->session && SSL_SESSION_is_resumable(slot->session)) {
+        /* a copy again: the connection's session object is spoiled when the
+         * connection ends without close_notify (see new_session_cb), and the
+         * slot's must stay good for the connections after this one */
+        SSL_SESSION *copy = SSL_SESSION_dup(slot->session);
+        if (copy) {
+            SSL_set_session(t->ssl, copy);
+            SSL_SESSION_free(copy);
+        }
+    }
     return 0;
 }
 

@@ -1,5 +1,7 @@
 """The client on the real web, against real peers on 127.0.0.1:
 
+- `loom serve` with a TLS listener: `loom fetch https://localhost:PORT/`
+  verifies and prints the body; the https example runs against it;
 - nginx with TLS (certificates made by web_peers.py): `loom fetch` verifies
   and prints, TLS sessions are resumed on the next connection, keep-alive
   over TLS, the https example;
@@ -145,6 +147,20 @@ class Web(unittest.TestCase):
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cls.procs.append(cls.tinyproxy)
         wait_port(cls.proxy_port, cls.tinyproxy, "tinyproxy")
+        # loom serve with a TLS listener (the leaf and its intermediate)
+        cls.loom_port = free_port()
+        conf = os.path.join(cls.tmp, "loom.json")
+        with open(conf, "w") as f:
+            json.dump({"listen": ["127.0.0.1:%d:tls" % cls.loom_port],
+                       "tls": {"cert": os.path.join(cls.certs, "good.pem"),
+                               "key": os.path.join(cls.certs, "good.key")}}, f)
+        os.chmod(os.path.join(cls.certs, "good.key"), 0o600)
+        cls.loom_log = open(os.path.join(cls.tmp, "loom.log"), "wb")
+        cls.loom = subprocess.Popen([LOOM_BIN, "serve", "--single", "--config", conf,
+                                     "--plugins-dir", os.path.join(LOOM_BUILD, "plugins")],
+                                    stdout=cls.loom_log, stderr=subprocess.STDOUT, env=ENV)
+        cls.procs.append(cls.loom)
+        wait_port(cls.loom_port, cls.loom, "loom serve (TLS)")
 
     @classmethod
     def tearDownClass(cls):
@@ -159,6 +175,8 @@ class Web(unittest.TestCase):
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(5)
+        if getattr(cls, "loom_log", None):
+            cls.loom_log.close()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def fetch(self, *args, timeout=60, env=None):
@@ -178,6 +196,17 @@ class Web(unittest.TestCase):
         return lines[0]
 
     # ---- HTTPS ----
+
+    def test_loom_tls_server(self):
+        u = "https://localhost:%d/" % self.loom_port
+        r = self.fetch("--cacert", self.ca, u)
+        self.assertEqual((r.returncode, r.stdout), (0, "HTTP/1.1 200 OK\n\nHello, World!"),
+                         r.stderr)
+        r = self.fetch("-n", "4", "-c", "1", "-H", "Connection: close", "--cacert", self.ca, u)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("tls: 4 responses, 3 on resumed sessions", r.stdout)
+        r = self.fetch(u)  # not trusted without the test CA
+        self.assertEqual(r.returncode, 12, r.stderr)
 
     def test_https_nginx_verifies_and_resumes(self):
         r = self.fetch("-v", "--cacert", self.ca, self.nginx_url())
@@ -223,9 +252,12 @@ class Web(unittest.TestCase):
         self.assertIn("does not speak TLS", r.stderr)
 
     def test_https_example(self):
+        u = "https://localhost:%d/" % self.loom_port
+        r = run([os.path.join(BIN_DIR, "client_fetch_https"), u, self.ca])
+        self.assertEqual((r.returncode, r.stdout), (0, "Hello, World!\n"), r.stderr)
+        self.assertIn("TLSv1.3", r.stderr)
         r = run([os.path.join(BIN_DIR, "client_fetch_https"), self.nginx_url(), self.ca])
         self.assertEqual((r.returncode, r.stdout), (0, "<h1>nginx over TLS</h1>\n\n"), r.stderr)
-        self.assertIn("TLSv1.3", r.stderr)
         r = run([os.path.join(BIN_DIR, "client_fetch_https"), self.url("expired"), self.ca])
         self.assertEqual(r.returncode, 1)
         self.assertTrue(r.stderr.startswith("TLS problem: certificate expired"), r.stderr)
