@@ -175,13 +175,13 @@ def run(quick=False, loom=None, on_client_cpu=lambda a: a, log=print):
                     k = (load, name)
                     if k not in best or rps > best[k][0]:
                         best[k] = (rps, cpu)
-        rows = [{"name": name, "load": load, "rps": round(v[0]), "cpu_us_per_req": round(v[1], 1)}
+        rows = [{"name": name, "load": load, "req_per_s": round(v[0]), "cpu_us_per_req": round(v[1], 1)}
                 for (load, name), v in best.items()]
         lines = ["", "HTTPS client, nginx TLS 1 worker, %d in flight (%s)" % (
             conc, "smoke run: --quick" if quick else "best of %d rounds" % rounds),
             "%-16s %-8s %10s %14s" % ("load", "client", "req/s", "client CPU/req")]
         for row in rows:
-            lines.append("%-16s %-8s %10d %11.1f µs" % (row["load"], row["name"], row["rps"],
+            lines.append("%-16s %-8s %10d %11.1f µs" % (row["load"], row["name"], row["req_per_s"],
                                                        row["cpu_us_per_req"]))
         for load in ("keep-alive", "new-connection"):
             lo, ai, cu = (best[(load, c)][0] for c in ("loom", "aiohttp", "curl"))
