@@ -29,6 +29,7 @@ import unittest
 from loomtest import LOOM_BIN, LOOM_BUILD, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TLS_API = sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(LOOM_BUILD, "tests/client/client_tls_api")
 BIN_DIR = os.path.join(LOOM_BUILD, "bin")
 ENV = dict(os.environ)
 for k in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
@@ -250,6 +251,12 @@ class Web(unittest.TestCase):
         r = self.fetch("--cacert", self.ca, self.url("http").replace("http:", "https:"))
         self.assertEqual(r.returncode, 17, r.stderr)
         self.assertIn("does not speak TLS", r.stderr)
+
+    def test_c_api(self):
+        r = run([TLS_API, self.ca, "https://localhost:%d/" % self.loom_port, self.url("stall"),
+                 self.url("expired")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("ok   cancel during the handshake", r.stdout)
 
     def test_https_example(self):
         u = "https://localhost:%d/" % self.loom_port
