@@ -1,4 +1,4 @@
-/* The HTTP client, lent to plugins (ABI 1.1; 1.2: HTTPS settings, cookie
+/* The HTTP client, lent to plugins (ABI 1.1; 1.4: HTTPS settings, cookie
  * jars, proxies). One client per worker, on the worker's loop, shared by
  * every plugin so they share its connection pool; TLS settings, jars and
  * proxies are per fetch (the pool keys connections by them).
@@ -119,7 +119,7 @@ loom_fetch *loom__api_fetch(loom_plugin *self, loom_req *req, const loom_fetch_o
     if (o.read_timeout_ms) co.read_timeout = (double)o.read_timeout_ms / 1000.0;
     co.raise_for_status = (o.flags & LOOM_FETCH_RAISE_FOR_STATUS) ? 1 : -1;
     if (raw) co.max_redirects = -1;
-    /* 1.2 */
+    /* 1.4 */
     loom_client_tls tls;
     memset(&tls, 0, sizeof tls);
     tls.ca_file = o.ca_file;
@@ -187,7 +187,7 @@ void loom__fetch_cancel_plugin(loom_plugin *p)
     while (p->jars) loom__api_fetch_jar_free(p->jars);
 }
 
-/* ---- 1.2: cookie jars ---- */
+/* ---- 1.4: cookie jars ---- */
 
 loom_fetch_jar *loom__api_fetch_jar_new(loom_plugin *self, uint32_t flags)
 {

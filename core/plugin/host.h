@@ -79,10 +79,10 @@ struct loom_plugin {
     loom_timer *timers;
     loom_io *ios;         /* descriptor watchers (api.c) */
     loom_fetch *fetches;  /* client requests in flight (fetch.c) */
-    loom_fetch_jar *jars; /* (1.2) cookie jars made by the plugin (fetch.c) */
+    loom_fetch_jar *jars; /* (1.4) cookie jars made by the plugin (fetch.c) */
     int64_t works;        /* thread-pool jobs not done yet */
     int unloading;
-    int warned_insecure; /* (1.2) an insecure fetch was logged once */
+    int warned_insecure; /* (1.4) an insecure fetch was logged once */
     char *last_error;
 };
 
@@ -256,6 +256,7 @@ int32_t loom__api_session_set(loom_req *req, const char *key, const char *json, 
 int32_t loom__api_session_regenerate(loom_req *req);
 int32_t loom__api_session_invalidate(loom_req *req);
 int32_t loom__api_session_is_new(loom_req *req);
+int32_t loom__api_session_save(loom_req *req, loom_session_fn fn, void *ud);
 /* Before a response is sent: starts saving a changed session. Returns 1 when
  * it went asynchronous (loom__dispatch_complete is called again when done),
  * 0 when the response may go now. */
@@ -265,13 +266,16 @@ void loom__session_free(loom_req *r);
 /* Forgets the store of an instance that is being unloaded. */
 void loom__session_store_drop(loom_plugin *p);
 void loom__session_host_free(loom__host *h);
+/* At start-up (worker 0): one line when plugins that use sessions find them
+ * not configured, or when the configured store is missing. */
+void loom__session_startup_check(loom__host *h);
 /* Finishes a response (response phase, send); also after a session save. */
 void loom__dispatch_complete(loom_req *r);
 /* Cancels the fetches tied to a request / owned by a plugin instance (and
  * frees the instance's cookie jars). */
 void loom__fetch_cancel_request(loom_req *r);
 void loom__fetch_cancel_plugin(loom_plugin *p);
-/* 1.2: cookie jars for fetches. */
+/* 1.4: cookie jars for fetches. */
 loom_fetch_jar *loom__api_fetch_jar_new(loom_plugin *self, uint32_t flags);
 void loom__api_fetch_jar_free(loom_fetch_jar *jar);
 int64_t loom__api_fetch_jar_cookies(loom_fetch_jar *jar, const char *url, char *buf, size_t len);
@@ -280,5 +284,8 @@ int64_t loom__api_fetch_jar_cookies(loom_fetch_jar *jar, const char *url, char *
 const char *loom__dispatch_remote(loom_req *r);
 /* Answers an error (JSON when the client accepts it) and responds. */
 int32_t loom__dispatch_error(loom_req *r, int status, const char *message);
+/* Sets status, Content-Type and body of an error answer (as above) without
+ * responding: for a response that is being replaced before it is sent. */
+void loom__dispatch_error_fill(loom_req *r, int status, const char *message);
 
 #endif

@@ -9,7 +9,7 @@
  * An https upstream is verified (its certificate and host name) against the
  * system's CAs, or against the route's "ca_file"; "client_cert" and
  * "client_key" present a client certificate; "insecure": true turns the
- * verification off (logged at start). Needs a host with plugin ABI 1.2.
+ * verification off (logged at start). Needs a host with plugin ABI 1.4.
  *
  * The request goes upstream with its method, path and query, body and
  * headers -- less the hop-by-hop ones (Connection and what it names,
@@ -195,7 +195,7 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
         route *r = &routes[nroutes++];
         memset(r, 0, sizeof *r);
         if (https && !LOOM_HAS(fetch_jar_new)) {
-            loom_log(self, LOOM_LOG_ERROR, "https upstreams need a host with plugin ABI 1.2");
+            loom_log(self, LOOM_LOG_ERROR, "https upstreams need a host with plugin ABI 1.4");
             return LOOM_ENOSYS;
         }
         static const char *const files[] = {"ca_file", "client_cert", "client_key"};

@@ -4,7 +4,7 @@ both ways, gzip passed through, pooled upstream connections, 502 when the
 upstream is down, 504 when it is slow, and the upstream request cancelled
 when the client leaves (loom_fetch tied to its request). HTTPS upstreams:
 verified with the route's ca_file, refused without it, "insecure" allowed.
-The 1.2 fetch options from a plugin (jarfetch.so): a cookie jar, a proxy,
+The 1.4 fetch options from a plugin (jarfetch.so): a cookie jar, a proxy,
 a CA file."""
 import gzip
 import json
@@ -149,7 +149,7 @@ class Proxy(unittest.TestCase):
 
 
 class PluginFetchOptions(unittest.TestCase):
-    """jarfetch.so: the 1.2 loom_fetch_opts members and cookie jars."""
+    """jarfetch.so: the 1.4 loom_fetch_opts members and cookie jars."""
 
     def test_jar_proxy_ca(self):
         d = tempfile.mkdtemp(prefix="loom-jarfetch-")

@@ -1,4 +1,4 @@
-/* jarfetch: the 1.2 fetch options from a plugin.
+/* jarfetch: the 1.4 fetch options from a plugin.
  *   GET /jar?set=U1&then=U2 -> fetches U1 then U2 with the plugin's cookie
  *       jar (LOOM_FETCH_JAR_UNSAFE: the test hosts are IP addresses) and
  *       answers U2's body, a newline, and what loom_fetch_jar_cookies says
