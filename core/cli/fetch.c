@@ -6,6 +6,7 @@
 #include <loom/client.h>
 
 #include <math.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,8 @@ static const char fetch_usage[] =
     "  --trust-env          use http_proxy, https_proxy and no_proxy\n"
     "  -h, --help           show this help\n"
     "\n"
-    "exit status: 0 all succeeded; 2 usage error; else the first failure's class:\n"
+    "exit status: 0 all succeeded; 2 usage error; else the class of the failure\n"
+    "of the earliest URL on the command line that failed:\n"
     "   1 any other failure (connect, DNS, timeout, payload, status with -f, ...)\n"
     "  10 certificate expired or not yet valid   11 certificate host name mismatch\n"
     "  12 certificate self-signed or unknown CA   13 incomplete certificate chain\n"
@@ -119,7 +121,8 @@ typedef struct {
     double *lat;
     size_t errors_shown;
     size_t tls, resumed;
-    int first_error;
+    int first_error;     /* of the earliest request (in start order) that failed */
+    size_t first_failed; /* its index + 1 (0: none yet) */
     int progress;
     uv_timer_t progress_timer;
     struct timespec t0;
@@ -133,10 +136,23 @@ static double now_s(void)
 }
 
 static void start_more(run_state *st);
+static run_state *running; /* one run per process; requests carry their index */
+
+/* The exit status follows the earliest failed request in the order they were
+ * started (the URLs' order), not the first to complete, so it does not
+ * depend on timing. */
+static void note_failure(run_state *st, size_t idx, int e)
+{
+    if (!st->first_failed || idx + 1 < st->first_failed) {
+        st->first_failed = idx + 1;
+        st->first_error = e;
+    }
+}
 
 static void on_done_many(loom_client_response *resp, void *ud)
 {
-    run_state *st = ud;
+    run_state *st = running;
+    size_t idx = (size_t)(uintptr_t)ud;
     st->inflight--;
     int e = loom_client_response_error(resp);
     st->lat[st->done++] = loom_client_response_elapsed(resp);
@@ -146,7 +162,7 @@ static void on_done_many(loom_client_response *resp, void *ud)
         st->resumed += resumed != 0;
     }
     if (e) {
-        if (!st->first_error) st->first_error = e;
+        note_failure(st, idx, e);
         st->failed++;
         if (-e < 32) st->errs[-e]++;
         if (st->errors_shown < 10) {
@@ -167,12 +183,13 @@ static void start_more(run_state *st)
 {
     while (st->started < st->total && st->inflight < st->concurrency) {
         const char *url = st->urls[st->started % st->nurls];
+        void *idx = (void *)(uintptr_t)st->started;
         st->started++;
-        if (!loom_client_send(st->client, st->method, url, &st->opts, on_done_many, st)) {
+        if (!loom_client_send(st->client, st->method, url, &st->opts, on_done_many, idx)) {
             fprintf(stderr,
                     "loom fetch: cannot start %s (bad method or header, or out of memory)\n", url);
             st->lat[st->done++] = 0;
-            if (!st->first_error) st->first_error = LOOM_CLIENT_E_INVALID_ARGUMENT;
+            note_failure(st, (size_t)(uintptr_t)idx, LOOM_CLIENT_E_INVALID_ARGUMENT);
             st->failed++;
             continue;
         }
@@ -215,6 +232,7 @@ static double pct(const double *v, size_t n, double p)
 
 static int run_many(run_state *st, uv_loop_t *loop)
 {
+    running = st;
     st->lat = calloc(st->total ? st->total : 1, sizeof *st->lat);
     if (!st->lat) return 1;
     st->progress = isatty(2);

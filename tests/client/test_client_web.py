@@ -178,6 +178,7 @@ class Web(unittest.TestCase):
                     p.wait(5)
         if getattr(cls, "loom_log", None):
             cls.loom_log.close()
+        cls.peers.stdout.close()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def fetch(self, *args, timeout=60, env=None):
@@ -314,7 +315,8 @@ class Web(unittest.TestCase):
         r = self.fetch("--cacert", self.ca, "--cert", os.path.join(self.certs, "client.pem"),
                        "--key", os.path.join(self.certs, "client.key"), self.nginx_url())
         self.assertEqual(r.returncode, 0, r.stderr)
-        # many at once: each failure is one line naming its URL
+        # many at once: each failure is one line naming its URL; the exit
+        # status is that of the first URL given, whichever fails first
         urls = [self.url(w) for w in ("expired", "wronghost", "selfsigned")]
         r = self.fetch("--cacert", self.ca, *urls)
         self.assertEqual(r.returncode, 10, r.stdout + r.stderr)
@@ -420,10 +422,12 @@ class Web(unittest.TestCase):
         # IP hosts: refused unless --unsafe-cookies (aiohttp's unsafe=True)
         jar2 = os.path.join(self.tmp, "ip.txt")
         self.fetch("--cookie-jar", jar2, self.url("http", "/cookies/set", host="127.0.0.1"))
-        self.assertNotIn("plain", open(jar2).read())
+        with open(jar2) as f:
+            self.assertNotIn("plain", f.read())
         self.fetch("--unsafe-cookies", "--cookie-jar", jar2,
                    self.url("http", "/cookies/set", host="127.0.0.1"))
-        self.assertIn("127.0.0.1\tFALSE\t/\tFALSE\t0\tplain\tp1", open(jar2).read())
+        with open(jar2) as f:
+            self.assertIn("127.0.0.1\tFALSE\t/\tFALSE\t0\tplain\tp1", f.read())
         # a cookie file curl wrote is read, and curl reads ours
         jar3 = os.path.join(self.tmp, "curl.txt")
         subprocess.run(["curl", "-s", "-c", jar3, set_url], check=True, capture_output=True)
