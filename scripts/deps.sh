@@ -8,10 +8,11 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   libuv1-dev libjansson-dev node-llhttp libssl-dev zlib1g-dev libsqlite3-dev liburing-dev
-  libhiredis-dev libbrotli-dev libzstd-dev
+  libhiredis-dev libbrotli-dev libzstd-dev libpsl-dev publicsuffix
   libpq-dev postgresql
   clang libclang-rt-14-dev llvm
-  curl python3-aiohttp python3-brotli python3-websockets nginx-light redis-server wrk
+  curl python3-aiohttp python3-brotli python3-zstandard python3-websockets python3-cryptography
+  nginx-light redis-server wrk tinyproxy
   abigail-tools
   chromium
   # operating loom (issue 22): systemd notify/activation, the .deb and its
@@ -39,8 +40,8 @@ echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# nginx, redis and postgresql packages start system services; tests start their own.
-for svc in nginx redis-server postgresql; do
+# nginx, redis, postgresql and tinyproxy packages start system services; tests start their own.
+for svc in nginx redis-server postgresql tinyproxy; do
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
   service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -948,4 +948,8 @@ const loom_host_api loom__api_table = {
     .sse_last_event_id = loom__sse_last_event_id,
     .sse_queued = loom__sse_queued,
     .server_requests = api_server_requests,
+
+    .fetch_jar_new = loom__api_fetch_jar_new,
+    .fetch_jar_free = loom__api_fetch_jar_free,
+    .fetch_jar_cookies = loom__api_fetch_jar_cookies,
 };

@@ -97,10 +97,12 @@ struct loom_plugin {
     loom_timer *timers;
     loom_io *ios;                /* descriptor watchers (api.c) */
     loom_fetch *fetches;         /* client requests in flight (fetch.c) */
+    loom_fetch_jar *jars;        /* (1.6) cookie jars made by the plugin (fetch.c) */
     int64_t works;               /* thread-pool jobs not done yet */
     loom__reg_service *services; /* offered in init (service.c) */
     size_t nservices;
     int unloading;
+    int warned_insecure; /* (1.6) an insecure fetch was logged once */
     char *last_error;
 };
 
@@ -307,9 +309,14 @@ void loom__session_host_free(loom__host *h);
 void loom__session_startup_check(loom__host *h);
 /* Finishes a response (response phase, send); also after a session save. */
 void loom__dispatch_complete(loom_req *r);
-/* Cancels the fetches tied to a request / owned by a plugin instance. */
+/* Cancels the fetches tied to a request / owned by a plugin instance (and
+ * frees the instance's cookie jars). */
 void loom__fetch_cancel_request(loom_req *r);
 void loom__fetch_cancel_plugin(loom_plugin *p);
+/* 1.6: cookie jars for fetches. */
+loom_fetch_jar *loom__api_fetch_jar_new(loom_plugin *self, uint32_t flags);
+void loom__api_fetch_jar_free(loom_fetch_jar *jar);
+int64_t loom__api_fetch_jar_cookies(loom_fetch_jar *jar, const char *url, char *buf, size_t len);
 
 /* Services and request watchers (ABI 1.4, service.c). */
 int32_t loom__api_service_register(loom_plugin *self, const loom_service_def *def);

@@ -139,3 +139,12 @@ def self_signed(cn="localhost", names=("localhost",), ips=("127.0.0.1",), days=3
          .add_extension(x509.SubjectAlternativeName(sans), critical=False)
          .sign(k, hashes.SHA256()))
     return Cert(c, k)
+
+
+def make(directory, cn="localhost"):
+    """A CA and a server certificate for localhost, 127.0.0.1 and ::1 that it
+    issued, written to DIRECTORY: returns the paths (ca.pem, cert.pem, key.pem)."""
+    ca = CA("loom test CA")
+    cert, key = ca.issue(cn, names=["localhost"], ips=["127.0.0.1", "::1"]).write(directory, "cert")
+    os.rename(key, os.path.join(directory, "key.pem"))
+    return ca.write_ca(directory, "ca"), cert, os.path.join(directory, "key.pem")

@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define LOOM_ABI_MAJOR 1
-#define LOOM_ABI_MINOR 5
+#define LOOM_ABI_MINOR 6
 #define LOOM_PLUGIN_MAGIC 0x4d4f4f4cu /* "LOOM" little-endian */
 
 /* ---- results ---------------------------------------------------------- */
@@ -73,14 +73,14 @@ extern "C" {
 #define LOOM_NEXT 2    /* middleware only: run the rest of the chain */
 
 /* (1.2) What loom_req_tls tells about the request's TLS connection. */
-#define LOOM_TLS_PROTOCOL 1    /* "TLSv1.3", "TLSv1.2" */
-#define LOOM_TLS_CIPHER 2      /* OpenSSL's name, e.g. "TLS_AES_128_GCM_SHA256" */
-#define LOOM_TLS_SNI 3         /* the server name the client asked for */
-#define LOOM_TLS_ALPN 4        /* the negotiated protocol, e.g. "http/1.1", "h2" */
-#define LOOM_TLS_RESUMED 5     /* "1" for a resumed session, "0" for a full handshake */
-#define LOOM_TLS_CLIENT_SUBJECT 6 /* the verified client certificate's subject (RFC 2253) */
+#define LOOM_TLS_PROTOCOL 1           /* "TLSv1.3", "TLSv1.2" */
+#define LOOM_TLS_CIPHER 2             /* OpenSSL's name, e.g. "TLS_AES_128_GCM_SHA256" */
+#define LOOM_TLS_SNI 3                /* the server name the client asked for */
+#define LOOM_TLS_ALPN 4               /* the negotiated protocol, e.g. "http/1.1", "h2" */
+#define LOOM_TLS_RESUMED 5            /* "1" for a resumed session, "0" for a full handshake */
+#define LOOM_TLS_CLIENT_SUBJECT 6     /* the verified client certificate's subject (RFC 2253) */
 #define LOOM_TLS_CLIENT_FINGERPRINT 7 /* its SHA-256, 64 lowercase hex digits */
-#define LOOM_TLS_CLIENT_VERIFY 8 /* "SUCCESS" (a verified certificate) or "NONE" */
+#define LOOM_TLS_CLIENT_VERIFY 8      /* "SUCCESS" (a verified certificate) or "NONE" */
 
 /* Log levels for loom_log. */
 #define LOOM_LOG_ERROR 0
@@ -120,6 +120,7 @@ typedef struct loom_fetch loom_fetch;   /* (1.1) an HTTP client request started 
 typedef struct loom_fetch_result loom_fetch_result; /* (1.1) its outcome, during the callback */
 typedef struct loom_io loom_io;   /* (1.1) a host-owned watcher on a plugin's file descriptor */
 typedef struct loom_sse loom_sse; /* (1.5) a Server-Sent Events stream on a request */
+typedef struct loom_fetch_jar loom_fetch_jar; /* (1.6) a cookie jar for fetches */
 
 /* ---- callbacks ---------------------------------------------------------- */
 
@@ -275,7 +276,7 @@ typedef struct loom_fetch_opts {
     uint32_t size;
     uint32_t flags;             /* LOOM_FETCH_* */
     const char *method;         /* NULL = "GET" */
-    const char *url;            /* absolute http:// URL */
+    const char *url;            /* absolute http:// URL (1.6: or https://) */
     const char *const *headers; /* name, value, name, value, ... */
     uint32_t nheaders;          /* number of pairs */
     uint32_t reserved;
@@ -285,9 +286,21 @@ typedef struct loom_fetch_opts {
     uint64_t timeout_ms;         /* whole request; 0 = 300 s */
     uint64_t connect_timeout_ms; /* 0 = 30 s */
     uint64_t read_timeout_ms;    /* between reads; 0 = none */
+    /* ---- 1.6: HTTPS, cookies, proxies (zero/NULL: the 1.1 behaviour) ----
+     * A 1.6 host takes https:// URLs in `url`, verified against the system
+     * store by default (see <loom/client.h> for the rules and errors). */
+    const char *ca_file;        /* https: trust this PEM bundle instead of the system store */
+    const char *client_cert;    /* https: a client certificate (PEM) */
+    const char *client_key;     /* its private key (PEM); NULL = in client_cert */
+    loom_fetch_jar *cookie_jar; /* cookies kept and sent (loom_fetch_jar_new); NULL = none */
+    const char *proxy;          /* "http://[user:password@]host[:port]"; NULL = none */
 } loom_fetch_opts;
-#define LOOM_FETCH_RAW 1u              /* no redirects, no gzip/deflate decoding (proxies) */
+#define LOOM_FETCH_RAW 1u              /* no redirects, no decoding (proxies) */
 #define LOOM_FETCH_RAISE_FOR_STATUS 2u /* status >= 400 is an error (LOOM_FETCH_E_STATUS) */
+#define LOOM_FETCH_INSECURE 4u         /* (1.6) https: do not verify the server (logged) */
+#define LOOM_FETCH_TRUST_ENV 8u        /* (1.6) no `proxy`: http_proxy/https_proxy/no_proxy */
+#define LOOM_FETCH_ALLOW_DOWNGRADE 16u /* (1.6) follow https -> http redirects */
+#define LOOM_FETCH_JAR_UNSAFE 1u       /* (1.6) loom_fetch_jar_new: keep IP hosts' cookies */
 
 /* (1.4) A service: an API one plugin offers others (loom_service_register).
  * Set size = sizeof(loom_service_def). `table` is the provider's own
@@ -321,6 +334,21 @@ typedef struct loom_service_def {
 #define LOOM_FETCH_E_BAD_RESPONSE (-13)
 #define LOOM_FETCH_E_TOO_LARGE (-14)
 #define LOOM_FETCH_E_NOMEM (-15)
+/* (1.6) The values of LOOM_CLIENT_E_* of the same names in <loom/client.h>. */
+#define LOOM_FETCH_E_CERT_EXPIRED (-17)      /* expired or not yet valid */
+#define LOOM_FETCH_E_CERT_HOSTNAME (-18)     /* for other names (the message lists them) */
+#define LOOM_FETCH_E_CERT_UNTRUSTED (-19)    /* self-signed or an unknown CA */
+#define LOOM_FETCH_E_CERT_CHAIN (-20)        /* the server left out an intermediate */
+#define LOOM_FETCH_E_TLS_VERSION (-21)       /* no TLS 1.2 or 1.3 */
+#define LOOM_FETCH_E_TLS_TIMEOUT (-22)       /* handshake not done within the connect timeout */
+#define LOOM_FETCH_E_TLS_RESET (-23)         /* closed or reset during the handshake */
+#define LOOM_FETCH_E_TLS (-24)               /* any other TLS failure */
+#define LOOM_FETCH_E_TLS_CONFIG (-25)        /* ca_file/client_cert/client_key unusable */
+#define LOOM_FETCH_E_PROXY_CONNECT (-26)     /* the proxy cannot be reached */
+#define LOOM_FETCH_E_PROXY_AUTH (-27)        /* 407 from the proxy */
+#define LOOM_FETCH_E_PROXY_TUNNEL (-28)      /* the proxy refused the CONNECT tunnel */
+#define LOOM_FETCH_E_DECODED_TOO_LARGE (-29) /* a decompression bomb */
+#define LOOM_FETCH_E_DOWNGRADE (-30)         /* an https -> http redirect was refused */
 
 /* ---- 1.5: compression and Server-Sent Events ------------------------------ */
 
@@ -530,6 +558,11 @@ typedef struct loom_host_api {
     const char *(*sse_last_event_id)(loom_sse *s, size_t *len);
     uint64_t (*sse_queued)(loom_sse *s);
     uint64_t (*server_requests)(loom_plugin *self);
+
+    /* ---- 1.6: the client on the real web (cookie jars) ---- */
+    loom_fetch_jar *(*fetch_jar_new)(loom_plugin *self, uint32_t flags);
+    void (*fetch_jar_free)(loom_fetch_jar *jar);
+    int64_t (*fetch_jar_cookies)(loom_fetch_jar *jar, const char *url, char *buf, size_t len);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -733,7 +766,11 @@ static inline void *loom_req_alloc(loom_req *req, size_t size)
 {
     return loom__host_api->req_alloc(req, size);
 }
-/* Calls fn once if the client leaves before the response is done. */
+/* Calls fn once if the client leaves before the response is done. A
+ * pending request stays allocated until the plugin answers it (the answer
+ * then goes nowhere): a plugin whose only pending work is a fetch tied to
+ * the request must answer here, because the host cancels that fetch and its
+ * callback does not run. */
 static inline int32_t loom_req_on_abort(loom_req *req, loom_abort_fn fn, void *ud)
 {
     return loom__host_api->req_on_abort(req, fn, ud);
@@ -988,6 +1025,37 @@ static inline int32_t loom_fetch_header_at(const loom_fetch_result *r, uint32_t 
 static inline const void *loom_fetch_body(const loom_fetch_result *r, size_t *len)
 {
     return loom__host_api->fetch_body(r, len);
+}
+
+/* ---- 1.6: cookie jars for fetches -------------------------------------------
+ * A jar keeps the cookies servers set (RFC 6265, as aiohttp's CookieJar:
+ * domain and path matching, Secure only over https, public suffixes and IP
+ * hosts refused unless LOOM_FETCH_JAR_UNSAFE) and sends them on the fetches
+ * given it in loom_fetch_opts.cookie_jar, redirects included. Fetches get
+ * no cookies without a jar: the worker's client is shared by all requests,
+ * so one end user's cookies never reach another's fetch by default. A jar
+ * belongs to the plugin instance that made it and to its worker's thread;
+ * it is freed by loom_fetch_jar_free or at unload, whichever comes first. */
+
+/* A new empty jar (flags: LOOM_FETCH_JAR_*), or NULL (out of memory, or a
+ * host older than 1.6). */
+static inline loom_fetch_jar *loom_fetch_jar_new(loom_plugin *self, uint32_t flags)
+{
+    return LOOM_HAS(fetch_jar_new) ? loom__host_api->fetch_jar_new(self, flags) : NULL;
+}
+/* Frees a jar; fetches that use it keep it until they complete. */
+static inline void loom_fetch_jar_free(loom_fetch_jar *jar)
+{
+    if (LOOM_HAS(fetch_jar_free)) loom__host_api->fetch_jar_free(jar);
+}
+/* Writes the Cookie header value the jar would send to `url` ("a=1; b=2")
+ * into buf (NUL-terminated, cut to len - 1). Returns its full length (0:
+ * no cookie matches), LOOM_EINVAL for a bad URL, or LOOM_ENOSYS. */
+static inline int64_t loom_fetch_jar_cookies(loom_fetch_jar *jar, const char *url, char *buf,
+                                             size_t len)
+{
+    return LOOM_HAS(fetch_jar_cookies) ? loom__host_api->fetch_jar_cookies(jar, url, buf, len)
+                                       : LOOM_ENOSYS;
 }
 
 /* ---- 1.1: file bodies ------------------------------------------------------ */
