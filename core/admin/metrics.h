@@ -33,8 +33,9 @@
 enum { LOOM__P_HTTP1, LOOM__P_H2, LOOM__P_WS, LOOM__P_OTHER, LOOM__NPROTO };
 /* Session store operations and their results. */
 enum { LOOM__S_LOAD, LOOM__S_SAVE, LOOM__S_DELETE, LOOM__S_TOUCH, LOOM__NSOPS };
-/* Client fetch outcomes: 0 ok, 1..15 the LOOM_FETCH_E_* codes negated, then other. */
-#define LOOM__M_FETCH_OUTCOMES 17
+/* Client fetch outcomes: 0 ok, 1..30 the LOOM_FETCH_E_* codes negated, then
+ * other (a code added later). */
+#define LOOM__M_FETCH_OUTCOMES 32
 
 /* The bucket bounds in nanoseconds (the last is +Inf). */
 extern const uint64_t loom__m_bounds_ns[LOOM__M_BUCKETS - 1];
