@@ -103,18 +103,6 @@ char **loom__plugin_list(const loom__config *cfg, size_t *n)
     return paths;
 }
 
-int loom__plugin_name_taken(const loom_plugin *p, loom_plugin *const *set, size_t n, char *err,
-                            size_t errlen)
-{
-    for (size_t k = 0; k < n; k++)
-        if (strcmp(set[k]->name, p->name) == 0) {
-            snprintf(err, errlen, "plugin name '%s' is already loaded from %s", p->name,
-                     set[k]->src_path);
-            return 1;
-        }
-    return 0;
-}
-
 loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
 {
     loom__host *h = calloc(1, sizeof *h);
@@ -135,14 +123,15 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     size_t np = 0;
     for (size_t i = 0; i < n; i++) {
         char err[512];
-        loom_plugin *p = loom__plugin_load(h, paths[i], NULL, err, sizeof err);
-        if (p && loom__plugin_name_taken(p, ps, np, err, sizeof err)) {
-            loom__plugin_discard(p);
-            p = NULL;
-        }
+        loom__load_opts o = {.taken = ps, .ntaken = np};
+        loom_plugin *p = loom__plugin_load(h, paths[i], &o, err, sizeof err);
         if (!p) {
             loom__err("plugin %s: %s", paths[i], err);
             if (!cfg->on_plugin_error_skip) failed = 1;
+            /* Skipped: not tried again until the file changes. */
+            char hash[65];
+            if (!o.incomplete && loom__file_sha256(paths[i], hash) == 0)
+                loom__reload_refuse(h, paths[i], hash, o.conflict ? o.conflict->name : NULL);
         } else {
             ps[np++] = p;
             loom__info("plugin %s %s loaded from %s (%zu routes, %zu middleware)", p->name,
@@ -172,6 +161,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
                   "\"on_plugin_error\": \"skip\"");
         for (size_t i = 0; i < np; i++) loom__plugin_discard(ps[i]);
         free(ps);
+        loom__reload_forget_refused(h);
         rmdir(h->private_dir);
         free(h->private_dir);
         free(h);
@@ -219,6 +209,7 @@ void loom__host_free(loom__host *h)
     free(h->states);
     for (size_t i = 0; i < h->nzombies; i++) loom__plugin_discard(h->zombies[i]);
     free(h->zombies);
+    loom__reload_forget_refused(h);
     if (h->private_dir) rmdir(h->private_dir);
     loom__session_host_free(h);
     free(h->private_dir);
