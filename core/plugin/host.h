@@ -120,8 +120,9 @@ struct loom__host {
     loom_plugin **plugins; /* the current set, in load order */
     size_t nplugins;
     char *private_dir;
-    uint64_t next_generation;
-    loom_plugin **zombies; /* unloaded but waiting for timers/work to finish */
+    uint64_t next_generation; /* counts successful loads */
+    uint64_t next_copy;       /* names private copies */
+    loom_plugin **zombies;    /* unloaded but waiting for timers/work to finish */
     size_t nzombies;
     struct {
         char *name;

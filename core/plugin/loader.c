@@ -3,7 +3,7 @@
  * A plugin is never dlopen'ed from the plugins directory itself: glibc hands
  * back the cached handle for a path (or inode) it already has, and a file
  * overwritten in place would change pages that are mapped. Each load gets a
- * private copy named <name>.<generation>.<hash>.so. */
+ * private copy named <file>.<n>.<hash>.so (n counts the copies made). */
 #include "plugin/host.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -146,14 +146,13 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, loom__load_opts 
     }
     p->host = h;
     p->src_path = strdup(path);
-    p->generation = ++h->next_generation;
     p->load_time = time(NULL);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     char lp[4096];
     snprintf(lp, sizeof lp, "%s/%.*s.%llu.so", h->private_dir,
              (int)(strlen(base) > 3 ? strlen(base) - 3 : strlen(base)), base,
-             (unsigned long long)p->generation);
+             (unsigned long long)++h->next_copy);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", lp);
     if (loom__install_file(path, tmp, lp, 0)) {
@@ -172,7 +171,7 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, loom__load_opts 
         snprintf(err, errlen, "cannot read: %s", strerror(errno));
         goto fail;
     }
-    /* Named <name>.<generation>.<hash>.so, so that a listing of the private
+    /* Named <file>.<n>.<hash>.so, so that a listing of the private
      * directory says what each copy is. */
     char named[4200];
     snprintf(named, sizeof named, "%.*s.%.12s.so", (int)(strlen(lp) - 3), lp, p->hash);
@@ -231,6 +230,7 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, loom__load_opts 
                  p->last_error ? p->last_error : "");
         goto fail;
     }
+    p->generation = ++h->next_generation;
     return p;
 fail:
     loom__plugin_discard(p);
