@@ -27,6 +27,14 @@ def install(version_dir, plugins):
                     plugins], check=True, capture_output=True, timeout=20)
 
 
+def put(version_dir, plugins):
+    """Installs a build the way install-plugin does (a temporary name, then a
+    rename), for files install-plugin refuses (another ABI)."""
+    tmp = os.path.join(plugins, ".version.so.tmp")
+    shutil.copyfile(os.path.join(R, version_dir, "version.so"), tmp)
+    os.rename(tmp, os.path.join(plugins, "version.so"))
+
+
 def get(port, path):
     with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
         return r.status, r.headers.get("X-Version"), r.read().decode()
@@ -139,18 +147,18 @@ class HotReload(unittest.TestCase):
         cases = [("fail", "init failed (-5"),
                  ("otherabi", "built for plugin ABI 2.0; this host speaks 1.")]
         for d, reason in cases:
-            install(d, self.plugins)
+            put(d, self.plugins)
             deadline = time.time() + 5
             while time.time() < deadline and reason not in self.srv.log():
                 time.sleep(0.05)
             self.assertIn(reason, self.srv.log())
             self.assertIn("the loaded version keeps serving", self.srv.log())
             self.assertEqual(get(self.port, "/v"), (200, "1", "v1"))
-        junk = os.path.join(self.dir, "version.so")
+        # install-plugin refuses junk (test_i), so it is renamed in by hand
+        junk = os.path.join(self.plugins, ".version.so.tmp")
         with open(junk, "wb") as f:
             f.write(os.urandom(4096))
-        subprocess.run([loomtest.LOOM_BIN, "install-plugin", junk, self.plugins], check=True,
-                       capture_output=True, timeout=20)
+        os.rename(junk, os.path.join(self.plugins, "version.so"))
         deadline = time.time() + 5
         while time.time() < deadline and "not a loadable shared object" not in self.srv.log():
             time.sleep(0.05)
@@ -344,7 +352,7 @@ class HotReload(unittest.TestCase):
         time.sleep(0.3)
         self.assertEqual(count("refusing to start (test)"), 1)
         # a change of the file itself is tried
-        install("otherabi", self.plugins)
+        put("otherabi", self.plugins)
         self.srv.wait_log("built for plugin ABI 2.0")
         # SIGHUP tries refused files again
         self.srv.signal(1)
@@ -354,6 +362,36 @@ class HotReload(unittest.TestCase):
         self.assertEqual(count("built for plugin ABI 2.0"), 2)
         install("v2", self.plugins)
         self.assertTrue(wait_version(self.port, "v2"))
+
+    def test_i_install_plugin_uses_the_plugins_own_name(self):
+        """`loom install-plugin version-inc.so DIR` installs DIR/version.so
+        (the descriptor's name), replacing the loaded one, and says so; a
+        file that is not a plugin is refused and DIR is left alone."""
+        inc = os.path.join(self.dir, "version-inc.so")
+        shutil.copyfile(os.path.join(R, "v2", "version.so"), inc)
+        p = subprocess.run([loomtest.LOOM_BIN, "install-plugin", inc, self.plugins],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        dst = os.path.join(self.plugins, "version.so")
+        self.assertEqual(p.stdout, "installed %s as %s (plugin version 1.0.2, ABI 1.1; replaced "
+                         "the previous file)\n" % (inc, dst))
+        self.assertEqual(os.listdir(self.plugins), ["version.so"])
+        self.assertTrue(wait_version(self.port, "v2"))
+        junk = os.path.join(self.dir, "junk.so")
+        with open(junk, "wb") as f:
+            f.write(b"\x7fELF" + os.urandom(60))
+        p = subprocess.run([loomtest.LOOM_BIN, "install-plugin", junk, self.plugins],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, "")
+        self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+        self.assertIn(junk + ": not a loadable shared object", p.stderr)
+        self.assertIn("not installed", p.stderr)
+        self.assertEqual(os.listdir(self.plugins), ["version.so"])
+        time.sleep(0.3)
+        self.assertNotIn("already loaded", self.srv.log())
+        self.assertEqual(self.reload_errors(), [])
+        self.assertEqual(get(self.port, "/v")[2], "v2")
 
 
 if __name__ == "__main__":
