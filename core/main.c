@@ -1,6 +1,8 @@
 /* The `loom` command: one binary for the server, the client and the SDK tools. */
 #include "cli/cli.h"
 
+#include <loom/loom.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -33,7 +35,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check-plugin") == 0) return loom__cmd_check_plugin(argc - 2, argv + 2);
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("loom %s\n", LOOM_VERSION);
+        printf("loom %s (plugin ABI %d.%d)\n", LOOM_VERSION, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);
         return 0;
     }
     fprintf(stderr, "loom: unknown command '%s' (see loom --help)\n", cmd);

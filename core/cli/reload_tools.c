@@ -1,18 +1,14 @@
-/* `loom install-plugin FILE DIR` and `loom plugins`: the two commands that go
- * with hot reload. */
+/* `loom install-plugin FILE DIR`: the command that goes with hot reload
+ * (`loom plugins`, the listing, is in plugin_list.c). */
 #include "cli/cli.h"
 #include "plugin/host.h"
 #include "util/fs.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 /* Reads FILE's descriptor (the loader's checks, without init), then copies
@@ -72,64 +68,4 @@ int loom__cmd_install_plugin(int argc, char **argv)
     free((char *)d.name);
     free((char *)d.version);
     return rc;
-}
-
-/* Asks a running server (with "admin": true) for its plugin listing. */
-int loom__cmd_plugins(int argc, char **argv)
-{
-    const char *host = "127.0.0.1";
-    int port = 8080;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
-            host = argv[++i];
-        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            port = atoi(argv[++i]);
-        } else {
-            fprintf(strcmp(argv[i], "--help") == 0 ? stdout : stderr,
-                    "usage: loom plugins [--host ADDR] [--port N]\n"
-                    "Lists the plugins a running server has loaded (name, version, generation,\n"
-                    "requests in flight, file hash, load time, last reload error). The server\n"
-                    "must run with \"admin\": true (GET /_loom/plugins, loopback only).\n");
-            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
-        }
-    }
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-        fprintf(stderr, "loom plugins: --host '%s': not an IPv4 address\n", host);
-        return 2;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        fprintf(stderr, "loom plugins: cannot connect to %s:%d: %s\n", host, port, strerror(errno));
-        close(fd);
-        return 1;
-    }
-    char req[256];
-    int rl = snprintf(req, sizeof req,
-                      "GET /_loom/plugins HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host);
-    if (write(fd, req, (size_t)rl) != rl) {
-        close(fd);
-        return 1;
-    }
-    static char resp[1 << 20];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof resp - 1 && (n = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
-        got += (size_t)n;
-    close(fd);
-    resp[got] = '\0';
-    char *body = strstr(resp, "\r\n\r\n");
-    if (strncmp(resp, "HTTP/1.1 200", 12) != 0 || !body) {
-        char *eol = strchr(resp, '\r');
-        if (eol) *eol = '\0';
-        fprintf(stderr, "loom plugins: the server answered '%s' (is \"admin\": true set?)\n",
-                got ? resp : "nothing");
-        return 1;
-    }
-    printf("%s\n", body + 4);
-    return 0;
 }

@@ -221,6 +221,7 @@ int loom__cmd_serve(int argc, char **argv)
     int workers = cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (workers < 1) workers = 1;
     if (single) workers = 1;
+    cfg.workers = workers; /* resolved, for the admin listing */
     /* One listener per worker, all bound with SO_REUSEPORT so the kernel
      * spreads connections; port 0 binds the first and reuses its port. */
     int port = cfg.port;

@@ -20,6 +20,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WINDOW_MS 150   /* as watch.c: a file written in place this recently may go on */
 #define SETTLE_MS 2000  /* a truncated file untouched this long is broken */
@@ -239,8 +240,9 @@ char *loom__host_listing(loom__host *h)
                            p->hash, "loaded_at", (json_int_t)p->load_time, "last_error",
                            p->last_error, "routes", (int)p->nroutes, "middleware", (int)p->nmws));
     }
-    json_t *root = json_pack("{s:i,s:I,s:o}", "worker", h->w->id, "reloads", (json_int_t)h->reloads,
-                             "plugins", arr);
+    json_t *root =
+        json_pack("{s:i,s:i,s:i,s:I,s:o}", "worker", h->w->id, "workers", h->cfg->workers, "pid",
+                  (int)getpid(), "reloads", (json_int_t)h->reloads, "plugins", arr);
     char *t = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return t;
