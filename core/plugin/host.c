@@ -103,6 +103,59 @@ char **loom__plugin_list(const loom__config *cfg, size_t *n)
     return paths;
 }
 
+/* Edit distance of two short names (for "did you mean"); capped at 9. */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 9;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            if (up + 1 < best) best = up + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb] < 9 ? row[lb] : 9;
+}
+
+/* Every object under "plugins" must be for a loaded plugin, for a plugin
+ * file that is there but skipped, for one that is disabled ("enabled":
+ * false), or the core's own "sessions":
+ * anything else is a typo that would otherwise be ignored. Returns 0, or -1
+ * after logging one line that names the key. */
+static int check_plugin_sections(const loom__config *cfg, loom_plugin *const *ps, size_t np)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(cfg->plugins, key, v)
+    {
+        if (strcmp(key, "sessions") == 0 || json_is_false(json_object_get(v, "enabled"))) continue;
+        size_t i = 0;
+        while (i < np && strcmp(ps[i]->name, key) != 0) i++;
+        if (i < np) continue;
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s.so", cfg->plugins_dir, key);
+        if (strchr(key, '/') == NULL && stat(path, &st) == 0) continue;
+        const char *near = distance(key, "sessions") <= 2 ? "sessions" : NULL;
+        for (i = 0; i < np && !near; i++)
+            if (distance(key, ps[i]->name) <= 2) near = ps[i]->name;
+        loom__err(
+            "config: \"plugins\": {\"%s\": ...}: no plugin named '%s' is loaded from %s%s%s%s", key,
+            key, cfg->plugins_dir, near ? " (did you mean '" : "", near ? near : "",
+            near ? "'?)" : "");
+        return -1;
+    }
+    return 0;
+}
+
 loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
 {
     loom__host *h = calloc(1, sizeof *h);
@@ -141,7 +194,8 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     }
     free(paths);
     loom__snapshot *s = NULL;
-    while (!failed) {
+    int bad_config = !failed && check_plugin_sections(cfg, ps, np) != 0;
+    while (!failed && !bad_config) {
         char err[512];
         long culprit;
         s = loom__snapshot_build(h, ps, np, err, sizeof err, &culprit);
@@ -156,9 +210,10 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
         }
         failed = 1;
     }
-    if (failed) {
-        loom__err("not starting: fix or remove the plugins above, or set "
-                  "\"on_plugin_error\": \"skip\"");
+    if (failed || bad_config) {
+        if (failed)
+            loom__err("not starting: fix or remove the plugins above, or set "
+                      "\"on_plugin_error\": \"skip\"");
         for (size_t i = 0; i < np; i++) loom__plugin_discard(ps[i]);
         free(ps);
         loom__reload_forget_refused(h);
