@@ -15,7 +15,8 @@ static const char usage[] =
     "  install-plugin FILE DIR  install a plugin atomically (temp name, then rename)\n"
     "  new-plugin NAME [DIR]    write a plugin project (CMake, pkg-config) into DIR (./NAME)\n"
     "  check-plugin FILE.so     print a plugin's descriptor, or why it cannot load\n"
-    "  plugins [--port N]       list the plugins of a running server (needs \"admin\": true)\n"
+    "  plugins [--port N]       list each worker's plugins of a running server (needs\n"
+    "                           \"admin\": true; --json for the raw listing)\n"
     "  version                  print the version and the plugin ABI version\n"
     "\n"
     "loom --help shows this text; loom COMMAND --help shows a command's options.\n";
