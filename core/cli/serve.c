@@ -3,9 +3,12 @@
 #include "http/response.h"
 #include "plugin/host.h"
 #include "server/access_log.h"
+#include "server/listen.h"
 #include "server/master.h"
 #include "server/server.h"
 #include "server/uring.h"
+#include "tls/server.h"
+#include "tls/tickets.h"
 #include "util/config.h"
 #include "util/log.h"
 
@@ -23,6 +26,8 @@ static const char serve_usage[] =
     "  --config FILE        read settings from a JSON file (keys below)\n"
     "  --host ADDR          listen address, IPv4 or IPv6 literal (default 127.0.0.1)\n"
     "  --port N             listen port (default 8080; 0 picks a free one)\n"
+    "  --listen HOST:PORT[:tls]  listen there, plaintext or HTTPS; repeat for several\n"
+    "                       addresses (replaces --host/--port; IPv6: [::1]:8443:tls)\n"
     "  --plugins-dir DIR    load *.so plugins from DIR\n"
     "  --workers N          worker processes (default 0 = one per CPU)\n"
     "  --single             one process, no master (for debuggers and tests)\n"
@@ -34,6 +39,11 @@ static const char serve_usage[] =
     "\n"
     "config keys (JSON; times in seconds, sizes in bytes):\n"
     "  host, port, plugins_dir, workers, access_log, pid_file, log_level,\n"
+    "  listen ([{\"host\", \"port\", \"tls\", \"redirect_to_https\", \"http2\", \"h2c\",\n"
+    "    \"client_ca\", \"verify_client\": \"off\"|\"optional\"|\"require\"}] or\n"
+    "    [\"HOST:PORT[:tls]\"]),\n"
+    "  tls ({\"cert\", \"key\", \"certs\": [{\"names\", \"cert\", \"key\"}], ...}: see README),\n"
+    "  handshake_timeout (10),\n"
     "  max_line_size (8190: 414 beyond), max_field_size (8190: 431 beyond),\n"
     "  max_headers (128: 431 beyond), client_max_size (1048576: 413 beyond),\n"
     "  max_pipeline (262144 bytes of queued pipelined requests per connection),\n"
@@ -88,6 +98,7 @@ static const struct {
     {"--access-log", "access_log"},
     {"--pid-file", "pid_file"},
     {"--log-level", "log_level"},
+    {"--listen", "listen"},
 };
 
 static int parse_args(loom__config *cfg, int argc, char **argv, int *single)
@@ -149,10 +160,35 @@ static int parse_args(loom__config *cfg, int argc, char **argv, int *single)
     return 0;
 }
 
-/* One worker: its own loop, listener, access log and plugin instances. */
-static int run_worker(void *arg, int id, int fd, int ready_fd)
+typedef struct {
+    loom__config *cfg;
+    loom__listen_set ls;
+    int single, workers;
+    loom__tls_server *tls; /* checked before binding; NULL without TLS listeners */
+} serve_ctx;
+
+/* Said once every worker serves (plugins loaded), not before: a server
+ * that refuses a bad plugin never claimed to listen. */
+static void announce(void *arg)
 {
-    const loom__config *cfg = arg;
+    serve_ctx *sc = arg;
+    for (int l = 0; l < sc->ls.nlisten; l++) {
+        const loom__listen_cfg *lc = &sc->cfg->listen[l];
+        int v6 = strchr(lc->host, ':') != NULL;
+        loom__info("loom %s listening on %s://%s%s%s:%d/ (%s)", LOOM_VERSION,
+                   lc->tls ? "https" : "http", v6 ? "[" : "", lc->host, v6 ? "]" : "",
+                   sc->ls.ports[l],
+                   sc->single         ? "single process"
+                   : sc->workers == 1 ? "1 worker"
+                                      : "workers");
+    }
+}
+
+/* One worker: its own loop, listeners, access log and plugin instances. */
+static int run_worker(void *arg, int id, const int *fds, int ready_fd)
+{
+    serve_ctx *sc = arg;
+    const loom__config *cfg = sc->cfg;
     char err[512];
     loom__access_log *alog = NULL;
     if (cfg->access_log && !(alog = loom__access_log_open(cfg->access_log, err, sizeof err))) {
@@ -167,8 +203,19 @@ static int run_worker(void *arg, int id, int fd, int ready_fd)
      * `loom serve` shows that it works. */
     w.handle = builtin_hello;
     w.access_log = alog;
+    if (sc->tls) {
+        /* Built again from the files: a worker respawned after a reload
+         * must not serve the certificates the master read at start. If the
+         * files are broken now, the master's checked set serves. */
+        w.tls = id > 0 || !sc->single ? loom__tls_server_new(cfg, err, sizeof err) : NULL;
+        if (!w.tls) {
+            if (!sc->single) loom__warn("TLS: %s; serving the certificates read at start", err);
+            w.tls = sc->tls;
+            loom__tls_server_ref(w.tls);
+        }
+    }
     int rc = LOOM__EXIT_CONFIG;
-    if (loom__worker_init(&w, &loop, cfg, fd, id) < 0) goto out;
+    if (loom__worker_init(&w, &loop, cfg, fds, id) < 0) goto out;
     if (cfg->plugins_dir) {
         if (!loom__host_start(&w, cfg)) goto out;
         w.handle = loom__dispatch;
@@ -179,6 +226,8 @@ static int run_worker(void *arg, int id, int fd, int ready_fd)
         ssize_t wr = write(ready_fd, "r", 1);
         (void)wr;
         close(ready_fd);
+    } else {
+        announce(sc);
     }
     rc = loom__worker_run(&w);
     loom__info("stopped after %llu requests", (unsigned long long)w.requests);
@@ -203,9 +252,9 @@ int loom__cmd_serve(int argc, char **argv)
         }
     loom__config cfg;
     loom__config_defaults(&cfg);
-    int single = 0, rc = 2;
-    int fds[1024];
-    int nfds = 0;
+    int single = 0, rc = 2, opened = 0;
+    serve_ctx sc;
+    memset(&sc, 0, sizeof sc);
     if (parse_args(&cfg, argc, argv, &single)) goto out;
     loom__log_set_level(cfg.log_level);
     char err[512];
@@ -218,22 +267,40 @@ int loom__cmd_serve(int argc, char **argv)
         }
         loom__access_log_close(probe);
     }
+    if (loom__config_finish(&cfg, err, sizeof err)) {
+        fprintf(stderr, "loom serve: %s\n", err);
+        goto out;
+    }
     int workers = cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (workers < 1) workers = 1;
     if (single) workers = 1;
     cfg.workers = workers; /* resolved, for the admin listing */
-    /* One listener per worker, all bound with SO_REUSEPORT so the kernel
-     * spreads connections; port 0 binds the first and reuses its port. */
-    int port = cfg.port;
-    for (nfds = 0; nfds < workers; nfds++) {
-        int fd = loom__listen_socket(cfg.host, port, !single, err, sizeof err);
-        if (fd < 0) {
+    int any_tls = 0;
+    for (size_t i = 0; i < cfg.nlisten; i++) any_tls |= cfg.listen[i].tls;
+    if (any_tls) {
+        uint64_t rot = loom__tls_server_ticket_rotation(&cfg);
+        if (rot && loom__tickets_open(rot, err, sizeof err)) {
             fprintf(stderr, "loom serve: %s\n", err);
             goto out;
         }
-        fds[nfds] = fd;
-        if (port == 0) port = loom__socket_port(fd);
+        if (!(sc.tls = loom__tls_server_new(&cfg, err, sizeof err))) {
+            fprintf(stderr, "loom serve: %s\n", err);
+            goto out;
+        }
+    } else if (cfg.tls) {
+        loom__warn("the \"tls\" section is not used: no listener has \"tls\": true");
     }
+    sc.cfg = &cfg;
+    sc.single = single;
+    sc.workers = workers;
+    /* Every worker gets its own socket per listener, all bound with
+     * SO_REUSEPORT so the kernel spreads connections; port 0 binds the
+     * first and reuses its port. */
+    if (loom__listen_set_open(&sc.ls, &cfg, workers, !single, err, sizeof err)) {
+        fprintf(stderr, "loom serve: %s\n", err);
+        goto out;
+    }
+    opened = 1;
     if (cfg.pid_file) {
         FILE *f = fopen(cfg.pid_file, "w");
         if (!f) {
@@ -243,22 +310,18 @@ int loom__cmd_serve(int argc, char **argv)
         fprintf(f, "%d\n", (int)getpid());
         fclose(f);
     }
-    loom__info("loom %s listening on http://%s%s%s:%d/ (%s)", LOOM_VERSION,
-               strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "", port,
-               single         ? "single process"
-               : workers == 1 ? "1 worker"
-                              : "workers");
     if (single) {
-        rc = run_worker(&cfg, 0, fds[0], -1);
+        rc = run_worker(&sc, 0, loom__listen_set_worker(&sc.ls, 0), -1);
+        for (int l = 0; l < sc.ls.nlisten; l++) sc.ls.fds[l] = -1; /* the worker closed them */
         if (rc == LOOM__EXIT_CONFIG) rc = 1;
     } else {
         loom__info("starting %d worker%s", workers, workers == 1 ? "" : "s");
-        rc = loom__master_run(&cfg, fds, workers, run_worker, &cfg);
-        nfds = 0; /* the master closed them */
+        rc = loom__master_run(&cfg, &sc.ls, run_worker, announce, &sc);
     }
     if (cfg.pid_file) unlink(cfg.pid_file);
 out:
-    for (int i = 0; i < nfds; i++) close(fds[i]);
+    if (opened) loom__listen_set_free(&sc.ls);
+    loom__tls_server_unref(sc.tls);
     loom__config_free(&cfg);
     return rc;
 }

@@ -16,11 +16,24 @@
  * uv_try_write, which use read(2)/write(2), that is about 0.3 us less
  * kernel time per request (the socket calls skip the VFS layer and its
  * file-position lock), ~3% of a keep-alive request. poll_update is where
- * the two part. See docs/decisions.md. */
+ * the two part. See docs/decisions.md.
+ *
+ * TLS sits between the two: received ciphertext is decrypted (core/tls,
+ * read in place) into the worker's scratch buffer and goes on from there as
+ * if it had been read; plaintext to send is gathered as for any connection
+ * and encrypted when it becomes the write in flight (seal), so the bytes on
+ * the wire keep the order they were produced in. Files go through memory in
+ * records of 16 KiB (sendfile cannot encrypt).
+ *
+ * A connection that speaks another protocol (HTTP/2, WebSocket) hands every
+ * byte it reads to that protocol's table (server/proto.h) instead of the
+ * HTTP/1.1 parser below. */
 #include "server/conn.h"
 #include "http/response.h"
 #include "server/access_log.h"
+#include "server/proto.h"
 #include "server/uring.h"
+#include "tls/server.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -40,11 +53,16 @@ static loom__buf *outbuf(loom__conn *c);
 static void flush(loom__conn *c);
 static void file_pump(loom__conn *c);
 static void conn_shutdown(loom__conn *c);
+static void deliver(loom__conn *c, const char *p, size_t n);
+static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf);
+static ssize_t send_some(loom__conn *c, const char *p, size_t len);
+static void log_write_failed(loom__conn *c, int err);
+static void send_error(loom__conn *c, int status, const char *reason);
 
 int loom__conn_idle(const loom__conn *c)
 {
-    return !c->active && !c->writing && !c->sending && c->in.len == 0 &&
-           !loom__parser_in_request(&c->parser);
+    return !c->proto && !c->active && !c->writing && !c->sending && c->in.len == 0 &&
+           !loom__parser_in_request(&c->parser) && !(c->tls && c->tls->cout.len);
 }
 
 static void conn_free(loom__conn *c)
@@ -53,6 +71,12 @@ static void conn_free(loom__conn *c)
     loom__buf_free(&c->in);
     loom__buf_free(&c->pend);
     loom__buf_free(&c->wq);
+    if (c->tls) {
+        loom__tls_close(&c->tls->t);
+        loom__buf_free(&c->tls->cout);
+        loom__tls_server_unref(c->tls->srv);
+        free(c->tls);
+    }
     if (c->sending) close(c->file_fd);
     close(c->fd);
     free(c);
@@ -95,6 +119,8 @@ void loom__conn_close(loom__conn *c)
         w->out.len = 0;
         w->out_conn = NULL;
     }
+    if (c->proto && c->proto->on_close) c->proto->on_close(c);
+    c->proto = NULL;
     loom_req *r = c->active;
     c->active = NULL;
     loom__parser_free(&c->parser);
@@ -116,8 +142,19 @@ void loom__conn_close(loom__conn *c)
 }
 
 /* Called once nothing is in flight: the response is all in the socket. */
+static void start_cipher(loom__conn *c);
+
 static void conn_shutdown(loom__conn *c)
 {
+    if (c->tls && c->tls->t.done && !c->tls->t.failed &&
+        !(SSL_get_shutdown(c->tls->t.ssl) & SSL_SENT_SHUTDOWN)) {
+        /* The close_notify goes out first; its write's end comes back here. */
+        if (loom__tls_shutdown(&c->tls->t) == 0 && c->tls->cout.len) {
+            c->closing = 1;
+            start_cipher(c);
+            return;
+        }
+    }
     if (shutdown(c->fd, SHUT_WR) < 0 || c->w->cfg->linger_timeout == 0) {
         loom__conn_close(c);
         return;
@@ -185,6 +222,10 @@ static int drain_queued(loom__conn *c)
         c->pend.len = 0;
         return 1;
     }
+    if (c->tls && c->tls->cout.len) { /* made while a write was in flight */
+        start_cipher(c);
+        return 1;
+    }
     if (c->closing) {
         conn_shutdown(c);
         return 1;
@@ -223,14 +264,72 @@ static void write_done(loom__conn *c, int status)
         return;
     }
     if (drain_queued(c)) return;
+    if (c->proto) {
+        if (c->proto->on_drain) c->proto->on_drain(c);
+        if (!c->closed) update_deadline(c);
+        return;
+    }
     process_pending(c);
     update_deadline(c);
 }
 
-/* Queues bytes the socket did not take; they go when it is writable.
- * Only called with nothing in flight. */
+/* Records of at most this many plaintext bytes start a burst of writes: a
+ * browser can use the first TCP segment (MSS 1460 on most paths, less the
+ * 29 bytes of a TLS 1.3 record's framing and tag) before the rest arrive.
+ * After SMALL_BURST bytes, or for a connection busy for a while, records
+ * are full (16 KiB): one header and tag per 16 KiB costs the least CPU. A
+ * burst starts again after a second without writes (docs/decisions.md). */
+#define SMALL_RECORD 1400u
+#define SMALL_BURST (16u * 1024u)
+#define BURST_IDLE_MS 1000u
+
+/* TLS: encrypts `len` plaintext bytes onto the end of cout. Returns 0, or
+ * -1 after closing the connection. */
+static int seal(loom__conn *c, const char *p, size_t len)
+{
+    loom__conn_tls *t = c->tls;
+    uint64_t now = uv_now(c->w->loop);
+    if (now - c->last_io >= BURST_IDLE_MS || t->burst_at == 0) {
+        t->burst_at = now ? now : 1;
+        t->burst = 0;
+    }
+    while (len > 0) {
+        size_t small = t->burst < SMALL_BURST ? SMALL_BURST - t->burst : 0;
+        size_t n = small ? (len < small ? len : small) : len;
+        if (loom__tls_write(&t->t, p, n, small ? SMALL_RECORD : LOOM__TLS_RECORD)) {
+            loom__debug("TLS write: %s", t->t.reason);
+            loom__conn_close(c);
+            return -1;
+        }
+        t->burst += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* TLS: the ciphertext in cout becomes the write in flight (nothing may be
+ * in flight). */
+static void start_cipher(loom__conn *c)
+{
+    loom__buf spare = c->wq;
+    spare.len = 0;
+    c->wq = c->tls->cout;
+    c->wq_off = 0;
+    c->tls->cout = spare;
+    c->writing = 1;
+    c->last_io = uv_now(c->w->loop);
+    poll_update(c);
+}
+
+/* Queues bytes the socket did not take (encrypted first on TLS); they go
+ * when it is writable. Only called with nothing in flight. */
 static void start_write(loom__conn *c, const char *p, size_t len)
 {
+    if (c->tls) {
+        if (seal(c, p, len) == 0) start_cipher(c);
+        return;
+    }
     c->wq.len = 0;
     c->wq_off = 0;
     if (loom__buf_append(&c->wq, p, len)) {
@@ -291,7 +390,34 @@ static void flush(loom__conn *c)
     if (w->out_conn != c) return;
     size_t len = w->out.len;
     w->out_conn = NULL;
-    if (len && w->ring) {
+    if (c->tls) {
+        /* Sealed now, behind any ciphertext the engine made on its own. */
+        w->out.len = 0;
+        if (len && seal(c, w->out.data, len)) return;
+        if (c->tls->cout.len && !c->writing) {
+            if (w->ring) {
+                start_cipher(c);
+            } else {
+                loom__buf *o = &c->tls->cout;
+                ssize_t n = send_some(c, o->data, o->len);
+                if (n < 0) {
+                    log_write_failed(c, (int)n);
+                    loom__conn_close(c);
+                    return;
+                }
+                c->last_io = uv_now(w->loop);
+                if ((size_t)n < o->len) {
+                    start_cipher(c);
+                    c->wq_off = (size_t)n;
+                } else if (o->cap > (64u << 10)) {
+                    loom__buf_free(o);
+                } else {
+                    o->len = 0;
+                }
+            }
+        }
+        if (w->out.cap > (1u << 20)) loom__buf_free(&w->out);
+    } else if (len && w->ring) {
         /* The gathered bytes become the write in flight as they are, and
          * gathering goes on in a spare buffer: the send reaches the kernel
          * with the loop's next wait. */
@@ -337,6 +463,7 @@ static void file_pump(loom__conn *c)
             update_deadline(c);
             return;
         }
+        if (c->tls) c->no_sendfile = 1; /* the kernel would send it unencrypted */
         if (!c->no_sendfile) {
             off_t off = (off_t)c->file_off;
             ssize_t n = sendfile(c->fd, c->file_fd, &off, want);
@@ -368,18 +495,30 @@ static void file_pump(loom__conn *c)
         size_t len = want > FILE_CHUNK ? FILE_CHUNK : want;
         c->wq.len = 0;
         c->wq_off = 0;
-        if (loom__buf_reserve(&c->wq, len)) {
-            loom__conn_close(c);
-            return;
+        char *dst = c->tls ? c->w->scratch : NULL;
+        if (!dst) {
+            if (loom__buf_reserve(&c->wq, len)) {
+                loom__conn_close(c);
+                return;
+            }
+            dst = c->wq.data;
         }
         ssize_t n;
-        do n = pread(c->file_fd, c->wq.data, len, (off_t)c->file_off);
+        do n = pread(c->file_fd, dst, len, (off_t)c->file_off);
         while (n < 0 && errno == EINTR);
         if (n <= 0) {
             loom__conn_close(c);
             return;
         }
-        c->wq.len = (size_t)n;
+        if (c->tls) {
+            /* The chunk in records, behind what the engine made already. */
+            if (seal(c, dst, (size_t)n)) return;
+            loom__buf spare = c->wq;
+            c->wq = c->tls->cout;
+            c->tls->cout = spare;
+        } else {
+            c->wq.len = (size_t)n;
+        }
         c->file_off += (uint64_t)n;
         c->file_left -= (uint64_t)n;
         turn += (uint64_t)n;
@@ -537,26 +676,14 @@ static void process_pending(loom__conn *c)
     }
 }
 
-/* `n` bytes arrived in `buf` (the worker's read buffer), or the read ended:
- * n is UV_EOF or another negative uv error. */
-static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
+/* HTTP/1.1: `n` plaintext bytes arrived at `p` (the worker's read or
+ * scratch buffer: what must outlive this call is copied). */
+static void h1_data(loom__conn *c, const char *p, size_t n)
 {
-    loom__worker *w = c->w;
-    if (n == 0 || c->closed) return;
-    if (n < 0) {
-        /* EOF or error. A request still being handled is aborted: the
-         * client is gone (or will not read the answer). */
-        if (!log_gone(c, (int)n) && n != UV_EOF && !c->lingering)
-            loom__debug("connection read error: %s", uv_strerror((int)n));
-        loom__conn_close(c);
-        return;
-    }
-    uint64_t now = uv_now(w->loop);
-    c->last_io = now;
-    if (c->lingering || c->closing) return; /* discard */
+    uint64_t now = c->last_io;
     if (c->in.len == 0 && !loom__parser_in_request(&c->parser)) c->req_start = now;
     if (c->in.len == 0) {
-        run_batch(c, buf->base, (size_t)n);
+        run_batch(c, p, n);
     } else {
         const char *start;
         size_t base_off = 0;
@@ -568,12 +695,12 @@ static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
         /* The cap bounds a head in progress. Bytes queued behind a busy
          * connection are pipelined requests: they are bounded by pausing
          * reads below, not refused. */
-        if (!busy && c->in.len + (size_t)n > cap) {
+        if (!busy && c->in.len + n > cap) {
             send_error(c, 431, "request head too large");
             flush(c);
             return;
         }
-        if (loom__buf_append(&c->in, buf->base, (size_t)n)) {
+        if (loom__buf_append(&c->in, p, n)) {
             loom__conn_close(c);
             return;
         }
@@ -587,6 +714,156 @@ static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
             poll_update(c);
         }
     }
+}
+
+/* Plaintext bytes for whichever protocol the connection speaks. */
+static void deliver(loom__conn *c, const char *p, size_t n)
+{
+    if (c->proto)
+        c->proto->on_data(c, p, n);
+    else
+        h1_data(c, p, n);
+}
+
+/* TLS: sends what the engine made (handshake flights, tickets, alerts)
+ * unless a write is in flight (its end sends it) or a batch gathers. */
+static void tls_kick(loom__conn *c)
+{
+    if (c->closed || c->writing || c->sending || !c->tls->cout.len) return;
+    if (c->w->batch == c) return;
+    outbuf(c);
+    flush(c);
+}
+
+/* TLS: the handshake completed: pick the protocol ALPN chose, and the
+ * request deadlines start now. */
+static void handshake_done(loom__conn *c)
+{
+    loom__conn_tls *t = c->tls;
+    const char *name = SSL_get_servername(t->t.ssl, TLSEXT_NAMETYPE_host_name);
+    if (name) snprintf(t->sni, sizeof t->sni, "%s", name);
+    c->req_start = uv_now(c->w->loop);
+    size_t alen;
+    const char *alpn = loom__tls_alpn(&t->t, &alen);
+    if (loom__log_enabled(LOOM_LOG_DEBUG)) {
+        char addr[64];
+        loom__debug("TLS: %s %s with %s%s%s, ALPN %.*s%s", SSL_get_version(t->t.ssl),
+                    SSL_get_cipher_name(t->t.ssl), loom__access_log_addr(c, addr, sizeof addr),
+                    name ? " for " : "", name ? name : "", (int)alen, alpn ? alpn : "none",
+                    loom__tls_resumed(&t->t) ? " (resumed)" : "");
+    }
+    if (alpn && alen == 2 && memcmp(alpn, "h2", 2) == 0 && loom__proto_h2_start)
+        loom__proto_h2_start(c);
+}
+
+/* TLS: ciphertext arrived. Decrypts it into the worker's plain buffer, one
+ * record at a time, and delivers each piece. */
+static void tls_in(loom__conn *c, const char *p, size_t n)
+{
+    loom__conn_tls *t = c->tls;
+    loom__worker *w = c->w;
+    char addr[64];
+    loom__tls_feed(&t->t, p, n);
+    if (!t->t.done) {
+        int rc = loom__tls_handshake(&t->t);
+        if (rc == LOOM__TLS_FAIL) {
+            loom__debug("TLS handshake with %s failed: %s",
+                        loom__access_log_addr(c, addr, sizeof addr), t->t.reason);
+            /* The alert, if the socket takes it now; nothing waits for it. */
+            if (t->cout.len && !c->writing) send_some(c, t->cout.data, t->cout.len);
+            loom__conn_close(c);
+            return;
+        }
+        if (rc == LOOM__TLS_WANT) {
+            tls_kick(c);
+            if (!c->closed) update_deadline(c);
+            return;
+        }
+        handshake_done(c);
+        if (c->closed) return;
+    }
+    for (;;) {
+        ssize_t k = loom__tls_read(&t->t, w->plain, LOOM__TLS_RECORD);
+        if (k > 0) {
+            deliver(c, w->plain, (size_t)k);
+            if (c->closed) return;
+            continue;
+        }
+        if (k == LOOM__TLS_WANT) break;
+        if (k == LOOM__TLS_EOF) {
+            /* close_notify: the client will not send more, as with a FIN. */
+            on_read(c, UV_EOF, NULL);
+            return;
+        }
+        loom__debug("TLS error from %s: %s", loom__access_log_addr(c, addr, sizeof addr),
+                    t->t.reason);
+        loom__conn_close(c);
+        return;
+    }
+    tls_kick(c);
+}
+
+/* The first bytes of a connection. On a TLS listener they must start a
+ * handshake record: a plaintext HTTP request gets a 400 in clear text (as
+ * nginx does) and anything else is closed at once. On an h2c listener the
+ * HTTP/2 preface hands the connection to HTTP/2. Returns 1 when the bytes
+ * are handled here. */
+static int sniff(loom__conn *c, const char *p, size_t n)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    c->sniff = 0;
+    if (c->tls) {
+        if ((unsigned char)p[0] == 0x16) return 0;
+        char addr[64];
+        loom__access_log_addr(c, addr, sizeof addr);
+        loom__tls_close(&c->tls->t);
+        loom__buf_free(&c->tls->cout);
+        loom__tls_server_unref(c->tls->srv);
+        free(c->tls);
+        c->tls = NULL;
+        if (p[0] >= 'A' && p[0] <= 'Z') {
+            loom__debug("plaintext HTTP from %s on a TLS port: 400", addr);
+            send_error(c, 400, "The plain HTTP request was sent to HTTPS port");
+            flush(c);
+        } else {
+            loom__debug("not TLS from %s on a TLS port (first byte 0x%02x): closed", addr,
+                        (unsigned char)p[0]);
+            loom__conn_close(c);
+        }
+        return 1;
+    }
+    size_t k = n < sizeof preface - 1 ? n : sizeof preface - 1;
+    if (c->l->cfg->h2c && c->l->cfg->http2 && loom__proto_h2_start && memcmp(p, preface, k) == 0) {
+        loom__proto_h2_start(c);
+        return 0; /* the preface itself goes to HTTP/2 */
+    }
+    return 0;
+}
+
+/* `n` bytes arrived in `buf` (a read buffer of the worker), or the read
+ * ended: n is UV_EOF or another negative uv error. */
+static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
+{
+    loom__worker *w = c->w;
+    if (n == 0 || c->closed) return;
+    if (n < 0) {
+        /* EOF or error. A request still being handled is aborted: the
+         * client is gone (or will not read the answer). */
+        if (c->proto) {
+            if (c->proto->on_eof) c->proto->on_eof(c, (int)n);
+        } else if (!log_gone(c, (int)n) && n != UV_EOF && !c->lingering) {
+            loom__debug("connection read error: %s", uv_strerror((int)n));
+        }
+        loom__conn_close(c);
+        return;
+    }
+    c->last_io = uv_now(w->loop);
+    if (c->lingering || c->closing) return; /* discard */
+    if (c->sniff && sniff(c, buf->base, (size_t)n)) return;
+    if (c->tls)
+        tls_in(c, buf->base, (size_t)n);
+    else
+        deliver(c, buf->base, (size_t)n);
     if (!c->closed) update_deadline(c);
 }
 
@@ -748,7 +1025,36 @@ static void conn_read_start(loom__conn *c)
     poll_update(c);
 }
 
-void loom__conn_accept(loom__worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len)
+void (*loom__proto_h2_start)(loom__conn *c);
+
+static void on_close_unused(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* TLS: the engine for a new connection on listener l. Returns 0 or -1. */
+static int tls_start(loom__conn *c)
+{
+    loom__worker *w = c->w;
+    if (!w->tls) return -1;
+    c->tls = calloc(1, sizeof *c->tls);
+    if (!c->tls) return -1;
+    if (loom__tls_open(&c->tls->t, loom__tls_server_ctx(w->tls, c->l->index), 1, &c->tls->cout) <
+            0 ||
+        loom__tls_server_setup(w->tls, c->tls->t.ssl, c->l->index) < 0) {
+        loom__warn("TLS: cannot start a connection: %s", c->tls->t.reason);
+        loom__tls_close(&c->tls->t);
+        free(c->tls);
+        c->tls = NULL;
+        return -1;
+    }
+    c->tls->srv = w->tls;
+    loom__tls_server_ref(w->tls);
+    return 0;
+}
+
+void loom__conn_accept(loom__worker *w, loom__listener *l, int fd, const struct sockaddr *peer,
+                       socklen_t peer_len)
 {
     if (w->nconns >= w->cfg->max_connections || w->draining) {
         close(fd);
@@ -761,8 +1067,18 @@ void loom__conn_accept(loom__worker *w, int fd, const struct sockaddr *peer, soc
         return;
     }
     c->w = w;
+    c->l = l;
     c->fd = fd;
     c->poll.data = c;
+    if (l->cfg->tls && tls_start(c) < 0) {
+        if (!w->ring)
+            uv_close((uv_handle_t *)&c->poll, on_close_unused);
+        else
+            free(c);
+        close(fd);
+        return;
+    }
+    c->sniff = l->cfg->tls || (l->cfg->h2c && l->cfg->http2);
     w->nconns++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -783,9 +1099,15 @@ static void update_deadline(loom__conn *c)
 {
     const loom__config *cfg = c->w->cfg;
     if (c->closed || c->lingering) return;
-    if (c->writing || c->sending) {
+    if (c->tls && !c->tls->t.done) {
+        c->kind = T_HANDSHAKE;
+        c->deadline = c->req_start + cfg->handshake_timeout;
+    } else if (c->writing || c->sending) {
         c->kind = T_WRITE;
         c->deadline = c->last_io + cfg->write_timeout;
+    } else if (c->proto) {
+        c->kind = T_NONE; /* the protocol keeps its own (on_sweep) */
+        c->deadline = 0;
     } else if (c->active) {
         c->kind = T_NONE;
         c->deadline = 0;
@@ -798,6 +1120,11 @@ static void update_deadline(loom__conn *c)
         if (c->last_io + cfg->read_timeout < d) d = c->last_io + cfg->read_timeout;
         c->kind = T_REQUEST;
         c->deadline = d;
+    } else if (c->nreq == 0) {
+        /* Not one byte of a request yet: the header deadline, not the
+         * keep-alive one (a connection opened and left costs a slot). */
+        c->kind = T_IDLE;
+        c->deadline = c->req_start + cfg->header_timeout;
     } else {
         c->kind = T_IDLE;
         c->deadline = c->last_io + cfg->keepalive_timeout;
@@ -810,8 +1137,16 @@ void loom__conn_sweep(loom__worker *w)
     loom__conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;
+        if (c->proto && c->proto->on_sweep && !c->closed) c->proto->on_sweep(c, now);
         if (!c->deadline || now < c->deadline || c->closed) continue;
         switch (c->kind) {
+        case T_HANDSHAKE: {
+            char addr[64];
+            loom__debug("TLS handshake with %s not done within handshake_timeout: closed",
+                        loom__access_log_addr(c, addr, sizeof addr));
+            loom__conn_close(c);
+            break;
+        }
         case T_REQUEST:
             loom__debug("request timeout");
             w->batch = NULL;
@@ -850,7 +1185,13 @@ void loom__req_finish(loom_req *r)
         loom__req_free(r);
         return;
     }
+    if (c->proto) {
+        c->proto->req_finish(r);
+        return;
+    }
     loom__worker *w = c->w;
+    /* Once a stop has begun, every answer says the connection ends. */
+    if (w->draining || c->draining) r->resp.close = 1;
     if (!r->resp.head_sent) {
         if (!r->resp.status) r->resp.status = 200;
         int bad = loom__resp_write(r, outbuf(c));
@@ -897,7 +1238,9 @@ int loom__req_stream_head(loom_req *r)
 {
     loom__conn *c = r->conn;
     if (!c) return -1;
+    if (c->proto) return c->proto->req_stream_head(r);
     if (r->resp.head_sent) return 0;
+    if (c->w->draining || c->draining) r->resp.close = 1;
     r->resp.streaming = 1;
     /* HTTP/1.0 has no chunked coding: the body ends when the connection does. */
     if (r->http_minor == 0) r->resp.close = 1;
@@ -910,6 +1253,7 @@ int loom__req_stream_write(loom_req *r, const void *data, size_t len)
 {
     loom__conn *c = r->conn;
     if (!c) return -1;
+    if (c->proto) return c->proto->req_stream_write(r, data, len);
     if (!r->resp.head_sent && loom__req_stream_head(r)) return -1;
     if (!loom__resp_has_body(r) || len == 0) return 0;
     c = r->conn;
@@ -921,4 +1265,74 @@ int loom__req_stream_write(loom_req *r, const void *data, size_t len)
     r->bytes_sent += (int64_t)len;
     if (c->w->batch != c) flush(c);
     return 0;
+}
+
+/* ---- for graceful stops and other protocols ---- */
+
+void loom__conn_drain(loom__conn *c)
+{
+    if (c->closed) return;
+    c->draining = 1;
+    if (c->proto) {
+        if (c->proto->on_stop) c->proto->on_stop(c);
+    } else if (loom__conn_idle(c) || (c->tls && !c->tls->t.done)) {
+        loom__conn_close(c);
+    }
+}
+
+void loom__conn_set_proto(loom__conn *c, const loom__proto *p, void *pdata)
+{
+    c->proto = p;
+    c->pdata = pdata;
+    c->sniff = 0;
+    loom__parser_free(&c->parser);
+    update_deadline(c);
+    if (c->in.len) {
+        /* Bytes the client sent right behind the last HTTP/1.1 request. */
+        loom__buf in = c->in;
+        memset(&c->in, 0, sizeof c->in);
+        c->in_parsed = 0;
+        p->on_data(c, in.data, in.len);
+        loom__buf_free(&in);
+    }
+}
+
+loom__buf *loom__conn_outbuf(loom__conn *c)
+{
+    return outbuf(c);
+}
+
+void loom__conn_flush(loom__conn *c)
+{
+    if (c->closed || c->w->batch == c) return;
+    flush(c);
+    if (!c->closed) update_deadline(c);
+}
+
+size_t loom__conn_queued(const loom__conn *c)
+{
+    size_t n = c->pend.len + (c->writing ? c->wq.len - c->wq_off : 0);
+    if (c->w->out_conn == c) n += c->w->out.len;
+    if (c->tls) n += c->tls->cout.len;
+    return n;
+}
+
+void loom__conn_pause(loom__conn *c, int paused)
+{
+    if (c->closed || c->paused == (uint8_t)(paused != 0)) return;
+    c->paused = paused != 0;
+    poll_update(c);
+}
+
+void loom__conn_end(loom__conn *c)
+{
+    if (c->closed || c->closing) return;
+    c->closing = 1;
+    if (c->w->out_conn == c) flush(c);
+    if (!c->closed && !c->writing && !c->sending && !c->lingering) conn_shutdown(c);
+}
+
+const loom__conn_tls *loom__conn_tls_of(const loom__conn *c)
+{
+    return c ? c->tls : NULL;
 }

@@ -2,6 +2,7 @@
  * takes them with sigtimedwait, so a fork never happens inside loop
  * callbacks and a worker starts from a clean process state. */
 #include "server/master.h"
+#include "tls/tickets.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -32,7 +33,7 @@ static double now_s(void)
 
 static sigset_t master_set;
 
-static pid_t spawn(slot *s, const int *fds, int n, loom__worker_main fn, void *arg)
+static pid_t spawn(slot *s, loom__listen_set *ls, loom__worker_main fn, void *arg)
 {
     int p[2];
     if (pipe(p) < 0) return -1;
@@ -44,15 +45,15 @@ static pid_t spawn(slot *s, const int *fds, int n, loom__worker_main fn, void *a
     }
     if (pid == 0) {
         close(p[0]);
-        for (int i = 0; i < n; i++)
-            if (i != s->id) close(fds[i]);
+        for (int i = 0; i < ls->nworkers; i++)
+            if (i != s->id) loom__listen_set_close_worker(ls, i);
         /* Terminal signals (Ctrl-C) go to the master only, which forwards
          * them once; and a worker does not outlive a killed master. */
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         sigprocmask(SIG_UNBLOCK, &master_set, NULL);
         loom__log_set_worker(s->id);
-        int rc = fn(arg, s->id, fds[s->id], p[1]);
+        int rc = fn(arg, s->id, loom__listen_set_worker(ls, s->id), p[1]);
         fflush(NULL);
         _exit(rc);
     }
@@ -80,9 +81,10 @@ static void describe(int status, char *buf, size_t len)
         snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 }
 
-int loom__master_run(const loom__config *cfg, const int *fds, int n, loom__worker_main fn,
-                     void *arg)
+int loom__master_run(const loom__config *cfg, loom__listen_set *ls, loom__worker_main fn,
+                     void (*on_ready)(void *arg), void *arg)
 {
+    int n = ls->nworkers;
     sigemptyset(&master_set);
     sigaddset(&master_set, SIGCHLD);
     sigaddset(&master_set, SIGTERM);
@@ -98,7 +100,7 @@ int loom__master_run(const loom__config *cfg, const int *fds, int n, loom__worke
     for (int i = 0; i < n; i++) {
         slots[i].id = i;
         slots[i].backoff = 0.1;
-        if (spawn(&slots[i], fds, n, fn, arg) > 0) alive++;
+        if (spawn(&slots[i], ls, fn, arg) > 0) alive++;
         if (!slots[i].ready) {
             /* A worker that cannot start will not start on the next try
              * either: stop the rest and report it. */
@@ -109,6 +111,7 @@ int loom__master_run(const loom__config *cfg, const int *fds, int n, loom__worke
     }
     int stopping = result != 0, ints = 0;
     double kill_at = 0;
+    if (!stopping && on_ready) on_ready(arg);
     if (stopping)
         for (int i = 0; i < n; i++)
             if (slots[i].pid > 0) kill(slots[i].pid, SIGTERM);
@@ -122,13 +125,14 @@ int loom__master_run(const loom__config *cfg, const int *fds, int n, loom__worke
         struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
         siginfo_t si;
         int sig = sigtimedwait(&master_set, &si, &ts);
+        loom__tickets_tick();
         if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
             if (sig == SIGINT) ints++;
             if (!stopping) {
                 loom__info("%s: stopping %d workers gracefully", strsignal(sig), alive);
                 kill_at = now_s() + (double)cfg->shutdown_timeout / 1000.0 + 5.0;
                 /* Close our copies so the port stops accepting at once. */
-                for (int i = 0; i < n; i++) close(fds[i]);
+                for (int i = 0; i < n; i++) loom__listen_set_close_worker(ls, i);
             } else if (sig == SIGINT && ints >= 2) {
                 loom__warn("second SIGINT: stopping now");
             }
@@ -162,6 +166,8 @@ int loom__master_run(const loom__config *cfg, const int *fds, int n, loom__worke
                     break;
                 }
                 double lived = now_s() - s->started;
+                /* New connections must not queue where nobody accepts. */
+                loom__listen_set_close_worker(ls, i);
                 if (WIFEXITED(status) && WEXITSTATUS(status) == LOOM__EXIT_CONFIG) {
                     loom__err("worker %d (pid %d) cannot start; stopping", i, (int)pid);
                     result = 1;
@@ -173,15 +179,19 @@ int loom__master_run(const loom__config *cfg, const int *fds, int n, loom__worke
                 }
                 /* Quick deaths back off (0.1 s doubling up to 10 s); a worker
                  * that lived a while is back at once. */
+                double delay = 0;
                 if (lived < 2.0) {
-                    s->respawn_at = now_s() + s->backoff;
+                    delay = s->backoff;
                     s->backoff = s->backoff * 2 > 10 ? 10 : s->backoff * 2;
                 } else {
                     s->backoff = 0.1;
-                    s->respawn_at = now_s();
                 }
-                loom__err("worker %d (pid %d) %s; respawning in %.1f s", i, (int)pid, how,
-                          s->respawn_at - now_s());
+                s->respawn_at = now_s() + delay;
+                if (delay > 0)
+                    loom__err("worker %d (pid %d) %s; respawning in %.1f s", i, (int)pid, how,
+                              delay);
+                else
+                    loom__err("worker %d (pid %d) %s; respawning now", i, (int)pid, how);
                 break;
             }
         }
@@ -198,7 +208,13 @@ int loom__master_run(const loom__config *cfg, const int *fds, int n, loom__worke
         t = now_s();
         for (int i = 0; i < n; i++) {
             if (!slots[i].respawn_at || slots[i].respawn_at > t) continue;
-            if (spawn(&slots[i], fds, n, fn, arg) > 0) {
+            char err[256];
+            if (loom__listen_set_rebind(ls, i, err, sizeof err)) {
+                loom__err("worker %d: %s; trying again in 1 s", i, err);
+                slots[i].respawn_at = t + 1.0;
+                continue;
+            }
+            if (spawn(&slots[i], ls, fn, arg) > 0) {
                 alive++;
                 loom__info("worker %d respawned (pid %d)", i, (int)slots[i].pid);
             } else {
@@ -206,6 +222,7 @@ int loom__master_run(const loom__config *cfg, const int *fds, int n, loom__worke
             }
         }
     }
+    for (int i = 0; i < n; i++) loom__listen_set_close_worker(ls, i);
     free(slots);
     return result;
 }

@@ -24,13 +24,22 @@ typedef void (*loom__handler)(loom__worker *w, loom_req *r);
 /* Called when the client of an unfinished request went away. */
 typedef void (*loom__abort_fn)(loom__worker *w, loom_req *r);
 
+/* One of the worker's listening sockets. */
+typedef struct loom__listener {
+    uv_poll_t poll; /* readiness of fd; accept4 takes the connections */
+    int fd;         /* owned: closed when the worker stops listening */
+    int index;      /* in cfg->listen */
+    const loom__listen_cfg *cfg;
+    loom__worker *w;
+} loom__listener;
+
 struct loom__worker {
     uv_loop_t *loop;
     const loom__config *cfg;
     loom__limits limits;
     int id;
-    uv_poll_t listener;   /* readiness of listen_fd; accept4 takes the connections */
-    int listen_fd;        /* owned: closed when the worker stops listening */
+    loom__listener ls[LOOM__MAX_LISTEN];
+    int nls;
     int spare_fd;         /* held open to be given up when accept hits the fd limit */
     uint64_t shed_logged; /* when that was last logged (at most once a second) */
     int listening;
@@ -44,12 +53,16 @@ struct loom__worker {
     int stopping;
     int exit_code;
 
-    loom__buf out;        /* response bytes being gathered for one connection */
-    loom__conn *out_conn; /* whose bytes `out` holds */
-    loom__conn *batch;    /* connection whose read is being processed */
-    char readbuf[65536];  /* shared by all connections: one read at a time */
-    loom__uring *ring;    /* connection I/O on io_uring (server/uring.h); NULL: epoll */
-    loom__conn *dead;     /* closed, freed once their ring operations end */
+    loom__buf out;                /* response bytes being gathered for one connection */
+    loom__conn *out_conn;         /* whose bytes `out` holds */
+    loom__conn *batch;            /* connection whose read is being processed */
+    char readbuf[65536];          /* shared by all connections: one read at a time */
+    loom__uring *ring;            /* connection I/O on io_uring (server/uring.h); NULL: epoll */
+    struct loom__tls_server *tls; /* TLS contexts (tls/server.h); NULL without TLS listeners */
+    char *plain;                  /* TLS: one record of decrypted bytes at a time (16 KiB) */
+    char *scratch;                /* TLS: a file chunk on its way to encryption (64 KiB) */
+    struct loom__tls_watch *tls_watch; /* reloads certificates when their files change */
+    loom__conn *dead;                  /* closed, freed once their ring operations end */
 
     loom__access_log *access_log;
     loom__handler handle;
@@ -60,10 +73,11 @@ struct loom__worker {
 };
 
 /* Prepares a worker on `loop` that will serve with `cfg` (which must outlive
- * it). `listen_fd` is a bound, listening socket. The caller zeroes `w` and
- * may set the hooks (handle, on_abort, on_sighup, on_stopped, access_log)
- * before or after. Returns 0 or a negative uv error, with the reason logged. */
-int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg, int listen_fd,
+ * it). `fds` holds one bound, listening socket per cfg->listen entry, which
+ * the worker owns from now on (it closes them, on failure too). The caller zeroes `w` and may set
+ * the hooks (handle, on_abort, on_sighup, on_stopped, access_log) before or after. Returns 0 or a
+ * negative uv error, with the reason logged. */
+int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg, const int *fds,
                       int id);
 /* Runs the loop until a graceful stop finishes. Returns the exit status. */
 int loom__worker_run(loom__worker *w);
@@ -88,12 +102,5 @@ int loom__req_stream_write(loom_req *r, const void *data, size_t len);
 const char *loom__req_remote(const loom_req *r, char *buf, size_t len);
 /* The worker that a live request belongs to, or NULL when its connection is gone. */
 loom__worker *loom__req_worker(const loom_req *r);
-
-/* Opens a TCP listening socket on host:port with SO_REUSEADDR (and
- * SO_REUSEPORT when `reuseport`). Returns the fd, or -1 with the reason in
- * `err`. */
-int loom__listen_socket(const char *host, int port, int reuseport, char *err, size_t errlen);
-/* The port a socket is bound to, or -1. */
-int loom__socket_port(int fd);
 
 #endif

@@ -2,7 +2,10 @@
  * and the graceful stop. */
 #include "server/access_log.h"
 #include "server/conn.h"
+#include "server/tls_reload.h"
 #include "server/uring.h"
+#include "tls/server.h"
+#include "tls/tickets.h"
 #include "util/arena.h"
 #include "util/log.h"
 
@@ -21,73 +24,23 @@
 
 static void close_handle(uv_handle_t *h);
 
-int loom__listen_socket(const char *host, int port, int reuseport, char *err, size_t errlen)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        sl = sizeof *a4;
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        sl = sizeof *a6;
-    } else {
-        snprintf(err, errlen, "host '%s': not an IPv4 or IPv6 address", host);
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
-        snprintf(err, errlen, "cannot listen on %s port %d: %s", host, port, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (listen(fd, 4096) < 0) {
-        snprintf(err, errlen, "listen: %s", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-int loom__socket_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) return -1;
-    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return -1;
-}
-
 /* Out of file descriptors: a pending connection would make the listener
  * ready on every loop turn. Give the spare fd up, take the connection and
  * close it (the client sees a close instead of waiting), then take the
  * spare back. */
-static void shed_one(loom__worker *w)
+static void shed_one(loom__worker *w, int listen_fd)
 {
     if (w->spare_fd < 0) return;
     close(w->spare_fd);
-    int fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0) close(fd);
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static void on_listener(uv_poll_t *h, int status, int events)
 {
-    loom__worker *w = h->data;
+    loom__listener *l = h->data;
+    loom__worker *w = l->w;
     (void)events;
     if (status < 0) {
         loom__warn("listener: %s", uv_strerror(status));
@@ -97,7 +50,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
     for (int i = 0; i < 64 && w->listening; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -108,24 +61,26 @@ static void on_listener(uv_poll_t *h, int status, int events)
                                strerror(errno));
                     w->shed_logged = now ? now : 1;
                 }
-                shed_one(w);
+                shed_one(w, l->fd);
                 return;
             }
             loom__warn("accept: %s", strerror(errno));
             return;
         }
-        loom__conn_accept(w, fd, (struct sockaddr *)&ss, sl);
+        loom__conn_accept(w, l, fd, (struct sockaddr *)&ss, sl);
     }
 }
 
-/* Stops listening: the poll handle first (it must not watch a closed fd). */
+/* Stops listening: the poll handles first (they must not watch closed fds). */
 static void stop_listening(loom__worker *w)
 {
     if (!w->listening) return;
     w->listening = 0;
-    close_handle((uv_handle_t *)&w->listener);
-    close(w->listen_fd);
-    w->listen_fd = -1;
+    for (int i = 0; i < w->nls; i++) {
+        close_handle((uv_handle_t *)&w->ls[i].poll);
+        close(w->ls[i].fd);
+        w->ls[i].fd = -1;
+    }
     if (w->spare_fd >= 0) close(w->spare_fd);
     w->spare_fd = -1;
 }
@@ -135,6 +90,7 @@ static void on_sweep(uv_timer_t *t)
     loom__worker *w = t->data;
     loom__conn_sweep(w);
     if (w->access_log) loom__access_log_flush(w->access_log);
+    loom__tickets_tick(); /* only in the process that owns the keys (--single) */
 }
 
 static void close_handle(uv_handle_t *h)
@@ -158,6 +114,8 @@ static void worker_stopped(loom__worker *w)
     signal(SIGQUIT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     stop_listening(w);
+    loom__tls_watch_stop(w->tls_watch);
+    w->tls_watch = NULL;
     if (w->on_stopped) w->on_stopped(w);
 }
 
@@ -166,16 +124,24 @@ void loom__worker_conn_closed(loom__worker *w)
     if (w->draining && w->nconns == 0) worker_stopped(w);
 }
 
-static void on_shutdown_timeout(uv_timer_t *t)
+/* Closes every connection now, requests in flight or not. */
+static void close_all(loom__worker *w)
 {
-    loom__worker *w = t->data;
-    if (w->nconns) loom__warn("shutdown timeout: closing %zu connections", w->nconns);
     loom__conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;
         loom__conn_close(c);
     }
     if (w->nconns == 0) worker_stopped(w);
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    loom__worker *w = t->data;
+    if (w->nconns)
+        loom__warn("shutdown_timeout (%.3g s) passed: closing %zu connection%s",
+                   (double)w->cfg->shutdown_timeout / 1000.0, w->nconns, w->nconns == 1 ? "" : "s");
+    close_all(w);
 }
 
 void loom__worker_drain(loom__worker *w)
@@ -187,7 +153,7 @@ void loom__worker_drain(loom__worker *w)
     loom__conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;
-        if (loom__conn_idle(c)) loom__conn_close(c);
+        loom__conn_drain(c);
     }
     if (w->nconns == 0) {
         worker_stopped(w);
@@ -200,20 +166,25 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     loom__worker *w = s->data;
     if (signum == SIGHUP) {
+        if (w->tls) loom__tls_reload(w, "SIGHUP");
         if (w->on_sighup) w->on_sighup(w);
         return;
     }
     if (w->draining && signum == SIGINT) {
-        loom__warn("second SIGINT: stopping now");
+        if (w->nconns)
+            loom__warn("second SIGINT: stopping now, closing %zu connection%s", w->nconns,
+                       w->nconns == 1 ? "" : "s");
+        else
+            loom__warn("second SIGINT: stopping now");
         w->exit_code = 1;
-        on_shutdown_timeout(&w->shutdown_timer);
+        close_all(w);
         return;
     }
     loom__info("%s: graceful stop", strsignal(signum));
     loom__worker_drain(w);
 }
 
-int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg, int listen_fd,
+int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg, const int *fds,
                       int id)
 {
     w->loop = loop;
@@ -224,7 +195,6 @@ int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg,
     w->limits.max_headers = cfg->max_headers;
     w->limits.client_max_size = cfg->client_max_size;
     w->limits.max_chunk_ext = 4096;
-    w->listen_fd = listen_fd;
     if (cfg->io != LOOM__IO_EPOLL) {
         char why[256];
         if (loom__uring_open(w, why, sizeof why) < 0) {
@@ -241,16 +211,32 @@ int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg,
     }
     loom__debug("worker %d: connections on %s", id, w->ring ? "io_uring" : "epoll");
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    /* uv_poll_init_socket also makes the listener non-blocking, which
-     * accept4 relies on. */
-    int rc = uv_poll_init_socket(loop, &w->listener, listen_fd);
-    if (rc == 0) {
-        w->listener.data = w;
-        rc = uv_poll_start(&w->listener, UV_READABLE, on_listener);
-        if (rc < 0) uv_close((uv_handle_t *)&w->listener, NULL);
+    int rc = 0;
+    if (w->tls) {
+        w->plain = malloc(LOOM__TLS_RECORD);
+        w->scratch = malloc(64u * 1024u);
+        if (!w->plain || !w->scratch) rc = UV_ENOMEM;
+        w->tls_watch = loom__tls_watch_start(w);
+    }
+    for (size_t i = 0; i < cfg->nlisten && rc == 0; i++) {
+        loom__listener *l = &w->ls[i];
+        l->w = w;
+        l->fd = fds[i];
+        l->index = (int)i;
+        l->cfg = &cfg->listen[i];
+        /* uv_poll_init_socket also makes the listener non-blocking, which
+         * accept4 relies on. */
+        rc = uv_poll_init_socket(loop, &l->poll, l->fd);
+        if (rc == 0) {
+            l->poll.data = l;
+            w->nls++;
+            rc = uv_poll_start(&l->poll, UV_READABLE, on_listener);
+        }
     }
     if (rc < 0) {
         loom__err("listen: %s", uv_strerror(rc));
+        for (int i = 0; i < w->nls; i++) uv_close((uv_handle_t *)&w->ls[i].poll, NULL);
+        for (size_t i = 0; i < cfg->nlisten; i++) close(fds[i]);
         if (w->spare_fd >= 0) close(w->spare_fd);
         loom__uring_close(w);
         return rc;
@@ -288,6 +274,10 @@ int loom__worker_run(loom__worker *w)
     if (w->access_log) loom__access_log_flush(w->access_log);
     loom__buf_free(&w->out);
     loom__uring_close(w);
+    loom__tls_server_unref(w->tls);
+    w->tls = NULL;
+    free(w->plain);
+    free(w->scratch);
     loom__arena_trim();
     return w->exit_code;
 }

@@ -44,6 +44,7 @@ static const key_def keys[] = {
     {"admin", K_BOOL, OFF(admin), 0, 0},
     {"io", K_IO, OFF(io), 0, 0},
     {"io_recv_buffers", K_SIZE, OFF(io_recv_buffers), 1, 32768},
+    {"handshake_timeout", K_MS, OFF(handshake_timeout), 0.001, 3600},
 };
 
 void loom__config_defaults(loom__config *c)
@@ -67,6 +68,7 @@ void loom__config_defaults(loom__config *c)
     c->shutdown_timeout = 60000;
     c->linger_timeout = 2000;
     c->io_recv_buffers = 256;
+    c->handshake_timeout = 10000;
     c->plugins = json_object();
 }
 
@@ -192,14 +194,236 @@ type_num:
     return -1;
 }
 
+/* host and port make the shorthand listener, which "listen" replaces. */
+static void note_key(loom__config *c, const key_def *k)
+{
+    if (k->off == OFF(host) || k->off == OFF(port)) c->host_set = 1;
+}
+
 int loom__config_set(loom__config *c, const char *key, const char *value, char *err, size_t errlen)
 {
+    if (strcmp(key, "listen") == 0) return loom__config_add_listen(c, value, err, errlen);
     const key_def *k = find_key(key);
     if (!k) {
         snprintf(err, errlen, "unknown key '%s'", key);
         return -1;
     }
+    note_key(c, k);
     return apply(c, k, NULL, value, err, errlen);
+}
+
+/* Appends a listener with its defaults; NULL when there are too many. */
+static loom__listen_cfg *new_listen(loom__config *c, char *err, size_t errlen)
+{
+    if (c->nlisten >= LOOM__MAX_LISTEN) {
+        snprintf(err, errlen, "key 'listen': at most %d listeners", LOOM__MAX_LISTEN);
+        return NULL;
+    }
+    loom__listen_cfg *l = realloc(c->listen, (c->nlisten + 1) * sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->listen = l;
+    l = &c->listen[c->nlisten++];
+    memset(l, 0, sizeof *l);
+    l->http2 = 1;
+    c->listen_set = 1;
+    return l;
+}
+
+/* "HOST:PORT" or "[V6]:PORT", with an optional ":tls"; `what` names it in errors. */
+static int parse_addr(loom__listen_cfg *l, const char *spec, const char *what, char *err,
+                      size_t errlen)
+{
+    char host[64];
+    const char *p = spec, *colon;
+    size_t hl;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (!close || close[1] != ':') goto bad;
+        hl = (size_t)(close - p - 1);
+        p++;
+        colon = close + 1;
+    } else {
+        colon = strchr(p, ':');
+        if (!colon) goto bad;
+        hl = (size_t)(colon - p);
+    }
+    if (hl == 0 || hl >= sizeof host) goto bad;
+    memcpy(host, p, hl);
+    host[hl] = '\0';
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || port < 0 || port > 65535) goto bad;
+    if (strcmp(end, ":tls") == 0)
+        l->tls = 1;
+    else if (*end)
+        goto bad;
+    l->host = strdup(host);
+    l->port = (int)port;
+    return l->host ? 0 : -1;
+bad:
+    snprintf(err, errlen, "%s: '%s' is not HOST:PORT or HOST:PORT:tls (IPv6: [::1]:8443)", what,
+             spec);
+    return -1;
+}
+
+int loom__config_add_listen(loom__config *c, const char *spec, char *err, size_t errlen)
+{
+    loom__listen_cfg *l = new_listen(c, err, errlen);
+    if (!l) return -1;
+    if (parse_addr(l, spec, "--listen", err, errlen)) {
+        c->nlisten--;
+        return -1;
+    }
+    return 0;
+}
+
+/* One entry of "listen": "HOST:PORT[:tls]" or an object. */
+static int load_listen(loom__config *c, json_t *e, size_t i, char *err, size_t errlen)
+{
+    char what[48];
+    snprintf(what, sizeof what, "key 'listen[%zu]'", i);
+    loom__listen_cfg *l = new_listen(c, err, errlen);
+    if (!l) return -1;
+    if (json_is_string(e)) return parse_addr(l, json_string_value(e), what, err, errlen);
+    if (!json_is_object(e)) {
+        snprintf(err, errlen, "%s: must be \"HOST:PORT[:tls]\" or an object", what);
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(e, k, v)
+    {
+        int is_bool = strcmp(k, "tls") == 0 || strcmp(k, "http2") == 0 || strcmp(k, "h2c") == 0;
+        if (is_bool) {
+            if (!json_is_boolean(v)) goto bool_fail;
+            int b = json_is_true(v);
+            if (k[0] == 't')
+                l->tls = b;
+            else if (k[1] == 't')
+                l->http2 = b;
+            else
+                l->h2c = b;
+        } else if (strcmp(k, "host") == 0 || strcmp(k, "client_ca") == 0) {
+            if (!json_is_string(v) || !*json_string_value(v)) {
+                snprintf(err, errlen, "%s: '%s' must be a non-empty string", what, k);
+                return -1;
+            }
+            char **slot = k[0] == 'h' ? &l->host : &l->client_ca;
+            free(*slot);
+            *slot = strdup(json_string_value(v));
+        } else if (strcmp(k, "port") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535) {
+                snprintf(err, errlen, "%s: 'port' must be a whole number from 0 to 65535", what);
+                return -1;
+            }
+            l->port = (int)json_integer_value(v);
+        } else if (strcmp(k, "redirect_to_https") == 0) {
+            if (json_is_boolean(v)) {
+                l->redirect_to_https = json_is_true(v) ? -1 : 0;
+            } else if (json_is_integer(v) && json_integer_value(v) > 0 &&
+                       json_integer_value(v) <= 65535) {
+                l->redirect_to_https = (int)json_integer_value(v);
+            } else {
+                snprintf(err, errlen,
+                         "%s: 'redirect_to_https' must be true, false or a port number", what);
+                return -1;
+            }
+        } else if (strcmp(k, "verify_client") == 0) {
+            static const char *const modes[] = {"off", "optional", "require"};
+            const char *m = json_is_string(v) ? json_string_value(v) : "";
+            int found = -1;
+            for (int j = 0; j < 3; j++)
+                if (strcmp(m, modes[j]) == 0) found = j;
+            if (found < 0) {
+                snprintf(err, errlen,
+                         "%s: 'verify_client' must be \"off\", \"optional\" or \"require\"", what);
+                return -1;
+            }
+            l->verify_client = found;
+        } else {
+            snprintf(err, errlen, "%s: unknown key '%s'", what, k);
+            return -1;
+        }
+        continue;
+    bool_fail:
+        snprintf(err, errlen, "%s: '%s' must be true or false", what, k);
+        return -1;
+    }
+    if (!l->host) {
+        snprintf(err, errlen, "%s: 'host' is missing", what);
+        return -1;
+    }
+    if (!json_object_get(e, "port")) {
+        snprintf(err, errlen, "%s: 'port' is missing", what);
+        return -1;
+    }
+    return 0;
+}
+
+int loom__config_finish(loom__config *c, char *err, size_t errlen)
+{
+    if (c->listen_set && c->host_set) {
+        snprintf(err, errlen,
+                 "'listen' and 'host'/'port' are both set: list every address in 'listen'");
+        return -1;
+    }
+    if (!c->listen_set) {
+        loom__listen_cfg *l = new_listen(c, err, errlen);
+        if (!l || !(l->host = strdup(c->host))) return -1;
+        l->port = c->port;
+        c->listen_set = 0;
+    }
+    int tls_port = -1;
+    for (size_t i = 0; i < c->nlisten; i++) {
+        loom__listen_cfg *l = &c->listen[i];
+        if (l->tls && tls_port < 0) tls_port = l->port;
+        if (l->tls && !c->tls) {
+            snprintf(err, errlen,
+                     "listener %s:%d has \"tls\": true but there is no \"tls\" section "
+                     "(certificate and key)",
+                     l->host, l->port);
+            return -1;
+        }
+        if (!l->tls && (l->client_ca || l->verify_client)) {
+            snprintf(err, errlen, "listener %s:%d: 'client_ca' and 'verify_client' need \"tls\"",
+                     l->host, l->port);
+            return -1;
+        }
+        if (l->tls && l->redirect_to_https) {
+            snprintf(err, errlen, "listener %s:%d: 'redirect_to_https' is for plaintext listeners",
+                     l->host, l->port);
+            return -1;
+        }
+        if (l->verify_client && !l->client_ca) {
+            snprintf(err, errlen, "listener %s:%d: 'verify_client' needs 'client_ca'", l->host,
+                     l->port);
+            return -1;
+        }
+        if (l->tls && l->h2c) {
+            snprintf(err, errlen,
+                     "listener %s:%d: 'h2c' is for plaintext listeners (TLS offers "
+                     "h2 by ALPN)",
+                     l->host, l->port);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < c->nlisten; i++) {
+        loom__listen_cfg *l = &c->listen[i];
+        if (l->redirect_to_https == -1) {
+            if (tls_port < 0) {
+                snprintf(err, errlen,
+                         "listener %s:%d: 'redirect_to_https' needs a TLS listener to send to",
+                         l->host, l->port);
+                return -1;
+            }
+            l->redirect_to_https = tls_port;
+        }
+    }
+    return 0;
 }
 
 int loom__config_load(loom__config *c, const char *path, char *err, size_t errlen)
@@ -250,6 +474,29 @@ int loom__config_load(loom__config *c, const char *path, char *err, size_t errle
             c->plugins = json_incref(v);
             continue;
         }
+        if (strcmp(name, "listen") == 0) {
+            size_t i;
+            json_t *e;
+            if (!json_is_array(v) || json_array_size(v) == 0) {
+                snprintf(err, errlen, "%s: key 'listen': must be a non-empty array", path);
+                goto fail;
+            }
+            json_array_foreach(v, i, e) if (load_listen(c, e, i, why, sizeof why))
+            {
+                snprintf(err, errlen, "%s: %s", path, why);
+                goto fail;
+            }
+            continue;
+        }
+        if (strcmp(name, "tls") == 0) {
+            if (!json_is_object(v)) {
+                snprintf(err, errlen, "%s: key 'tls': must be an object", path);
+                goto fail;
+            }
+            json_decref(c->tls);
+            c->tls = json_incref(v);
+            continue;
+        }
         if (strcmp(name, "plugin_order") == 0) {
             size_t i;
             json_t *e;
@@ -267,6 +514,7 @@ int loom__config_load(loom__config *c, const char *path, char *err, size_t errle
             snprintf(err, errlen, "%s: unknown key '%s'", path, name);
             goto fail;
         }
+        note_key(c, k);
         if (apply(c, k, v, NULL, why, sizeof why)) {
             snprintf(err, errlen, "%s: %s", path, why);
             goto fail;
@@ -282,6 +530,12 @@ fail:
 void loom__config_free(loom__config *c)
 {
     free(c->host);
+    for (size_t i = 0; i < c->nlisten; i++) {
+        free(c->listen[i].host);
+        free(c->listen[i].client_ca);
+    }
+    free(c->listen);
+    json_decref(c->tls);
     free(c->plugins_dir);
     free(c->access_log);
     free(c->pid_file);

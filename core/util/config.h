@@ -10,14 +10,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* "verify_client" of a TLS listener. */
+enum { LOOM__VERIFY_OFF, LOOM__VERIFY_OPTIONAL, LOOM__VERIFY_REQUIRE };
+
+/* One listening address ("listen": [{...}] or --listen HOST:PORT[:tls]). */
 typedef struct {
-    char *host;        /* listen address (IPv4 or IPv6 literal) */
-    int port;          /* listen port */
-    char *plugins_dir; /* where *.so plugins are loaded from; NULL = none */
-    int workers;       /* worker processes; 0 = one per CPU */
-    char *access_log;  /* NULL = off, "-" = stdout, else a file path */
-    int log_level;     /* LOOM_LOG_* */
-    char *pid_file;    /* NULL = none */
+    char *host;            /* IPv4 or IPv6 literal */
+    int port;              /* 0 picks a free port */
+    int tls;               /* HTTPS (needs the "tls" section) */
+    int redirect_to_https; /* plaintext only: 308 to https; -1 = the first TLS listener's port */
+    int http2;             /* offer HTTP/2 (ALPN h2; h2c where enabled); default on */
+    int h2c;               /* plaintext: HTTP/2 with prior knowledge */
+    char *client_ca;       /* TLS: CA file for client certificates (mTLS) */
+    int verify_client;     /* TLS: LOOM__VERIFY_* */
+} loom__listen_cfg;
+
+#define LOOM__MAX_LISTEN 16
+
+typedef struct {
+    char *host;               /* the shorthand listener's address (IPv4 or IPv6 literal) */
+    int port;                 /* ... and port */
+    loom__listen_cfg *listen; /* every listener (after loom__config_finish) */
+    size_t nlisten;
+    int listen_set;             /* "listen" or --listen was given */
+    int host_set;               /* "host"/"port" or --host/--port was given */
+    json_t *tls;                /* the "tls" section, checked by core/tls; owned; NULL = none */
+    uint64_t handshake_timeout; /* ms for a TLS handshake */
+    char *plugins_dir;          /* where *.so plugins are loaded from; NULL = none */
+    int workers;                /* worker processes; 0 = one per CPU */
+    char *access_log;           /* NULL = off, "-" = stdout, else a file path */
+    int log_level;              /* LOOM_LOG_* */
+    char *pid_file;             /* NULL = none */
 
     /* Parser limits (aiohttp's defaults). */
     size_t max_line_size;   /* request line; over it: 414 */
@@ -56,6 +79,13 @@ int loom__config_load(loom__config *c, const char *path, char *err, size_t errle
 /* Sets one key from a string (as a CLI flag gives it), with the same checks
  * as the file. Returns 0 or -1 with the reason in `err`. */
 int loom__config_set(loom__config *c, const char *key, const char *value, char *err, size_t errlen);
+/* Adds a listener from "HOST:PORT" or "HOST:PORT:tls" ("[::1]:8443:tls"
+ * for IPv6), as --listen gives it. Returns 0 or -1 with the reason. */
+int loom__config_add_listen(loom__config *c, const char *spec, char *err, size_t errlen);
+/* Checks what single keys cannot: the listeners against host/port and the
+ * "tls" section, and makes the shorthand listener when "listen" is absent.
+ * Call once, after the file and the flags. Returns 0 or -1 with the reason. */
+int loom__config_finish(loom__config *c, char *err, size_t errlen);
 /* Releases what the config owns. */
 void loom__config_free(loom__config *c);
 

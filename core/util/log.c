@@ -16,6 +16,11 @@ void loom__log_set_level(int level)
     log_level = level;
 }
 
+int loom__log_enabled(int level)
+{
+    return level <= log_level;
+}
+
 void loom__log_set_worker(int id)
 {
     log_worker = id;

@@ -14,6 +14,8 @@
 void loom__log_set_level(int level);
 /* Sets the worker id printed on every line; -1 (default) prints "main". */
 void loom__log_set_worker(int id);
+/* Whether a line at `level` would be printed (to skip formatting work). */
+int loom__log_enabled(int level);
 /* Prints one line at `level`. A trailing newline is added. */
 void loom__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -23,6 +23,7 @@
 #include "fuzz_common.h"
 #include "http/response.h"
 #include "server/conn.h"
+#include "server/listen.h"
 #include "server/server.h"
 
 static uv_loop_t loop;
@@ -112,7 +113,8 @@ static void setup(void)
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)loom__socket_port(fd));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    FUZZ_CHECK(loom__worker_init(&worker, &loop, &cfg, fd, 0) == 0);
+    FUZZ_CHECK(loom__config_finish(&cfg, err, sizeof err) == 0);
+    FUZZ_CHECK(loom__worker_init(&worker, &loop, &cfg, &fd, 0) == 0);
     worker.handle = handle;
     worker.on_abort = on_abort;
     uv_timer_init(&loop, &later);

@@ -149,7 +149,7 @@ class Lifecycle(unittest.TestCase):
             self.assertGreater(took, 0.7)
             self.assertLess(took, 3.5)
             a.close()
-            self.assertIn("shutdown timeout", srv.log())
+            self.assertIn("shutdown_timeout (1 s) passed: closing 1 connection", srv.log())
             srv.stop()
         finally:
             srv.__exit__()
@@ -169,7 +169,8 @@ class Lifecycle(unittest.TestCase):
             self.assertLess(time.time() - t0, 2)
             self.assertTrue(wait_closed(a, 2))
             a.close()
-            self.assertIn("second SIGINT", srv.log())
+            self.assertIn("second SIGINT: stopping now, closing 1 connection", srv.log())
+            self.assertNotIn("shutdown_timeout", srv.log())  # no timeout happened
             # ASan's leak check still runs: the exit status is the "stopped
             # at once" status, not a sanitizer's.
             self.assertIn(srv.proc.returncode, (0, 1), srv.log())
@@ -204,11 +205,14 @@ class BadConfig(unittest.TestCase):
         holder.listen(1)
         port = holder.getsockname()[1]
         tmp = tempfile.mkdtemp(prefix="loomcfg-")
-        argv = [loomtest.LOOM_BIN, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [loomtest.LOOM_BIN, "serve"]
+        text = config if isinstance(config, str) else json.dumps(config)
+        if config is None or '"listen"' not in text or "HOSTPORT" in text:
+            argv += ["--host", "127.0.0.1", "--port", str(port)]
         if config is not None:
             path = os.path.join(tmp, "loom.json")
             with open(path, "w") as f:
-                f.write(config if isinstance(config, str) else json.dumps(config))
+                f.write(text.replace("PORT", str(port)).replace("HOST", ""))
             argv += ["--config", path]
         try:
             p = subprocess.run(argv + list(args), capture_output=True, timeout=10)
@@ -229,6 +233,13 @@ class BadConfig(unittest.TestCase):
             ({"port": 70000}, "port"),
             ({"io": "fast"}, "io"),
             ("{not json", "loom.json"),
+            ({"listen": "127.0.0.1:PORT"}, "'listen'"),
+            ({"listen": [{"host": "127.0.0.1"}]}, "'port' is missing"),
+            ('{"listen": [{"host": "127.0.0.1", "port": PORT, "tsl": true}]}', "'tsl'"),
+            ({"listen": ["127.0.0.1:PORT:tls"]}, "no \"tls\" section"),
+            ({"listen": ["127.0.0.1:HOSTPORT"]}, "'listen' and 'host'/'port' are both set"),
+            ('{"listen": [{"host": "127.0.0.1", "port": PORT, "redirect_to_https": true}]}',
+             "needs a TLS listener"),
         ]
         for cfg, key in cases:
             with self.subTest(key=key):
@@ -245,11 +256,30 @@ class BadConfig(unittest.TestCase):
             (["--set", "io=kqueue"], "io"),
             (["--config", "/nonexistent/loom.json"], "/nonexistent/loom.json"),
             (["--access-log", "/nonexistent/dir/a.log"], "/nonexistent/dir/a.log"),
+            (["--listen", "localhost"], "localhost"),
+            (["--listen", "127.0.0.1:99999"], "127.0.0.1:99999"),
+            (["--listen", "127.0.0.1:1:ssl"], "HOST:PORT:tls"),
         ]
         for args, key in cases:
             with self.subTest(args=args):
                 err = self.run_bad(args)
                 self.assertIn(key, err)
+
+    def test_bad_plugin_never_announces_listening(self):
+        """A server that refuses a plugin at start-up exits without having
+        said that it listens."""
+        d = tempfile.mkdtemp(prefix="loom-badplugin-")
+        with open(os.path.join(d, "x.so"), "wb") as f:
+            f.write(b"not an ELF file at all")
+        for mode in (["--single"], ["--workers", "2"]):
+            with self.subTest(mode=mode):
+                p = subprocess.run([loomtest.LOOM_BIN, "serve", "--port", "0",
+                                    "--plugins-dir", d] + mode,
+                                   capture_output=True, timeout=20)
+                out = (p.stdout + p.stderr).decode()
+                self.assertNotEqual(p.returncode, 0, out)
+                self.assertIn("x.so", out)
+                self.assertNotIn("listening on", out)
 
     def test_io_backends(self):
         """Each I/O backend serves keep-alive and pipelined requests and says

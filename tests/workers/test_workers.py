@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -76,9 +77,9 @@ class Workers(unittest.TestCase):
     def test_crash_isolated_and_respawned(self):
         with self.server() as srv:
             stats = {"ok": 0, "failed": 0, "connect_errors": 0, "pids": set()}
-            t = threading.Thread(target=lambda: asyncio.run(hammer(srv.port, "/pid", 3.0, 32, stats)))
+            t = threading.Thread(target=lambda: asyncio.run(hammer(srv.port, "/pid", 4.2, 32, stats)))
             t.start()
-            time.sleep(1.0)
+            time.sleep(2.2)  # a worker that lived 2 s is respawned at once
             before = set(stats["pids"])
             t_crash = time.time()
             try:
@@ -93,12 +94,18 @@ class Workers(unittest.TestCase):
             log = srv.log()
             self.assertRegex(log, r"worker \d \(pid \d+\) killed by signal 11 \(Segmentation fault\)")
             self.assertIn("respawned", log)
+            self.assertRegex(log, r"Segmentation fault\); respawning now")
+            self.assertNotRegex(log, r"respawning in -")
             self.assertLess(t_back - t_crash, 1.5)
             # only connections held by the dead worker may fail: at most one per connection
             self.assertLessEqual(stats["failed"], 32)
             self.assertEqual(stats["connect_errors"], 0)
             self.assertGreater(stats["ok"], 1000)
-            self.assertGreater(len(stats["pids"] - before), 0, "no answer from the new worker")
+            # the hammer's connections stay on the live worker; new ones reach the new one too
+            deadline, fresh = time.time() + 3, set()
+            while time.time() < deadline and not (fresh - before):
+                fresh.add(get(srv.port, "/pid", close=True)[1])
+            self.assertGreater(len(fresh - before), 0, "no answer from the new worker")
             print("crash under load: %d ok, %d failed, back after %.0f ms"
                   % (stats["ok"], stats["failed"], (t_back - t_crash) * 1000))
             self.assertEqual(srv.stop(), 0)
@@ -111,6 +118,46 @@ class Workers(unittest.TestCase):
             self.assertGreaterEqual(len(delays), 3, srv.log())
             self.assertLess(len(delays), 12)  # not a tight loop
             self.assertEqual(delays[:3], [0.1, 0.2, 0.4])
+            srv.stop()
+
+    def test_new_connections_never_wait_for_a_respawn(self):
+        """One of two workers crashes 100 ms after every start, so it spends
+        most of the time in its respawn back-off. New connections meanwhile
+        must reach the live worker: none may wait (the dead worker's socket
+        is closed, not left in the reuseport group)."""
+        lock = os.path.join(tempfile.mkdtemp(prefix="loom-crashlock-"), "lock")
+        cfg = {"plugins": {"crashtest": {"crash_after_ms": 100, "crash_lock": lock}}}
+        with self.server(config=cfg) as srv:
+            time.sleep(1.6)  # back-off is 0.8 s and growing by now
+
+            def one(results):
+                t0 = time.time()
+                try:
+                    s = loomtest.connect(srv.port, timeout=2)
+                    s.sendall(b"GET /pid HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                    data = s.recv(4096)
+                    s.close()
+                    results.append("ok" if b" 200 " in data else "bad")
+                except socket.timeout:
+                    results.append("timeout")
+                except OSError:
+                    results.append("reset")  # it met the crashing worker in its 100 ms
+                results[-1] = (results[-1], time.time() - t0)
+
+            results = []
+            for _ in range(4):
+                threads = [threading.Thread(target=one, args=(results,)) for _ in range(20)]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join(5)
+                time.sleep(0.3)
+            kinds = [r[0] for r in results]
+            log = srv.log()
+            self.assertGreaterEqual(len(re.findall(r"respawning in", log)), 4, log)
+            self.assertEqual(kinds.count("timeout"), 0, results)
+            self.assertGreaterEqual(kinds.count("ok"), 72, results)
+            self.assertLess(max(r[1] for r in results), 1.5, results)
             srv.stop()
 
     def test_graceful_stop_with_requests_on_every_worker(self):
@@ -137,6 +184,35 @@ class Workers(unittest.TestCase):
             self.assertEqual(srv.stop(), 0)
             with self.assertRaises(OSError):
                 loomtest.connect(srv.port, timeout=1).sendall(b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n")
+
+    def test_response_in_flight_at_stop_says_close(self):
+        """A keep-alive request whose answer comes after a graceful stop began
+        is answered with Connection: close, and nothing more is served on
+        that connection."""
+        with self.server(args=("--workers", "1")) as srv:
+            s = loomtest.connect(srv.port)
+            s.sendall(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+            time.sleep(0.2)
+            srv.signal(signal.SIGTERM)
+            data = b""
+            s.settimeout(5)
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, data)
+                data += chunk
+            head = data.split(b"\r\n\r\n")[0].decode()
+            self.assertIn("200 OK", head)
+            self.assertRegex(head, r"(?im)^Connection: close$")
+            try:
+                s.sendall(b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n")
+                rest = s.recv(4096)
+                while rest and b"HTTP/1.1" not in rest:
+                    rest = s.recv(4096)
+            except OSError:
+                rest = b""
+            self.assertNotIn(b"HTTP/1.1", rest, "a request was served after the stop")
+            s.close()
+            self.assertEqual(srv.stop(), 0)
 
     def test_sighup_reaches_every_worker_and_pid_file(self):
         d = tempfile.mkdtemp(prefix="loom-workers-")

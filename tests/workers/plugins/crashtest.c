@@ -2,11 +2,15 @@
  *   GET /pid    -> the worker's pid
  *   GET /slow   -> the pid, after 500 ms
  *   GET /crash  -> SIGSEGV in the worker
- * Config {"crash_after_ms": N}: crash N ms after every start (a crash loop). */
+ * Config {"crash_after_ms": N}: crash N ms after every start (a crash loop);
+ * with "crash_lock": FILE too, only the worker holding an flock on FILE
+ * crashes (the same worker slot each time: the lock frees when it dies). */
 #define _POSIX_C_SOURCE 200809L
 #include <loom/loom.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 static loom_plugin *me;
@@ -57,6 +61,11 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)len;
     me = self;
     const loom_json *after = loom_json_get(loom_config(self), "crash_after_ms");
+    const char *lock = loom_json_string(loom_json_get(loom_config(self), "crash_lock"), NULL);
+    if (after && lock) {
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) after = NULL; /* another one crashes */
+    }
     if (after) loom_timer_start(self, (uint64_t)loom_json_integer(after), 0, crash_timer, NULL);
     int32_t rc = loom_route_add(self, "GET", "/pid", h_pid, NULL);
     rc |= loom_route_add(self, "GET", "/slow", h_slow, NULL);
