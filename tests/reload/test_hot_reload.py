@@ -164,12 +164,18 @@ class HotReload(unittest.TestCase):
             time.sleep(0.05)
         self.assertIn("not a loadable shared object", self.srv.log())
         self.assertEqual(get(self.port, "/v"), (200, "1", "v1"))
-        listing = json.loads(subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.port)],
-                                            capture_output=True, text=True, timeout=20).stdout)
+        listing = json.loads(subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.port),
+                                             "--json"], capture_output=True, text=True,
+                                            timeout=20).stdout)
         p = listing["plugins"][0]
         self.assertEqual((p["name"], p["version"], p["generation"]), ("version", "1.0.1", 1))
         self.assertIn("not a loadable shared object", p["last_error"])
         self.assertEqual(len(p["sha256"]), 64)
+        # the table shows the refusal under the plugin's row
+        table = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.port)],
+                               capture_output=True, text=True, timeout=20).stdout.splitlines()
+        self.assertRegex(table[2], r"^version +1\.0\.1 +1 +%s +0 " % p["sha256"][:12])
+        self.assertRegex(table[3], r"^  last reload refused: not a loadable shared object")
 
     def test_d_state_handoff_sighup_and_delete(self):
         self.assertEqual([get(self.port, "/count")[2] for _ in range(3)], ["1", "2", "3"])
