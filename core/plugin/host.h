@@ -219,11 +219,12 @@ void loom__reload_forget_refused(loom__host *h);
 char *loom__host_listing(loom__host *h);
 
 /* Options and results of loom__plugin_load. */
+enum { LOOM__TRUNCATED = 1, LOOM__CHANGED = 2 };
 typedef struct {
     const char *hash;          /* the sha256 the caller read, or NULL */
     loom_plugin *const *taken; /* instances whose names the new one must not have */
     size_t ntaken;
-    int incomplete;              /* out: the file is still being written (truncated, changed) */
+    int incomplete;              /* out: LOOM__TRUNCATED or LOOM__CHANGED while read, else 0 */
     const loom_plugin *conflict; /* out: the instance whose name it has */
 } loom__load_opts;
 

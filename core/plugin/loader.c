@@ -185,12 +185,12 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, loom__load_opts 
     p->load_path = np;
     if (o->hash && strcmp(o->hash, p->hash) != 0) {
         snprintf(err, errlen, "changed while it was being read");
-        o->incomplete = 1;
+        o->incomplete = LOOM__CHANGED;
         goto fail;
     }
     int whole = loom__elf_whole(np, err, errlen);
     if (whole != 0) {
-        o->incomplete = whole > 0;
+        o->incomplete = whole > 0 ? LOOM__TRUNCATED : 0;
         goto fail;
     }
     dlerror();

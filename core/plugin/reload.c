@@ -129,8 +129,10 @@ void loom__reload_rescan(loom__host *h)
         char hash[65];
         struct stat st;
         if (stat(paths[i], &st) != 0 || loom__file_sha256(paths[i], hash)) {
-            loom__warn("plugin %s: cannot read (%s)%s", paths[i], strerror(errno),
-                       old ? "; keeping the loaded version" : "");
+            /* Gone since the listing: its delete or rename event rescans. */
+            loom__log(errno == ENOENT ? LOOM_LOG_DEBUG : LOOM_LOG_WARN,
+                      "plugin %s: cannot read (%s)%s", paths[i], strerror(errno),
+                      old ? "; keeping the loaded version" : "");
             if (old) next[nn++] = old;
             continue;
         }
@@ -153,10 +155,13 @@ void loom__reload_rescan(loom__host *h)
         loom__load_opts o = {.hash = hash, .taken = next, .ntaken = nn};
         if (!wait) {
             p = loom__plugin_load(h, paths[i], &o, err, sizeof err);
-            /* Truncated or changing under our feet: someone is still
-             * writing it, unless it came by rename or nobody touched it
-             * for a while. */
-            if (!p && o.incomplete && !(ev & IN_MOVED_TO) && age < SETTLE_MS) {
+            if (!p && o.incomplete == LOOM__CHANGED) {
+                /* Replaced while it was copied: its event rescans. */
+                wait = err;
+                retry_in(h, WINDOW_MS);
+            } else if (!p && o.incomplete && !(ev & IN_MOVED_TO) && age < SETTLE_MS) {
+                /* Truncated: someone is still writing it, unless it came
+                 * by rename or nobody touched it for a while. */
                 wait = err;
                 retry_in(h, SETTLE_MS - age);
             }
