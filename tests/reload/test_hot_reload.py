@@ -91,6 +91,9 @@ class HotReload(unittest.TestCase):
         # one process: the leak checks read its /proc entries
         self.srv = loomtest.Server(plugins_dir=self.plugins, config={"admin": True}, args=["--single"])
         self.port = self.srv.port
+        # the port accepts before the plugins are loaded and the directory
+        # watched; the announcement comes after both
+        self.srv.wait_log("listening on")
 
     def tearDown(self):
         rc = self.srv.stop()
