@@ -15,6 +15,8 @@ static const char usage[] =
     "  install-plugin FILE DIR  install a plugin atomically (temp name, then rename)\n"
     "  new-plugin NAME [DIR]    write a plugin project (CMake, pkg-config) into DIR (./NAME)\n"
     "  check-plugin FILE.so     print a plugin's descriptor, or why it cannot load\n"
+    "  dev-cert [DIR]           write a self-signed certificate for localhost (HTTPS in "
+    "development)\n"
     "  plugins [--port N]       list each worker's plugins of a running server (needs\n"
     "                           \"admin\": true; --json for the raw listing)\n"
     "  version                  print the version and the plugin ABI version\n"
@@ -35,6 +37,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "new-plugin") == 0) return loom__cmd_new_plugin(argc - 2, argv + 2);
     if (strcmp(cmd, "check-plugin") == 0) return loom__cmd_check_plugin(argc - 2, argv + 2);
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
+    if (strcmp(cmd, "dev-cert") == 0) return loom__cmd_dev_cert(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("loom %s (plugin ABI %d.%d)\n", LOOM_VERSION, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);
         return 0;

@@ -218,6 +218,23 @@ static const char *api_req_remote(loom_req *r)
     return loom__dispatch_remote(r);
 }
 
+static const char *api_req_scheme(loom_req *r)
+{
+    return r->tls ? "https" : "http";
+}
+
+static const char *api_req_tls(loom_req *r, int32_t what)
+{
+    char buf[1024];
+    const char *v = loom__req_tls_info(r, what, buf, sizeof buf);
+    if (!v) return NULL;
+    size_t n = strlen(v);
+    char *out = loom__arena_alloc(&r->arena, n + 1);
+    if (!out) return NULL;
+    memcpy(out, v, n + 1);
+    return out;
+}
+
 static const void *api_req_body(loom_req *r, size_t *len)
 {
     if (len) *len = r->body.len;
@@ -867,4 +884,7 @@ const loom_host_api loom__api_table = {
     .io_start = api_io_start,
     .io_update = api_io_update,
     .io_stop = api_io_stop,
+    .req_scheme = api_req_scheme,
+    .req_tls = api_req_tls,
+    .session_save = loom__api_session_save,
 };

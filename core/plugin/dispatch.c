@@ -74,6 +74,12 @@ int32_t loom__dispatch_error(loom_req *r, int status, const char *message)
 {
     loom__rctx *x = ctx(r);
     if (x->responded || r->resp.head_sent) return LOOM_ESTATE;
+    loom__dispatch_error_fill(r, status, message);
+    return loom__dispatch_respond(r);
+}
+
+void loom__dispatch_error_fill(loom_req *r, int status, const char *message)
+{
     if (status < 400 || status > 599) status = 500;
     if (!message) message = loom__status_reason(status);
     r->resp.status = status;
@@ -95,7 +101,6 @@ int32_t loom__dispatch_error(loom_req *r, int status, const char *message)
         loom__resp_header_set(r, "Content-Type", 12, "text/plain; charset=utf-8", 25);
         loom__resp_body_copy(r, buf, (size_t)n);
     }
-    return loom__dispatch_respond(r);
 }
 
 const char *loom__dispatch_remote(loom_req *r)

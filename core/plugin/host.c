@@ -226,6 +226,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     h->plugins = ps;
     h->nplugins = np;
     loom__host_publish(h, s);
+    loom__session_startup_check(h);
     loom__reload_start(h);
     return h;
 }

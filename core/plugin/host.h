@@ -308,6 +308,7 @@ int32_t loom__api_session_set(loom_req *req, const char *key, const char *json, 
 int32_t loom__api_session_regenerate(loom_req *req);
 int32_t loom__api_session_invalidate(loom_req *req);
 int32_t loom__api_session_is_new(loom_req *req);
+int32_t loom__api_session_save(loom_req *req, loom_session_fn fn, void *ud);
 /* Before a response is sent: starts saving a changed session. Returns 1 when
  * it went asynchronous (loom__dispatch_complete is called again when done),
  * 0 when the response may go now. */
@@ -317,6 +318,9 @@ void loom__session_free(loom_req *r);
 /* Forgets the store of an instance that is being unloaded. */
 void loom__session_store_drop(loom_plugin *p);
 void loom__session_host_free(loom__host *h);
+/* At start-up (worker 0): one line when plugins that use sessions find them
+ * not configured, or when the configured store is missing. */
+void loom__session_startup_check(loom__host *h);
 /* Finishes a response (response phase, send); also after a session save. */
 void loom__dispatch_complete(loom_req *r);
 /* Cancels the fetches tied to a request / owned by a plugin instance. */
@@ -327,5 +331,8 @@ void loom__fetch_cancel_plugin(loom_plugin *p);
 const char *loom__dispatch_remote(loom_req *r);
 /* Answers an error (JSON when the client accepts it) and responds. */
 int32_t loom__dispatch_error(loom_req *r, int status, const char *message);
+/* Sets status, Content-Type and body of an error answer (as above) without
+ * responding: for a response that is being replaced before it is sent. */
+void loom__dispatch_error_fill(loom_req *r, int status, const char *message);
 
 #endif

@@ -100,6 +100,10 @@ int loom__req_stream_head(loom_req *r);
 int loom__req_stream_write(loom_req *r, const void *data, size_t len);
 /* The peer address of the request's connection as text ("-" when gone). */
 const char *loom__req_remote(const loom_req *r, char *buf, size_t len);
+/* One fact (LOOM_TLS_* of loom.h) about the TLS connection of `r`, written
+ * into buf; NULL when r did not come over TLS, the fact is not known, or
+ * the connection is gone. */
+const char *loom__req_tls_info(const loom_req *r, int what, char *buf, size_t len);
 /* The worker that a live request belongs to, or NULL when its connection is gone. */
 loom__worker *loom__req_worker(const loom_req *r);
 

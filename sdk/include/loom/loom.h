@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define LOOM_ABI_MAJOR 1
-#define LOOM_ABI_MINOR 1
+#define LOOM_ABI_MINOR 3
 #define LOOM_PLUGIN_MAGIC 0x4d4f4f4cu /* "LOOM" little-endian */
 
 /* ---- results ---------------------------------------------------------- */
@@ -60,11 +60,27 @@ extern "C" {
 #define LOOM_ELIMIT (-6)    /* a configured limit was reached */
 #define LOOM_EBADREQ (-7)   /* the request is malformed; a 400 was already sent */
 #define LOOM_ENOSYS (-8)    /* the host does not have this function */
+/* (1.3) Another request changed the same data meanwhile (sessions: see
+ * loom_session_save). */
+#define LOOM_ECONFLICT (-9)
+/* (1.3) A service the call depends on could not answer (a session store that
+ * is down); the reason is in the server log. Answer 503. */
+#define LOOM_EUNAVAIL (-10)
 
 /* What a handler or middleware returns. */
 #define LOOM_DONE 0    /* answered (or handed the request on) */
 #define LOOM_PENDING 1 /* will answer later, from a callback, with loom_respond */
 #define LOOM_NEXT 2    /* middleware only: run the rest of the chain */
+
+/* (1.2) What loom_req_tls tells about the request's TLS connection. */
+#define LOOM_TLS_PROTOCOL 1    /* "TLSv1.3", "TLSv1.2" */
+#define LOOM_TLS_CIPHER 2      /* OpenSSL's name, e.g. "TLS_AES_128_GCM_SHA256" */
+#define LOOM_TLS_SNI 3         /* the server name the client asked for */
+#define LOOM_TLS_ALPN 4        /* the negotiated protocol, e.g. "http/1.1", "h2" */
+#define LOOM_TLS_RESUMED 5     /* "1" for a resumed session, "0" for a full handshake */
+#define LOOM_TLS_CLIENT_SUBJECT 6 /* the verified client certificate's subject (RFC 2253) */
+#define LOOM_TLS_CLIENT_FINGERPRINT 7 /* its SHA-256, 64 lowercase hex digits */
+#define LOOM_TLS_CLIENT_VERIFY 8 /* "SUCCESS" (a verified certificate) or "NONE" */
 
 /* Log levels for loom_log. */
 #define LOOM_LOG_ERROR 0
@@ -79,6 +95,9 @@ extern "C" {
 
 /* Plugin flags (descriptor). */
 #define LOOM_PLUGIN_RELOADABLE 1u /* may be replaced while the server runs */
+/* (1.3) Its routes use sessions: the server says so in one line at start-up
+ * when sessions are not configured or their store is missing. */
+#define LOOM_PLUGIN_USES_SESSIONS 2u
 
 /* JSON value types (loom_json_type). */
 #define LOOM_JSON_INVALID 0
@@ -139,8 +158,15 @@ typedef void (*loom_fetch_fn)(const loom_fetch_result *res, void *ud);
  * no such session, or it expired) or another negative code. For load, data
  * is the stored JSON text (valid during the call only). */
 typedef void (*loom_session_done_fn)(void *ctx, int32_t status, const char *data, size_t len);
-/* (1.1) The session of a request is loaded (status 0) or could not be
- * (negative; the request then has a fresh empty session anyway). */
+/* (1.3) A versioned store operation finished (see loom_session_store):
+ * status, the stored JSON text (valid during the call only; NULL when there
+ * is none) and its version (0 when there is none). */
+typedef void (*loom_session_vdone_fn)(void *ctx, int32_t status, const char *data, size_t len,
+                                      uint64_t version);
+/* (1.1) loom_session_load finished: status 0 (the session is there, maybe a
+ * fresh empty one) or (1.3) LOOM_EUNAVAIL (the store could not answer; see
+ * loom_session_load). (1.3) loom_session_save finished: 0, LOOM_ECONFLICT or
+ * LOOM_EUNAVAIL (see loom_session_save). */
 typedef void (*loom_session_fn)(loom_req *req, int32_t status, void *ud);
 
 /* (1.1) A watched descriptor is ready: events is LOOM_IO_READ and/or
@@ -188,7 +214,28 @@ typedef struct loom_cookie {
  * NUL-terminated string of [0-9a-f]; `expires` is the Unix time after which
  * the store may drop the session (and must not return it from load). A store
  * that is being unloaded still calls done for what it accepted (with a
- * negative status when the work was dropped). */
+ * negative status when the work was dropped). A negative status other than
+ * LOOM_ENOTFOUND and LOOM_ECONFLICT means "the store could not answer": the
+ * host then answers 503 rather than guess, so a store must not report a
+ * failure as LOOM_ENOTFOUND, and should log its reason.
+ *
+ * (1.3) Versioned operations. A store that has them keeps a version with
+ * each session: a number >= 1 that changes with every write of that ID. The
+ * host then loads with load_versioned, writes with save_if and deletes a
+ * regenerated ID with destroy_if; load and save may be NULL. Each compares
+ * and acts in one atomic step in the store (shared by every worker and
+ * machine that uses it); an expired session counts as absent:
+ *  - load_versioned: done(0, data, version), or LOOM_ENOTFOUND.
+ *  - save_if: writes data and expires when the stored version is `version`
+ *    (0: when there is no session with this ID), then done(0, NULL, 0,
+ *    new version). Otherwise it changes nothing and calls done(LOOM_ECONFLICT,
+ *    current data, current version), or done(LOOM_ECONFLICT, NULL, 0, 0)
+ *    when there is no session.
+ *  - destroy_if: deletes the session when its version is `version`, then
+ *    done(0, NULL, 0, 0); otherwise done(LOOM_ECONFLICT, ...) as save_if.
+ * From these the host builds the session semantics described at
+ * loom_session_save. A 1.1 store (without them) still works, with last-
+ * writer-wins saves of the whole session, and a warning at registration. */
 typedef struct loom_session_store {
     uint32_t size;
     uint32_t reserved;
@@ -200,7 +247,18 @@ typedef struct loom_session_store {
     int32_t (*touch)(void *ud, const char *id, int64_t expires, loom_session_done_fn done,
                      void *ctx);
     void *ud;
+    /* ---- 1.3: versioned operations ---- */
+    uint32_t flags; /* LOOM_SESSION_STORE_* */
+    uint32_t reserved2;
+    int32_t (*load_versioned)(void *ud, const char *id, loom_session_vdone_fn done, void *ctx);
+    int32_t (*save_if)(void *ud, const char *id, const char *data, size_t len, int64_t expires,
+                       uint64_t version, loom_session_vdone_fn done, void *ctx);
+    int32_t (*destroy_if)(void *ud, const char *id, uint64_t version, loom_session_vdone_fn done,
+                          void *ctx);
 } loom_session_store;
+/* (1.3) The store keeps sessions in this process only (session-memory): the
+ * server refuses it when it runs more than one worker. */
+#define LOOM_SESSION_STORE_PROCESS_LOCAL 1u
 
 /* (1.1) An HTTP client request. Set size = sizeof(loom_fetch_opts). Every
  * pointer needs to stay valid only during loom_fetch (it is copied). */
@@ -353,6 +411,13 @@ typedef struct loom_host_api {
     loom_io *(*io_start)(loom_plugin *self, int32_t fd, int32_t events, loom_io_fn fn, void *ud);
     int32_t (*io_update)(loom_io *io, int32_t events);
     void (*io_stop)(loom_io *io);
+
+    /* ---- 1.2: TLS ---- */
+    const char *(*req_scheme)(loom_req *req);
+    const char *(*req_tls)(loom_req *req, int32_t what);
+
+    /* ---- 1.3: sessions without lost updates ---- */
+    int32_t (*session_save)(loom_req *req, loom_session_fn fn, void *ud);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -905,17 +970,47 @@ static inline int32_t loom_resp_file(loom_req *req, int32_t fd, uint64_t offset,
  * README) and backed by a store plugin (session-memory, session-sqlite,
  * session-redis). A handler loads the session of its request, reads it as a
  * JSON object and changes it; changed sessions are saved, and the signed
- * cookie sent, when the response is done. A missing, tampered, expired or
- * unknown cookie gives a fresh empty session, never an error. With a streamed
- * response the head is out before the save, so no new cookie can follow:
- * change the session (or regenerate it) in a response that is not streamed. */
+ * cookie sent, when the response is done (or earlier, with loom_session_save).
+ * A missing, tampered, expired or unknown cookie gives a fresh empty session,
+ * never an error; a store that cannot answer gives LOOM_EUNAVAIL, never a
+ * fresh session. With a streamed response the head is out before the save,
+ * so no new cookie can follow: change the session (or regenerate it) in a
+ * response that is not streamed, or commit it with loom_session_save before
+ * the stream starts.
+ *
+ * (1.3) Concurrent requests on one session. Each request works on its own
+ * copy, loaded from the store with its version. A save writes only the keys
+ * this request changed (set, removed, or all of them after regenerate),
+ * merged into the session as stored now, and the store accepts the write
+ * only if nobody wrote in between (compare-and-set on the version):
+ *  - keys changed only by other requests are kept: the host merges and
+ *    retries by itself (a bounded number of times);
+ *  - a key this request changed that another request also changed since
+ *    this one loaded it is a conflict (two requests both read count 5 and
+ *    write 6: one of them must not win silently). Nothing of this request is
+ *    written. loom_session_save reports it as LOOM_ECONFLICT, and the
+ *    handler rereads and retries; the save when the response is done
+ *    replaces a response below 400 with 409 and logs a line naming the key;
+ *  - a session deleted meanwhile (logout elsewhere, expiry) is a conflict
+ *    too: it is not brought back, and the request's session becomes a fresh
+ *    empty one;
+ *  - a store that fails while saving: loom_session_save reports
+ *    LOOM_EUNAVAIL; the save when the response is done replaces a response
+ *    below 400 with 503; both log the store's name and the error.
+ * The rule of thumb: a handler that writes what it computed from what it read
+ * (a counter, a list it appends to) commits with loom_session_save and
+ * retries on LOOM_ECONFLICT; one that only sets values (a user name at login)
+ * may rely on the save when the response is done. With a 1.1 store (one
+ * without versioned operations) saves write the whole session, last writer
+ * wins, and LOOM_ECONFLICT never happens. */
 
 /* A store plugin offers its store (in init). Returns 0 when the host will use
  * it (the "store" key of the sessions config names it; default "sqlite"),
  * LOOM_ESTATE when sessions are not configured, LOOM_ENOTFOUND when another
  * store is chosen (the plugin should then stay idle and return 0 from init),
  * LOOM_EINVAL when the sessions config is invalid (the reason is logged;
- * fail init). */
+ * fail init). (1.3) Also LOOM_EINVAL, logged, for a store flagged
+ * LOOM_SESSION_STORE_PROCESS_LOCAL when the server runs more than one worker. */
 static inline int32_t loom_session_store_register(loom_plugin *self,
                                                   const loom_session_store *store)
 {
@@ -924,7 +1019,13 @@ static inline int32_t loom_session_store_register(loom_plugin *self,
 }
 /* Loads the request's session, then calls fn (on the loop thread; at once
  * when it is already loaded). Return LOOM_PENDING from the handler and answer
- * from fn. LOOM_ESTATE when sessions are not configured (no keys or store). */
+ * from fn. LOOM_ESTATE when sessions are not configured (no keys or store).
+ * (1.3) fn's status is 0, or LOOM_EUNAVAIL when the store could not answer
+ * (the reason is logged): there is then no session -- loom_session_get gives
+ * an empty object that cannot be changed (loom_session_set and the others
+ * return LOOM_EUNAVAIL), nothing is saved and no cookie is sent. Answer 503;
+ * a response below 400 is replaced by a 503 before it is sent, so nothing
+ * that needed the session passes for a success. */
 static inline int32_t loom_session_load(loom_req *req, loom_session_fn fn, void *ud)
 {
     return LOOM_HAS(session_load) ? loom__host_api->session_load(req, fn, ud) : LOOM_ENOSYS;
@@ -936,17 +1037,23 @@ static inline const loom_json *loom_session_get(loom_req *req)
     return LOOM_HAS(session_get) ? loom__host_api->session_get(req) : NULL;
 }
 /* Sets key to the JSON value `json` (len bytes; copied), or removes it when
- * json is NULL. LOOM_EINVAL for invalid JSON, LOOM_ELIMIT beyond max_size. */
+ * json is NULL. LOOM_EINVAL for invalid JSON, LOOM_ELIMIT beyond max_size,
+ * LOOM_ESTATE before the load, during a loom_session_save or once the
+ * response is saved, (1.3) LOOM_EUNAVAIL when the store failed to load it.
+ * The same results apply to regenerate and invalidate. */
 static inline int32_t loom_session_set(loom_req *req, const char *key, const char *json, size_t len)
 {
     return LOOM_HAS(session_set) ? loom__host_api->session_set(req, key, json, len) : LOOM_ENOSYS;
 }
-/* Login: a new session ID for the same data (the old ID is deleted). */
+/* Login: a new session ID for the same data (the old ID is deleted; (1.3)
+ * with a versioned store only if nobody changed it meanwhile -- otherwise
+ * the changes merge as for a save, or it is a conflict). */
 static inline int32_t loom_session_regenerate(loom_req *req)
 {
     return LOOM_HAS(session_regenerate) ? loom__host_api->session_regenerate(req) : LOOM_ENOSYS;
 }
-/* Logout: empties the session, deletes it from the store, expires the cookie. */
+/* Logout: empties the session, deletes it from the store (whatever other
+ * requests wrote to it meanwhile), expires the cookie. */
 static inline int32_t loom_session_invalidate(loom_req *req)
 {
     return LOOM_HAS(session_invalidate) ? loom__host_api->session_invalidate(req) : LOOM_ENOSYS;
@@ -955,6 +1062,55 @@ static inline int32_t loom_session_invalidate(loom_req *req)
 static inline int32_t loom_session_is_new(loom_req *req)
 {
     return LOOM_HAS(session_is_new) ? loom__host_api->session_is_new(req) : LOOM_ENOSYS;
+}
+
+/* ---- 1.2: TLS ------------------------------------------------------------------
+ * Whether a request came over TLS, and what was negotiated. Strings are
+ * copied into the request: they live until its response is done. */
+
+/* "https" for a request that came over TLS, "http" otherwise (also for an
+ * HTTP/2 stream: the scheme of its connection). NULL on a 1.1 host. */
+static inline const char *loom_req_scheme(loom_req *req)
+{
+    return LOOM_HAS(req_scheme) ? loom__host_api->req_scheme(req) : NULL;
+}
+/* One fact about the request's TLS connection (`what` is a LOOM_TLS_*
+ * value), or NULL: not over TLS, not known (no SNI, no ALPN), no client
+ * certificate (for the LOOM_TLS_CLIENT_* facts but LOOM_TLS_CLIENT_VERIFY,
+ * which then says "NONE"), the client already gone, or a 1.1 host. A client
+ * certificate is only ever reported verified: a listener with
+ * "verify_client" refuses a handshake with a certificate that fails. */
+static inline const char *loom_req_tls(loom_req *req, int32_t what)
+{
+    return LOOM_HAS(req_tls) ? loom__host_api->req_tls(req, what) : NULL;
+}
+
+/* ---- 1.3: sessions without lost updates ------------------------------------ */
+
+/* Commits the session's changes now (see "Concurrent requests" above) and
+ * then calls fn on the loop thread (at once when there is nothing to write
+ * or the store answers at once) with:
+ *   0               written (or nothing to write); loom_session_get shows the
+ *                   session as stored now, and its cookie is set on the
+ *                   response (unless the head is out);
+ *   LOOM_ECONFLICT  another request changed a key that this one changed, or
+ *                   deleted the session, since it was loaded. Nothing was
+ *                   written; the session now holds what is stored (a fresh
+ *                   empty one when it was deleted) without this request's
+ *                   changes: read it again, make the change again, commit
+ *                   again -- a bounded number of times, then answer 409;
+ *   LOOM_EUNAVAIL   the store could not answer (logged): answer 503.
+ * While the commit runs the session cannot be changed (LOOM_ESTATE). After
+ * fn, it may be changed and committed again; what is still uncommitted when
+ * the response is done is saved then. A response below 400 is replaced (409
+ * or 503) when the last commit failed and none succeeded after it. Returns
+ * LOOM_ESTATE when the session is not loaded or a commit is running,
+ * LOOM_EUNAVAIL when the store failed to load it, LOOM_EGONE when the client
+ * left; fn is not called then. On a 1.1 host: LOOM_ENOSYS (the session is
+ * saved when the response is done). */
+static inline int32_t loom_session_save(loom_req *req, loom_session_fn fn, void *ud)
+{
+    return LOOM_HAS(session_save) ? loom__host_api->session_save(req, fn, ud) : LOOM_ENOSYS;
 }
 
 /* ---- 1.1: descriptor watchers -------------------------------------------------
