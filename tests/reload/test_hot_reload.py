@@ -8,6 +8,7 @@ and refused files that must not be retried until they change."""
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -382,8 +383,12 @@ class HotReload(unittest.TestCase):
                            capture_output=True, text=True, timeout=20)
         self.assertEqual(p.returncode, 0, p.stderr)
         dst = os.path.join(self.plugins, "version.so")
-        self.assertEqual(p.stdout, "installed %s as %s (plugin version 1.0.2, ABI 1.1; replaced "
-                         "the previous file)\n" % (inc, dst))
+        with open(os.path.join(loomtest.LOOM_SRC, "sdk/include/loom/loom.h")) as f:
+            h = f.read()
+        abi = "%s.%s" % (re.search(r"#define LOOM_ABI_MAJOR (\d+)", h).group(1),
+                         re.search(r"#define LOOM_ABI_MINOR (\d+)", h).group(1))
+        self.assertEqual(p.stdout, "installed %s as %s (plugin version 1.0.2, ABI %s; replaced "
+                         "the previous file)\n" % (inc, dst, abi))
         self.assertEqual(os.listdir(self.plugins), ["version.so"])
         self.assertTrue(wait_version(self.port, "v2"))
         junk = os.path.join(self.dir, "junk.so")
