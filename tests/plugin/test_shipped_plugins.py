@@ -128,6 +128,7 @@ class ShippedPlugins(unittest.TestCase):
         with loomtest.Server(plugins_dir=self.plugins, args=["--single"], config={"plugins": {
                 "notes": {"db": self.db}, "sessions": {"keys": ["k" * 32]},
                 "gone": {"enabled": False}}}) as srv:
+            srv.wait_log("listening on")
             self.assertEqual(srv.stop(), 0, srv.log())
 
     def test_every_shipped_plugin_refuses_unknown_keys(self):
