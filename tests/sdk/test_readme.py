@@ -168,6 +168,7 @@ class Readme(unittest.TestCase):
         greet = os.path.join(self.tmp, "greet")
         cc = CC + (" -fsanitize=address,undefined" if SANITIZED else "")
         with loomtest.Server(args=["--single"]) as hello:
+            hello.wait_log("listening on")
             subst = [("/opt/loom", self.prefix), ("/tmp/greet", greet),
                      ("build/bin/loom", os.path.abspath(loomtest.LOOM_BIN)),
                      ("build/plugins", plugins), ("127.0.0.1:8080", "127.0.0.1:%d" % hello.port)]
