@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PORT ?= 8080
 
-.PHONY: all deps build run test install sanitize fuzz format clean bench
+.PHONY: all deps build run run-tfb test install sanitize fuzz format clean bench
 
 all: build
 
@@ -22,6 +22,10 @@ build: $(BUILD)/CMakeCache.txt
 # a signing key made for this run, run-time data under $(BUILD)/run.
 run: deps build
 	scripts/run-dev.sh $(BUILD) 127.0.0.1 $(PORT)
+
+# The TFB test types (plugins/tfb) on a throwaway PostgreSQL, deleted on exit.
+run-tfb: deps build
+	BUILD=$(BUILD) scripts/run-tfb.sh
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300

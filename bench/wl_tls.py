@@ -28,7 +28,7 @@ import tempfile
 import time
 
 WORKLOADS = ["tls", "tls-keepalive", "tls-handshake", "tls-resumed", "tls-static1m", "tls-idle10k"]
-PORTS = {"nginx": 8101, "loom": 8102, "h2o": 8103, "node": 8104}
+PORTS = {"nginx": 8111, "loom": 8112, "h2o": 8113, "node": 8114}
 SUITE = "TLS_AES_128_GCM_SHA256"
 
 
@@ -213,7 +213,7 @@ def run(b, a, secs, want, add, anchor_pids, env):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def targets(by, target, t):
+def targets(b, by, target, t):
     """Issue 16's targets: keep-alive CPU <= 0.9x nginx; full and resumed
     handshakes/s >= nginx; static CPU per byte <= nginx; idle memory <= nginx."""
     import statistics

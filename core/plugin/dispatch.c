@@ -29,14 +29,21 @@ static void complete(loom_req *r)
         if (loom__session_before_send(r)) return; /* saving; called again after */
         loom__session_free(r);
     }
+    if (!x->aborted) loom__dispatch_response_phase(r);
+    if (x->filter && loom__filter_before_send(r)) return; /* on the pool; called again after */
     loom__snapshot *s = x->snap;
     loom__worker *w = loom__req_worker(r);
     loom__host *h = w ? w->host : NULL;
-    if (!x->aborted) loom__dispatch_response_phase(r);
     if (x->fetches) loom__fetch_cancel_request(r);
+    /* Services give back what they held for the request while the snapshot
+     * still holds them loaded. */
+    if (x->watch) loom__watch_fire(r, LOOM_REQ_DONE);
     for (size_t i = 0; i < x->njsons; i++) json_decref(x->jsons[i]);
     x->njsons = 0;
     s->requests--;
+    /* Every body byte went through the filter by now; its code lives in a
+     * plugin, which the snapshot keeps loaded until just below. */
+    if (x->filter) loom__filter_release(r);
     loom__req_finish(r);
     loom__snapshot_unref(h, s);
 }
@@ -180,6 +187,7 @@ static void route(loom_req *r)
         return;
     }
     x->route = t;
+    if ((t->flags & LOOM_ROUTE_DECODE_BODY) && loom__dispatch_decode_body(r)) return;
     x->in_call++;
     int32_t rc = ((loom_handler_fn)t->fn)(r, t->ud);
     x->in_call--;
@@ -330,10 +338,18 @@ void loom__dispatch_abort(loom__worker *w, loom_req *r)
     if (!x || x->aborted) return;
     x->aborted = 1;
     loom__fetch_cancel_request(r);
-    if (x->abort_fn) {
-        x->in_call++;
-        x->abort_fn(r, x->abort_ud);
-        x->in_call--;
-        if (x->responded) complete(r);
+    if (x->sse) {
+        /* An event stream's on_close stands for on_abort. */
+        loom__sse_abort(r);
+        return;
     }
+    if (!x->abort_fn && !x->watch) return;
+    x->in_call++;
+    if (x->abort_fn) x->abort_fn(r, x->abort_ud);
+    /* Then the services (a query in flight is cancelled and its callback
+     * told, which usually answers), unless the plugin already answered:
+     * their LOOM_REQ_DONE comes next anyway. */
+    if (!x->responded && x->watch) loom__watch_fire(r, LOOM_REQ_ABORTED);
+    x->in_call--;
+    if (x->responded) complete(r);
 }

@@ -1218,6 +1218,16 @@ loom__worker *loom__req_worker(const loom_req *r)
     return r->conn ? r->conn->w : NULL;
 }
 
+size_t loom__req_queued(const loom_req *r)
+{
+    const loom__conn *c = r->conn;
+    if (!c) return 0;
+    size_t n = c->pend.len + (c->writing ? c->wq.len - c->wq_off : 0);
+    if (c->w->out_conn == c) n += c->w->out.len;
+    if (c->tls) n += c->tls->cout.len;
+    return n;
+}
+
 const char *loom__req_remote(const loom_req *r, char *buf, size_t len)
 {
     if (!r->conn) return "-";

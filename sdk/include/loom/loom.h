@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define LOOM_ABI_MAJOR 1
-#define LOOM_ABI_MINOR 3
+#define LOOM_ABI_MINOR 5
 #define LOOM_PLUGIN_MAGIC 0x4d4f4f4cu /* "LOOM" little-endian */
 
 /* ---- results ---------------------------------------------------------- */
@@ -118,7 +118,8 @@ typedef struct loom_json loom_json;     /* a read-only JSON value */
 typedef struct loom_timer loom_timer;   /* a host-owned timer */
 typedef struct loom_fetch loom_fetch;   /* (1.1) an HTTP client request started by a plugin */
 typedef struct loom_fetch_result loom_fetch_result; /* (1.1) its outcome, during the callback */
-typedef struct loom_io loom_io; /* (1.1) a host-owned watcher on a plugin's file descriptor */
+typedef struct loom_io loom_io;   /* (1.1) a host-owned watcher on a plugin's file descriptor */
+typedef struct loom_sse loom_sse; /* (1.5) a Server-Sent Events stream on a request */
 
 /* ---- callbacks ---------------------------------------------------------- */
 
@@ -174,6 +175,14 @@ typedef void (*loom_session_fn)(loom_req *req, int32_t status, void *ud);
 typedef void (*loom_io_fn)(loom_io *io, int32_t events, void *ud);
 #define LOOM_IO_READ 1
 #define LOOM_IO_WRITE 2
+
+/* (1.4) A request's lifetime, for services that hold something for it (see
+ * loom_req_watch). LOOM_REQ_ABORTED: its client left; the request stays
+ * valid until it is answered. LOOM_REQ_DONE: it is being released; the last
+ * call, after which `req` must not be used. */
+typedef void (*loom_req_watch_fn)(loom_req *req, int32_t event, void *ud);
+#define LOOM_REQ_ABORTED 1
+#define LOOM_REQ_DONE 2
 
 /* ---- size-prefixed structs ---------------------------------------------- */
 
@@ -280,6 +289,20 @@ typedef struct loom_fetch_opts {
 #define LOOM_FETCH_RAW 1u              /* no redirects, no gzip/deflate decoding (proxies) */
 #define LOOM_FETCH_RAISE_FOR_STATUS 2u /* status >= 400 is an error (LOOM_FETCH_E_STATUS) */
 
+/* (1.4) A service: an API one plugin offers others (loom_service_register).
+ * Set size = sizeof(loom_service_def). `table` is the provider's own
+ * function table; it must begin with a uint32_t holding its size in bytes
+ * (the consumer checks it before calling an entry, as LOOM_HAS does for the
+ * host table) and stay valid until the provider's fini. A service grows the
+ * way the ABI does: entries are only appended and `version` goes up; a
+ * change that breaks callers takes a new name. */
+typedef struct loom_service_def {
+    uint32_t size;
+    uint32_t version;  /* >= 1; consumers ask for a minimum */
+    const char *name;  /* [a-z0-9_.-]{1,64}, unique among loaded plugins; copied */
+    const void *table; /* begins with uint32_t size */
+} loom_service_def;
+
 /* (1.1) What went wrong with a fetch (loom_fetch_error), in the spirit of
  * aiohttp's exceptions; loom_fetch_message says it in a line naming the URL. */
 #define LOOM_FETCH_OK 0
@@ -298,6 +321,77 @@ typedef struct loom_fetch_opts {
 #define LOOM_FETCH_E_BAD_RESPONSE (-13)
 #define LOOM_FETCH_E_TOO_LARGE (-14)
 #define LOOM_FETCH_E_NOMEM (-15)
+
+/* ---- 1.5: compression and Server-Sent Events ------------------------------ */
+
+/* (1.5) Where a body filter puts its output: appends `len` bytes (copied).
+ * Returns 0 or LOOM_ENOMEM. Safe to call on the thread pool: each run of a
+ * filter gets its own `ectx`. */
+typedef int32_t (*loom_filter_emit_fn)(void *ectx, const void *data, size_t len);
+#define LOOM_FILTER_FLUSH 1u /* make all output so far decodable (a streamed chunk ends) */
+#define LOOM_FILTER_END 2u   /* this is the last input: finish the coding */
+
+/* (1.5) A response body filter (e.g. a compressor), installed by middleware
+ * with loom_resp_filter, usually from its response phase. Set size =
+ * sizeof(loom_body_filter). The host runs it over every body byte of the
+ * response: a buffered body (loom_resp_body or a loom_resp_file body) in one
+ * call with LOOM_FILTER_FLUSH|LOOM_FILTER_END, each streamed chunk
+ * (loom_resp_stream_write, loom_sse_send) with LOOM_FILTER_FLUSH, and the
+ * stream's end with LOOM_FILTER_END and no input. The Content-Length is that
+ * of the output. */
+typedef struct loom_body_filter {
+    uint32_t size;
+    uint32_t flags; /* none yet: 0 */
+    /* Transforms `len` bytes of `in`, writing output through emit(ectx, ...).
+     * Runs on the loop thread, or on a thread-pool thread for a buffered body
+     * of pool_min bytes or more: it must call no loom function but emit, and
+     * touch nothing but its own `ud`. Returns 0, or a negative code: the
+     * response then fails (a 500 before the head is out, a closed connection
+     * after). */
+    int32_t (*run)(void *ud, const void *in, size_t len, uint32_t flags, loom_filter_emit_fn emit,
+                   void *ectx);
+    /* Called once on the loop thread when the response is done (sent,
+     * failed or aborted), also when run never ran. May be NULL. */
+    void (*release)(void *ud);
+    /* Buffered bodies of at least this many bytes are filtered on the thread
+     * pool, so the loop is not blocked; 0 = always on the loop thread. */
+    uint64_t pool_min;
+    void *ud;
+} loom_body_filter;
+
+/* (1.5) Route flags (loom_route_add_flags). */
+#define LOOM_ROUTE_DECODE_BODY 1u /* decode a gzip, br or zstd request body before the handler */
+
+/* (1.5) Why an event stream ended (loom_sse_close_fn). */
+#define LOOM_SSE_GONE LOOM_EGONE      /* the client left (or stopped reading for write_timeout) */
+#define LOOM_SSE_STOPPING LOOM_ESTATE /* the server is stopping gracefully */
+
+/* (1.5) The last call about an event stream: it ended without
+ * loom_sse_close (the client left, or the server stops). The handle is freed
+ * when this returns; do not use it after. */
+typedef void (*loom_sse_close_fn)(loom_sse *s, int32_t reason, void *ud);
+
+/* (1.5) Options of loom_sse_open. Set size = sizeof(loom_sse_opts). */
+typedef struct loom_sse_opts {
+    uint32_t size;
+    uint32_t flags;        /* none yet: 0 */
+    uint64_t keepalive_ms; /* a comment line after this much silence; 0 = 15000 */
+    uint64_t max_queued;   /* bytes waiting for the client past which sends fail; 0 = 1 MiB */
+    loom_sse_close_fn on_close;
+    void *ud;
+} loom_sse_opts;
+
+/* (1.5) One event. Set size = sizeof(loom_sse_event); NULL fields are left
+ * out. */
+typedef struct loom_sse_event {
+    uint32_t size;
+    uint32_t flags;    /* none yet: 0 */
+    const char *event; /* the event type; no CR, LF */
+    const char *id;    /* the event ID (becomes Last-Event-ID); no CR, LF, NUL */
+    int64_t retry_ms;  /* > 0: the client's reconnection delay */
+    const char *data;  /* may hold CR, LF or CRLF line breaks: one data field per line */
+    size_t data_len;
+} loom_sse_event;
 
 /* ---- the host function table -------------------------------------------- */
 
@@ -418,6 +512,24 @@ typedef struct loom_host_api {
 
     /* ---- 1.3: sessions without lost updates ---- */
     int32_t (*session_save)(loom_req *req, loom_session_fn fn, void *ud);
+
+    /* ---- 1.4: services between plugins ---- */
+    int32_t (*service_register)(loom_plugin *self, const loom_service_def *def);
+    const void *(*service_get)(loom_req *req, const char *name, uint32_t min_version,
+                               uint32_t *version);
+    int32_t (*req_watch)(loom_req *req, loom_req_watch_fn fn, void *ud);
+
+    /* ---- 1.5: compression and Server-Sent Events ---- */
+    int32_t (*resp_filter)(loom_req *req, const struct loom_body_filter *filter);
+    int64_t (*resp_body_size)(loom_req *req);
+    int32_t (*route_add_flags)(loom_plugin *self, const char *method, const char *pattern,
+                               loom_handler_fn fn, void *ud, const char *name, uint32_t flags);
+    loom_sse *(*sse_open)(loom_req *req, const struct loom_sse_opts *opts);
+    int32_t (*sse_send)(loom_sse *s, const struct loom_sse_event *ev);
+    int32_t (*sse_close)(loom_sse *s);
+    const char *(*sse_last_event_id)(loom_sse *s, size_t *len);
+    uint64_t (*sse_queued)(loom_sse *s);
+    uint64_t (*server_requests)(loom_plugin *self);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -1135,6 +1247,201 @@ static inline int32_t loom_io_update(loom_io *io, int32_t events)
 static inline void loom_io_stop(loom_io *io)
 {
     if (LOOM_HAS(io_stop)) loom__host_api->io_stop(io);
+}
+
+/* ---- 1.4: services between plugins ------------------------------------------
+ * A plugin offers an API to other plugins (a database pool, a cache, a
+ * pub/sub channel) as a named, versioned service: a function table of its
+ * own, registered in init. Other plugins look it up per request.
+ *
+ * Lifetimes: a lookup resolves in the registry snapshot the request pinned
+ * when it started, and that snapshot holds the provider instance loaded.
+ * So the table, and everything the provider hands out for the request,
+ * stay valid until the request is done, even when the provider is replaced
+ * or removed meanwhile: in-flight requests finish on the old provider, new
+ * requests see the new one (or none). Do not keep a table past the request
+ * it was looked up for (not in a static, not from init): the next request
+ * may need another one. A provider that holds something for a request
+ * (a connection, a query) learns when the client leaves and when the
+ * request is released through loom_req_watch, and gives it back then. */
+
+/* Offers a service; only during init. Returns 0, LOOM_EINVAL (bad name,
+ * version 0, no table or a table whose size is < 4, or the same name twice
+ * in this plugin), LOOM_ESTATE (not in init). Two loaded plugins offering
+ * the same name is a load error, like two middleware with one name. */
+static inline int32_t loom_service_register(loom_plugin *self, const loom_service_def *def)
+{
+    return LOOM_HAS(service_register) ? loom__host_api->service_register(self, def) : LOOM_ENOSYS;
+}
+/* The table of service `name` with version >= min_version, in the request's
+ * snapshot, or NULL (none loaded, or too old; or a 1.1 host). *version (may
+ * be NULL) gets the provider's version. Valid until the request is done. */
+static inline const void *loom_service_get(loom_req *req, const char *name, uint32_t min_version,
+                                           uint32_t *version)
+{
+    return LOOM_HAS(service_get) ? loom__host_api->service_get(req, name, min_version, version)
+                                 : NULL;
+}
+/* Whether a service table has entry `field` (a member of its struct type):
+ * its size covers it. */
+#define LOOM_SERVICE_HAS(table, type, field)                                                       \
+    ((table) && offsetof(type, field) + sizeof(((type *)0)->field) <= *(const uint32_t *)(table))
+
+/* Calls fn(req, LOOM_REQ_ABORTED, ud) if the client leaves before the
+ * response is done (after the plugin's loom_req_on_abort callback, and only
+ * if that did not answer), and fn(req, LOOM_REQ_DONE, ud) when the request
+ * is released (answered, and for an aborted request, answered too). Any
+ * number of watchers; they run in the order they were added. Meant for
+ * services: a watcher must not answer the request on LOOM_REQ_DONE, and
+ * should release what it held for the request. Returns 0, LOOM_EGONE (the
+ * client already left; fn will only see LOOM_REQ_DONE), LOOM_ESTATE (already
+ * answered; fn is not registered), LOOM_ENOMEM. */
+static inline int32_t loom_req_watch(loom_req *req, loom_req_watch_fn fn, void *ud)
+{
+    return LOOM_HAS(req_watch) ? loom__host_api->req_watch(req, fn, ud) : LOOM_ENOSYS;
+}
+
+/* ---- 1.5: compression and Server-Sent Events ----------------------------------
+ * Each wrapper returns LOOM_ENOSYS (or NULL, 0, -1) on an older host. */
+
+/* Installs a body filter on the response (see loom_body_filter; *filter is
+ * copied). One filter per response. Returns 0, LOOM_ESTATE when the head is
+ * already out or a filter is installed, LOOM_EINVAL for a bad struct. */
+static inline int32_t loom_resp_filter(loom_req *req, const loom_body_filter *filter)
+{
+    return LOOM_HAS(resp_filter) ? loom__host_api->resp_filter(req, filter) : LOOM_ENOSYS;
+}
+/* The size of the response body as it stands: the buffered body's length, a
+ * file body's length, or -1 when the body is streamed (or the host is old). */
+static inline int64_t loom_resp_body_size(loom_req *req)
+{
+    return LOOM_HAS(resp_body_size) ? loom__host_api->resp_body_size(req) : -1;
+}
+/* loom_route_add with LOOM_ROUTE_* flags. With LOOM_ROUTE_DECODE_BODY, a
+ * request body with Content-Encoding gzip, br or zstd is decoded before the
+ * handler runs (the handler sees the decoded body and no Content-Encoding);
+ * client_max_size bounds the decoded size (413), a corrupt body gets 400 and
+ * another coding 415, all before the handler. */
+static inline int32_t loom_route_add_flags(loom_plugin *self, const char *method,
+                                           const char *pattern, loom_handler_fn fn, void *ud,
+                                           const char *name, uint32_t flags)
+{
+    return LOOM_HAS(route_add_flags)
+               ? loom__host_api->route_add_flags(self, method, pattern, fn, ud, name, flags)
+               : LOOM_ENOSYS;
+}
+/* Opens an event stream on the request (opts may be NULL for the defaults):
+ * sends a 200 head with Content-Type: text/event-stream (headers set before
+ * stay; the response phase of the middleware runs first) and takes the
+ * request over: return LOOM_PENDING from the handler. The stream lives until
+ * loom_sse_close, or until opts->on_close reports its end (the client left,
+ * the server stops); no request deadline applies to it meanwhile. A comment
+ * line goes out after keepalive_ms of silence. Returns NULL when the head is
+ * already out, the request was answered or its client is gone: the request
+ * is then still the caller's (answer it, e.g. with loom_resp_error). */
+static inline loom_sse *loom_sse_open(loom_req *req, const loom_sse_opts *opts)
+{
+    return LOOM_HAS(sse_open) ? loom__host_api->sse_open(req, opts) : NULL;
+}
+/* Sends one event (its text is built, passed through the response's body
+ * filter, and flushed). Returns 0; LOOM_EINVAL for CR or LF in event or id;
+ * LOOM_ELIMIT when the bytes still waiting for the client would pass
+ * max_queued (nothing is sent: the client reads too slowly); LOOM_EGONE when
+ * the client left. */
+static inline int32_t loom_sse_send(loom_sse *s, const loom_sse_event *ev)
+{
+    return LOOM_HAS(sse_send) ? loom__host_api->sse_send(s, ev) : LOOM_ENOSYS;
+}
+/* A convenience: sends an event with only data (and an event type, or NULL). */
+static inline int32_t loom_sse_send_data(loom_sse *s, const char *event, const char *data,
+                                         size_t len)
+{
+    loom_sse_event ev = {sizeof(loom_sse_event), 0, event, NULL, 0, data, len};
+    return loom_sse_send(s, &ev);
+}
+/* Ends the stream (the response ends; on_close is not called) and frees the
+ * handle. Returns 0 or LOOM_EGONE (the client had left). */
+static inline int32_t loom_sse_close(loom_sse *s)
+{
+    return LOOM_HAS(sse_close) ? loom__host_api->sse_close(s) : LOOM_ENOSYS;
+}
+/* The Last-Event-ID the client sent on (re)connecting, or NULL. Valid as
+ * long as the stream. */
+static inline const char *loom_sse_last_event_id(loom_sse *s, size_t *len)
+{
+    return LOOM_HAS(sse_last_event_id) ? loom__host_api->sse_last_event_id(s, len) : NULL;
+}
+/* Bytes of this stream's connection not yet taken by the client's socket. */
+static inline uint64_t loom_sse_queued(loom_sse *s)
+{
+    return LOOM_HAS(sse_queued) ? loom__host_api->sse_queued(s) : 0;
+}
+/* Requests this worker process has received since it started. */
+static inline uint64_t loom_server_requests(loom_plugin *self)
+{
+    return LOOM_HAS(server_requests) ? loom__host_api->server_requests(self) : 0;
+}
+
+/* How acceptable content coding `coding` (e.g. "gzip", "identity") is to
+ * the client, from its Accept-Encoding fields (RFC 9110 §12.5.3): the
+ * q-value times 1000 (0 = not acceptable). A coding not listed takes the q of
+ * "*"; identity is acceptable unless excluded by "identity;q=0" or by "*;q=0"
+ * without an identity entry. No Accept-Encoding field: only identity (1000).
+ * Built on loom_req_header_n only (no table entry). */
+static inline int32_t loom_accept_encoding(loom_req *req, const char *coding)
+{
+    size_t cl = 0, vl;
+    while (coding[cl]) cl++;
+    int is_identity = cl == 8;
+    for (size_t i = 0; i < 8 && is_identity; i++) is_identity = coding[i] == "identity"[i];
+    int32_t q_coding = -1, q_star = -1, any = 0;
+    const char *v;
+    for (uint32_t idx = 0; (v = loom_req_header_n(req, "Accept-Encoding", idx, &vl)) != NULL;
+         idx++) {
+        any = 1;
+        size_t i = 0;
+        while (i < vl) {
+            while (i < vl && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+            size_t ts = i;
+            while (i < vl && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t') i++;
+            size_t tl = i - ts;
+            int32_t q = 1000;
+            while (i < vl && v[i] != ',') {
+                /* parameters: only q counts */
+                while (i < vl && (v[i] == ' ' || v[i] == '\t' || v[i] == ';')) i++;
+                if (i + 1 < vl && (v[i] == 'q' || v[i] == 'Q') && v[i + 1] == '=') {
+                    i += 2;
+                    int32_t w = 0, scale = 1000;
+                    if (i < vl && v[i] >= '0' && v[i] <= '1') w = (v[i++] - '0') * 1000;
+                    if (i < vl && v[i] == '.') {
+                        i++;
+                        for (int d = 0; d < 3 && i < vl && v[i] >= '0' && v[i] <= '9'; d++)
+                            w += (v[i++] - '0') * (scale /= 10);
+                    }
+                    q = w > 1000 ? 1000 : w;
+                }
+                while (i < vl && v[i] != ',' && v[i] != ';') i++;
+            }
+            if (tl == 0) continue;
+            if (tl == 1 && v[ts] == '*') {
+                q_star = q;
+                continue;
+            }
+            if (tl != cl) continue;
+            int same = 1;
+            for (size_t k = 0; k < tl && same; k++) {
+                char a = v[ts + k], b = coding[k];
+                if (a >= 'A' && a <= 'Z') a = (char)(a + 32);
+                if (b >= 'A' && b <= 'Z') b = (char)(b + 32);
+                same = a == b;
+            }
+            if (same) q_coding = q;
+        }
+    }
+    if (q_coding >= 0) return q_coding;
+    if (is_identity) return q_star == 0 ? 0 : 1000;
+    if (!any) return 0;
+    return q_star > 0 ? q_star : 0;
 }
 
 #ifdef __cplusplus
