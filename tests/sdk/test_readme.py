@@ -1,7 +1,8 @@
 """README.md's samples, built and run as a reader would.
 
-Every fenced block in README.md must name its language (c, sh or json), so
-that no sample slips past this test:
+Every fenced block in README.md must name its language (c, sh, json, or
+console for a terminal transcript, which is only read), so that no sample
+slips past this test:
   - every ```c block is compiled, against the installed SDK header, into a
     plugin (-shared, -Wl,-z,defs) with the warnings CI uses (-Wall -Wextra
     -Wshadow -Wstrict-prototypes -Werror), by cc and by clang when there is
@@ -103,7 +104,8 @@ class Readme(unittest.TestCase):
         self.assertGreater(len(self.blocks), 5)
         for line, lang, mark, text in self.blocks:
             where = "README.md:%d" % line
-            self.assertIn(lang, ("c", "sh", "json"), where + ": a block must name its language")
+            self.assertIn(lang, ("c", "sh", "json", "console"),
+                          where + ": a block must name its language")
             if lang == "c":
                 self.assertTrue(mark in (None, "fragment") or mark.startswith("save "), where)
                 if mark != "fragment":
