@@ -100,6 +100,14 @@ static void on_upstream(const loom_fetch_result *res, void *ud)
     loom_respond(req);
 }
 
+/* The client left: the host cancelled the upstream fetch (its callback will
+ * not run), so the request is released here; the answer goes nowhere. */
+static void on_abort(loom_req *req, void *ud)
+{
+    (void)ud;
+    loom_respond(req);
+}
+
 static int32_t handle(loom_req *req, void *ud)
 {
     const route *r = ud;
@@ -153,6 +161,7 @@ static int32_t handle(loom_req *req, void *ud)
     o.timeout_ms = r->timeout_ms;
     if (!loom_fetch_start(me, req, &o, on_upstream, req))
         return loom_resp_error(req, 502, "cannot start the upstream request");
+    loom_req_on_abort(req, on_abort, NULL);
     return LOOM_PENDING;
 }
 

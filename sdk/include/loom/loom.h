@@ -733,7 +733,11 @@ static inline void *loom_req_alloc(loom_req *req, size_t size)
 {
     return loom__host_api->req_alloc(req, size);
 }
-/* Calls fn once if the client leaves before the response is done. */
+/* Calls fn once if the client leaves before the response is done. A
+ * pending request stays allocated until the plugin answers it (the answer
+ * then goes nowhere): a plugin whose only pending work is a fetch tied to
+ * the request must answer here, because the host cancels that fetch and its
+ * callback does not run. */
 static inline int32_t loom_req_on_abort(loom_req *req, loom_abort_fn fn, void *ud)
 {
     return loom__host_api->req_on_abort(req, fn, ud);
