@@ -161,7 +161,10 @@ static void put_line(loom__access_log *l)
     if (l->line.cap > (256u << 10)) loom__buf_free(&l->line);
 }
 
-static void json_line(loom__access_log *l, loom__conn *c, const loom_req *r, int status)
+/* One JSON line: a request `r`, or (r NULL) one refused before it was
+ * complete, with what was parsed of its request line (NULL: nothing). */
+static void json_line(loom__access_log *l, loom__conn *c, const loom_req *r, int status,
+                      const char *line, size_t len)
 {
     char addr[64];
     struct timespec now;
@@ -170,7 +173,9 @@ static void json_line(loom__access_log *l, loom__conn *c, const loom_req *r, int
     loom__buf_printf(b, "{\"time\":\"%s.%03ld%s\",\"remote\":\"%s\"", l->ts, now.tv_nsec / 1000000L,
                      l->tz, loom__access_log_addr(c, addr, sizeof addr));
     if (!r) {
-        loom__buf_printf(b, ",\"status\":%d,\"error\":true,\"worker\":%d}", status, c->w->id);
+        loom__buf_printf(b, ",\"status\":%d,\"error\":true,\"request_line\":", status);
+        put_json(b, line, len);
+        loom__buf_printf(b, ",\"worker\":%d}", c->w->id);
         put_line(l);
         return;
     }
@@ -209,7 +214,7 @@ static void json_line(loom__access_log *l, loom__conn *c, const loom_req *r, int
 void loom__access_log_write(loom__access_log *l, loom__conn *c, const loom_req *r)
 {
     if (l->json) {
-        json_line(l, c, r, r->resp.status);
+        json_line(l, c, r, r->resp.status, NULL, 0);
         return;
     }
     char addr[64];
@@ -244,17 +249,20 @@ void loom__access_log_write(loom__access_log *l, loom__conn *c, const loom_req *
     put_line(l);
 }
 
-void loom__access_log_error(loom__access_log *l, loom__conn *c, int status)
+void loom__access_log_error(loom__access_log *l, loom__conn *c, int status, const char *line,
+                            size_t len)
 {
     if (l->json) {
-        json_line(l, c, NULL, status);
+        json_line(l, c, NULL, status, line, len);
         return;
     }
     char addr[64];
     struct timespec now;
     timestamp(l, &now);
-    loom__buf_printf(&l->line, "%s - - [%s] \"-\" %d - \"-\" \"-\"",
-                     loom__access_log_addr(c, addr, sizeof addr), l->ts, status);
+    loom__buf *b = &l->line;
+    loom__buf_printf(b, "%s - - [%s] ", loom__access_log_addr(c, addr, sizeof addr), l->ts);
+    put_quoted(b, line, len);
+    loom__buf_printf(b, " %d - \"-\" \"-\"", status);
     put_line(l);
 }
 

@@ -320,10 +320,16 @@ class Admin(unittest.TestCase):
         st = json.loads(out2)
         self.assertEqual(st["workers_configured"], 2)
         self.assertEqual(len(st["workers"]), 2)
-        rc, out, err = loom("plugins", "--admin", a, env={"LOOM_ADMIN_TOKEN": TOKEN})
+        rc, out, err = loom("plugins", "--admin", a, "--json", env={"LOOM_ADMIN_TOKEN": TOKEN})
         self.assertEqual(rc, 0, err)
-        listing = json.loads(out)
-        self.assertIn("opstest", [p["name"] for p in listing["plugins"]])
+        listings = [json.loads(ln) for ln in out.splitlines()]
+        self.assertEqual([x["worker"] for x in listings], [0, 1])
+        for x in listings:
+            self.assertIn("opstest", [p["name"] for p in x["plugins"]])
+        rc, out, err = loom("plugins", "--admin", a, "--token", TOKEN)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"(?m)^worker 1 \(pid \d+\): 3 plugins, \d+ reloads?$")
+        self.assertRegex(out, r"(?m)^opstest +1\.0\.0 +1 ")
         # Not reachable: one plain line, exit 1.
         dead = "127.0.0.1:%d" % loomtest.free_port()
         for cmd in ("status", "plugins"):
