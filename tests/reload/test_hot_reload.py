@@ -179,7 +179,7 @@ class HotReload(unittest.TestCase):
         self.assertIn("not a loadable shared object", p["last_error"])
         self.assertEqual(len(p["sha256"]), 64)
         # the table shows the refusal under the plugin's row
-        table = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.port)],
+        table = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.aport)],
                                capture_output=True, text=True, timeout=20).stdout.splitlines()
         self.assertRegex(table[2], r"^version +1\.0\.1 +1 +%s +0 " % p["sha256"][:12])
         self.assertRegex(table[3], r"^  last reload refused: not a loadable shared object")
