@@ -13,6 +13,7 @@
 #include "util/config.h"
 #include "util/log.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,18 @@ static void announce(void *arg)
     loom__serve_ops_ready(&sc->ops, status);
 }
 
+/* The signals that stop or reload the server, or reopen its logs. */
+static sigset_t *stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+    return set;
+}
+
 /* One worker: its own loop, listeners, access log and plugin instances. */
 static int run_worker(void *arg, int id, const int *fds, int ready_fd)
 {
@@ -244,6 +257,12 @@ static int run_worker(void *arg, int id, const int *fds, int ready_fd)
     }
     int rc = LOOM__EXIT_CONFIG;
     if (loom__worker_init(&w, &loop, cfg, fds, id) < 0) goto out;
+    if (ready_fd < 0) {
+        /* --single: the loop's signal handlers are in place; a stop signal
+         * held since the port was bound is delivered to them now. */
+        sigset_t stops;
+        sigprocmask(SIG_UNBLOCK, stop_signals(&stops), NULL);
+    }
     loom__serve_ops_worker(&sc->ops, &w);
     if (cfg->plugins_dir) {
         if (!loom__host_start(&w, cfg)) goto out;
@@ -325,6 +344,11 @@ int loom__cmd_serve(int argc, char **argv)
     sc.cfg = &cfg;
     sc.single = single;
     sc.workers = workers;
+    /* Once the port accepts, a stop signal must stop us gracefully, not by
+     * its default action: hold them until the master (sigtimedwait) or the
+     * single worker (its loop's handlers) takes them. */
+    sigset_t stops;
+    sigprocmask(SIG_BLOCK, stop_signals(&stops), NULL);
     /* Every worker gets its own socket per listener, all bound with
      * SO_REUSEPORT so the kernel spreads connections; port 0 binds the
      * first and reuses its port. */
