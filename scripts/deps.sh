@@ -15,6 +15,10 @@ pkgs=(
   nginx-light redis-server wrk tinyproxy
   abigail-tools
   chromium
+  # operating loom (issue 22): systemd notify/activation, the .deb and its
+  # checks, the metrics and dashboard tests
+  libsystemd-dev systemd dpkg-dev file lintian man-db
+  python3-prometheus-client python3-websockets
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(h2o nodejs gnuplot-nox linux-perf valgrind)
