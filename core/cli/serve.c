@@ -293,6 +293,22 @@ out:
     return rc;
 }
 
+/* Writes this process's pid to `path` by a rename. Returns 0 or -1. */
+static int write_pid_file(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    int ok = fprintf(f, "%d\n", (int)getpid()) > 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int loom__cmd_serve(int argc, char **argv)
 {
     for (int i = 0; i < argc; i++)
@@ -302,7 +318,7 @@ int loom__cmd_serve(int argc, char **argv)
         }
     loom__config cfg;
     loom__config_defaults(&cfg);
-    int single = 0, rc = 2, opened = 0;
+    int single = 0, rc = 2, opened = 0, pid_written = 0;
     serve_ctx sc;
     memset(&sc, 0, sizeof sc);
     if (parse_args(&cfg, argc, argv, &single)) goto out;
@@ -349,6 +365,15 @@ int loom__cmd_serve(int argc, char **argv)
      * single worker (its loop's handlers) takes them. */
     sigset_t stops;
     sigprocmask(SIG_BLOCK, stop_signals(&stops), NULL);
+    /* The pid file is whole before the port accepts: whoever sees the port
+     * answer can read it (written under a temporary name, then renamed). */
+    if (cfg.pid_file) {
+        if (write_pid_file(cfg.pid_file) < 0) {
+            fprintf(stderr, "loom serve: pid file '%s': cannot write\n", cfg.pid_file);
+            goto out;
+        }
+        pid_written = 1;
+    }
     /* Every worker gets its own socket per listener, all bound with
      * SO_REUSEPORT so the kernel spreads connections; port 0 binds the
      * first and reuses its port. */
@@ -357,15 +382,6 @@ int loom__cmd_serve(int argc, char **argv)
         goto out;
     }
     opened = 1;
-    if (cfg.pid_file) {
-        FILE *f = fopen(cfg.pid_file, "w");
-        if (!f) {
-            fprintf(stderr, "loom serve: pid file '%s': cannot write\n", cfg.pid_file);
-            goto out;
-        }
-        fprintf(f, "%d\n", (int)getpid());
-        fclose(f);
-    }
     if (loom__serve_ops_start(&sc.ops, &cfg, workers, err, sizeof err)) {
         fprintf(stderr, "loom serve: %s\n", err);
         goto out;
@@ -379,8 +395,8 @@ int loom__cmd_serve(int argc, char **argv)
         loom__serve_ops_master(&sc.ops);
         rc = loom__master_run(&cfg, &sc.ls, run_worker, announce, &sc);
     }
-    if (cfg.pid_file) unlink(cfg.pid_file);
 out:
+    if (pid_written) unlink(cfg.pid_file);
     loom__serve_ops_end(&sc.ops);
     if (opened) loom__listen_set_free(&sc.ls);
     loom__tls_server_unref(sc.tls);
