@@ -105,6 +105,7 @@ struct loom_plugin {
     int retired;         /* refused or init failed: never served (loom__plugin_retire) */
     int no_fini;         /* its init failed: fini is not called */
     int warned_insecure; /* (1.6) an insecure fetch was logged once */
+    int warned_pinned;   /* a request left pinned by a cancelled fetch was logged once */
     char *last_error;
 };
 
@@ -376,8 +377,9 @@ void loom__session_startup_check(loom__host *h);
 /* Finishes a response (response phase, send); also after a session save. */
 void loom__dispatch_complete(loom_req *r);
 /* Cancels the fetches tied to a request / owned by a plugin instance (and
- * frees the instance's cookie jars). */
-void loom__fetch_cancel_request(loom_req *r);
+ * frees the instance's cookie jars). loom__fetch_cancel_request returns the
+ * plugin instance of a fetch it cancelled, or NULL when there was none. */
+loom_plugin *loom__fetch_cancel_request(loom_req *r);
 void loom__fetch_cancel_plugin(loom_plugin *p);
 /* 1.6: cookie jars for fetches. */
 loom_fetch_jar *loom__api_fetch_jar_new(loom_plugin *self, uint32_t flags);
