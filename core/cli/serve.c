@@ -2,6 +2,8 @@
 #include "cli/cli.h"
 #include "http/response.h"
 #include "plugin/host.h"
+#include "pubsub/bus.h"
+#include "pubsub/pubsub.h"
 #include "server/access_log.h"
 #include "server/listen.h"
 #include "server/master.h"
@@ -11,10 +13,13 @@
 #include "tls/tickets.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "ws/endpoint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char serve_usage[] =
@@ -80,6 +85,13 @@ static void builtin_hello(loom__worker *w, loom_req *r)
 static void stop_host(loom__worker *w)
 {
     loom__host_stop(w->host);
+    loom__pubsub_stop();
+}
+
+static void stop_no_host(loom__worker *w)
+{
+    (void)w;
+    loom__pubsub_stop();
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -165,6 +177,8 @@ typedef struct {
     loom__listen_set ls;
     int single, workers;
     loom__tls_server *tls; /* checked before binding; NULL without TLS listeners */
+    loom__bus bus;         /* WebSocket broadcasts between workers (n = 0: one worker) */
+    uint64_t instance;     /* this server, for Redis pub/sub (its own messages come back) */
 } serve_ctx;
 
 /* Said once every worker serves (plugins loaded), not before: a server
@@ -216,6 +230,8 @@ static int run_worker(void *arg, int id, const int *fds, int ready_fd)
     }
     int rc = LOOM__EXIT_CONFIG;
     if (loom__worker_init(&w, &loop, cfg, fds, id) < 0) goto out;
+    w.on_stopped = stop_no_host;
+    if (loom__pubsub_start(&loop, cfg, sc->bus.n ? &sc->bus : NULL, id, sc->instance)) goto out;
     if (cfg->plugins_dir) {
         if (!loom__host_start(&w, cfg)) goto out;
         w.handle = loom__dispatch;
@@ -233,6 +249,7 @@ static int run_worker(void *arg, int id, const int *fds, int ready_fd)
     loom__info("stopped after %llu requests", (unsigned long long)w.requests);
 out:
     if (rc == LOOM__EXIT_CONFIG) {
+        loom__pubsub_stop();
         /* Close what init opened, so the loop can be closed cleanly. */
         uv_walk(&loop, close_walk, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
@@ -240,6 +257,7 @@ out:
     }
     uv_loop_close(&loop);
     loom__access_log_close(alog);
+    loom__ws_thread_free();
     return rc;
 }
 
@@ -291,6 +309,8 @@ int loom__cmd_serve(int argc, char **argv)
     }
     sc.cfg = &cfg;
     sc.single = single;
+    if (getrandom(&sc.instance, sizeof sc.instance, 0) != sizeof sc.instance)
+        sc.instance = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
     sc.workers = workers;
     /* Every worker gets its own socket per listener, all bound with
      * SO_REUSEPORT so the kernel spreads connections; port 0 binds the
@@ -314,11 +334,16 @@ int loom__cmd_serve(int argc, char **argv)
         for (int l = 0; l < sc.ls.nlisten; l++) sc.ls.fds[l] = -1; /* the worker closed them */
         if (rc == LOOM__EXIT_CONFIG) rc = 1;
     } else {
+        if (workers > 1 && loom__bus_create(&sc.bus, workers, err, sizeof err)) {
+            fprintf(stderr, "loom serve: %s\n", err);
+            goto out;
+        }
         loom__info("starting %d worker%s", workers, workers == 1 ? "" : "s");
         rc = loom__master_run(&cfg, &sc.ls, run_worker, announce, &sc);
     }
     if (cfg.pid_file) unlink(cfg.pid_file);
 out:
+    loom__bus_free(&sc.bus);
     if (opened) loom__listen_set_free(&sc.ls);
     loom__tls_server_unref(sc.tls);
     loom__config_free(&cfg);

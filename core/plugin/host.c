@@ -188,6 +188,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
 void loom__host_stop(loom__host *h)
 {
     if (!h) return;
+    loom__ws_host_stop(h); /* on_close for the last WebSockets, while their code is loaded */
     if (h->current) {
         loom__snapshot *s = h->current;
         h->current = NULL;
