@@ -181,6 +181,9 @@ int loom__pubsub_start(uv_loop_t *loop, const loom__config *cfg, loom__bus *bus,
         if (loom__bus_start(bus, id, loop)) return -1;
         reg.bus = bus;
     }
+    loom__debug("channels: %s%s%s", bus && bus->n > 1 ? "worker bus" : "this worker only",
+                cfg->ws_pubsub_redis ? ", redis " : "",
+                cfg->ws_pubsub_redis ? cfg->ws_pubsub_redis : "");
     if (cfg->ws_pubsub_redis) {
         if (loom__pubsub_redis_start(loop, cfg, instance)) return -1;
         reg.redis = 1;

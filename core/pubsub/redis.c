@@ -1,5 +1,5 @@
 /* Channels across machines through Redis pub/sub ("ws_pubsub": {"redis":
- * ...}), with hiredis on the worker's loop through its libuv adapter.
+ * ...}), with hiredis on the worker's loop through a libuv adapter (below).
  *
  * Each worker keeps two connections: one publishes, one subscribes to the
  * channels that have subscribers in this worker (SUBSCRIBE when a channel
@@ -20,9 +20,82 @@
 #include <string.h>
 
 #ifdef LOOM_HAVE_HIREDIS
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+
+/* hiredis's own libuv adapter (hiredis/adapters/libuv.h, 0.14) returns
+ * when libuv reports a socket error: a refused connection then never gets
+ * its callback and the context hangs forever (fixed upstream in 1.0). This is
+ * the same adapter with that case handled: an error goes to hiredis, which
+ * reads the socket's error and fails the connection. */
+typedef struct {
+    redisAsyncContext *ac;
+    uv_poll_t poll;
+    int events;
+} uvev;
+
+static void ev_poll(uv_poll_t *h, int status, int events)
+{
+    uvev *e = h->data;
+    if (status < 0)
+        events = (e->ac && (e->ac->c.flags & REDIS_CONNECTED)) ? UV_READABLE : UV_WRITABLE;
+    if (e->ac && (events & UV_READABLE)) redisAsyncHandleRead(e->ac);
+    if (e->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(e->ac);
+}
+
+static void ev_set(uvev *e, int events)
+{
+    e->events = events;
+    if (events)
+        uv_poll_start(&e->poll, events, ev_poll);
+    else
+        uv_poll_stop(&e->poll);
+}
+static void ev_add_read(void *p)
+{
+    ev_set(p, ((uvev *)p)->events | UV_READABLE);
+}
+static void ev_del_read(void *p)
+{
+    ev_set(p, ((uvev *)p)->events & ~UV_READABLE);
+}
+static void ev_add_write(void *p)
+{
+    ev_set(p, ((uvev *)p)->events | UV_WRITABLE);
+}
+static void ev_del_write(void *p)
+{
+    ev_set(p, ((uvev *)p)->events & ~UV_WRITABLE);
+}
+static void ev_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+static void ev_cleanup(void *p)
+{
+    uvev *e = p;
+    e->ac = NULL;
+    uv_close((uv_handle_t *)&e->poll, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    uvev *e = calloc(1, sizeof *e);
+    if (!e) return REDIS_ERR;
+    if (uv_poll_init_socket(loop, &e->poll, ac->c.fd) != 0) {
+        free(e);
+        return REDIS_ERR;
+    }
+    e->ac = ac;
+    e->poll.data = e;
+    ac->ev.data = e;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return REDIS_OK;
+}
 
 static _Thread_local struct {
     uv_loop_t *loop;
@@ -38,10 +111,12 @@ static _Thread_local struct {
 
 static void connect_all(void);
 
-static void warn_once_a_second(const char *what, const char *why)
+/* The first failure is said at once, then at most every 30 s while Redis
+ * stays away (retries are every second). */
+static void warn_rarely(const char *what, const char *why)
 {
     uint64_t now = uv_now(rs.loop);
-    if (rs.warned && now - rs.warned < 1000) return;
+    if (rs.warned && now - rs.warned < 30000) return;
     rs.warned = now ? now : 1;
     loom__warn("ws_pubsub: redis %s:%d: %s%s%s", rs.cfg->ws_pubsub_redis,
                rs.cfg->ws_pubsub_redis_port, what, why ? ": " : "", why ? why : "");
@@ -59,7 +134,7 @@ static void lost(redisAsyncContext *c, const char *what)
     if (rs.sub == c) rs.sub = NULL;
     rs.up_logged = 0;
     if (rs.stopping) return;
-    warn_once_a_second(what, c->errstr[0] ? c->errstr : NULL);
+    warn_rarely(what, c->errstr[0] ? c->errstr : NULL);
     uv_timer_start(rs.retry, on_retry, 1000, 0);
 }
 
@@ -109,16 +184,26 @@ static void on_auth(redisAsyncContext *c, void *r, void *priv)
     (void)c;
 }
 
+static void on_ping(redisAsyncContext *c, void *r, void *priv)
+{
+    (void)priv;
+    redisReply *reply = r;
+    if (reply && reply->type != REDIS_REPLY_ERROR) rs.warned = 0;
+    if (reply && reply->type != REDIS_REPLY_ERROR && c == rs.pub)
+        loom__debug("ws_pubsub: connected to redis %s:%d", rs.cfg->ws_pubsub_redis,
+                    rs.cfg->ws_pubsub_redis_port);
+}
+
 static redisAsyncContext *open_one(void)
 {
     redisAsyncContext *c = redisAsyncConnect(rs.cfg->ws_pubsub_redis, rs.cfg->ws_pubsub_redis_port);
     if (!c) return NULL;
     if (c->err) {
-        warn_once_a_second("cannot connect", c->errstr);
+        warn_rarely("cannot connect", c->errstr);
         redisAsyncFree(c);
         return NULL;
     }
-    if (redisLibuvAttach(c, rs.loop) != REDIS_OK) {
+    if (ev_attach(c, rs.loop) != REDIS_OK) {
         redisAsyncFree(c);
         return NULL;
     }
@@ -126,6 +211,9 @@ static redisAsyncContext *open_one(void)
     redisAsyncSetDisconnectCallback(c, on_disconnect);
     if (rs.cfg->ws_pubsub_redis_password)
         redisAsyncCommand(c, on_auth, NULL, "AUTH %s", rs.cfg->ws_pubsub_redis_password);
+    /* hiredis 0.14 starts connecting only once a command waits: this one
+     * makes the connection (and a failure to make it) happen now. */
+    redisAsyncCommand(c, on_ping, NULL, "PING");
     return c;
 }
 
@@ -180,7 +268,7 @@ void loom__pubsub_redis_publish(const char *name, size_t nlen, int type, const v
                                 size_t len)
 {
     if (!rs.pub) {
-        warn_once_a_second("not connected; a message did not reach other machines", NULL);
+        warn_rarely("not connected; a message did not reach other machines", NULL);
         return;
     }
     const char *pre = rs.cfg->ws_pubsub_redis_prefix;

@@ -2,7 +2,7 @@
  * from the query (deflate=1, heartbeat=MS, max=BYTES, limit=BYTES,
  * close_timeout=MS, proto=LIST, origins=LIST, hello=1); text messages are
  * commands:
- *   sub:C  unsub:C  pub:C:TEXT  pubbin:C:TEXT   channels
+ *   sub:C  unsub:C  pub:C TEXT  pubbin:C TEXT   channels (C may hold colons)
  *   close:CODE:REASON                           loom_ws_close
  *   flood:N:SIZE                                N binary sends; answers "flood ok=A limit=B"
  *   later:MS:TEXT                               sends TEXT from a timer
@@ -149,14 +149,14 @@ static void on_close_tracked(loom_ws *ws, int32_t code, const char *reason, size
 static void on_message(loom_ws *ws, int32_t type, const void *data, size_t len, void *ud)
 {
     (void)ud;
-    char cmd[4096];
-    if (type == LOOM_WS_BINARY || len >= sizeof cmd) {
+    if (type == LOOM_WS_BINARY) {
         loom_ws_send(ws, type, data, len);
         return;
     }
+    char *cmd = malloc(len + 1), out[4200];
+    if (!cmd) return;
     memcpy(cmd, data, len);
     cmd[len] = 0;
-    char out[4200];
     if (!strncmp(cmd, "sub:", 4)) {
         int rc = loom_ws_subscribe(ws, cmd + 4);
         snprintf(out, sizeof out, "subscribed %s %d", cmd + 4, rc);
@@ -167,8 +167,11 @@ static void on_message(loom_ws *ws, int32_t type, const void *data, size_t len, 
         loom_ws_send_text(ws, out);
     } else if (!strncmp(cmd, "pub:", 4) || !strncmp(cmd, "pubbin:", 7)) {
         int bin = cmd[3] == 'b';
-        char *c = cmd + (bin ? 7 : 4), *t = strchr(c, ':');
-        if (!t) return;
+        char *c = cmd + (bin ? 7 : 4), *t = strchr(c, ' ');
+        if (!t) {
+            free(cmd);
+            return;
+        }
         *t++ = 0;
         loom_ws_publish(me, c, bin ? LOOM_WS_BINARY : LOOM_WS_TEXT, t, strlen(t));
     } else if (!strncmp(cmd, "close:", 6)) {
@@ -198,7 +201,10 @@ static void on_message(loom_ws *ws, int32_t type, const void *data, size_t len, 
                   VERSION == 1 ? "1" : "2", (long)lim, out);
     } else if (!strncmp(cmd, "later:", 6)) {
         char *t = strchr(cmd + 6, ':');
-        if (!t) return;
+        if (!t) {
+            free(cmd);
+            return;
+        }
         later_t *l = track(ws, t + 1);
         if (l) loom_timer_start(me, (uint64_t)atol(cmd + 6), 0, later_fire, l);
     } else if (!strncmp(cmd, "work:", 5)) {
@@ -217,6 +223,7 @@ static void on_message(loom_ws *ws, int32_t type, const void *data, size_t len, 
         snprintf(out, sizeof out, "v%d:%s", VERSION, cmd);
         loom_ws_send_text(ws, out);
     }
+    free(cmd);
 }
 
 static uint64_t qnum(loom_req *req, const char *name)
