@@ -19,7 +19,8 @@ static const char ws_usage[] =
     "\n"
     "Connects a WebSocket to URL (ws://host[:port]/path), sends each line of\n"
     "stdin as a text message and prints each message that arrives on a line.\n"
-    "At the end of stdin it closes with 1000 and waits for the server's close.\n"
+    "At the end of stdin it waits until no message arrived for a while (--linger),\n"
+    "then closes with 1000 and waits for the server's close.\n"
     "\n"
     "options:\n"
     "  -p, --protocol P     offer subprotocol P (repeat for several)\n"
@@ -29,6 +30,7 @@ static const char ws_usage[] =
     "  --heartbeat S        ping after S seconds of silence; give up after S/2 more\n"
     "  --timeout S          connect and handshake within S seconds (30)\n"
     "  --max-msg-size N     largest message accepted, in bytes (4194304)\n"
+    "  --linger S           quiet time after the end of stdin before closing (0.3)\n"
     "  -n, --no-close       at the end of stdin keep printing until the server closes\n"
     "  -q, --quiet          do not print the open and close lines on stderr\n"
     "\n"
@@ -44,6 +46,8 @@ typedef struct {
     uv_stream_t *stream;
     int stream_on, open, failed, no_close, quiet, eof;
     int code;
+    uv_timer_t quiet_timer; /* after the end of stdin: closes once no message came for linger */
+    uint64_t linger_ms;
     loom__buf line;
     char rbuf[65536];
 } ctx;
@@ -72,13 +76,20 @@ static void input(ctx *x, const char *p, size_t n)
     loom__buf_consume(&x->line, start);
 }
 
+static void on_quiet(uv_timer_t *t)
+{
+    ctx *x = t->data;
+    loom_client_ws_close(x->ws, 1000, NULL);
+}
+
 static void end_of_input(ctx *x)
 {
     if (x->eof) return;
     x->eof = 1;
     if (x->line.len) send_line(x, x->line.data, x->line.len);
     x->line.len = 0;
-    if (!x->no_close) loom_client_ws_close(x->ws, 1000, NULL);
+    /* Answers to the last lines may still be on their way. */
+    if (!x->no_close) uv_timer_start(&x->quiet_timer, on_quiet, x->linger_ms, 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -147,8 +158,9 @@ static void on_open(loom_client_ws *ws, void *ud)
 static void on_message(loom_client_ws *ws, int type, const void *data, size_t len, void *ud)
 {
     (void)ws;
-    (void)ud;
     (void)type;
+    ctx *x = ud;
+    if (x->eof && !x->no_close) uv_timer_start(&x->quiet_timer, on_quiet, x->linger_ms, 0);
     fwrite(data, 1, len, stdout);
     fputc('\n', stdout);
     fflush(stdout);
@@ -173,6 +185,7 @@ static void on_close(loom_client_ws *ws, int code, const char *reason, size_t le
     if (!x->quiet && x->open)
         fprintf(stderr, "loom ws: closed %d%s%.*s\n", code, len ? " " : "", (int)len, reason);
     stop_stdin(x);
+    uv_close((uv_handle_t *)&x->quiet_timer, NULL);
     loom_client_close(x->client);
 }
 
@@ -180,6 +193,7 @@ int loom__cmd_ws(int argc, char **argv)
 {
     ctx x;
     memset(&x, 0, sizeof x);
+    x.linger_ms = 300;
     loom_client_ws_opts o;
     memset(&o, 0, sizeof o);
     loom_client_header hs[64];
@@ -221,6 +235,13 @@ int loom__cmd_ws(int argc, char **argv)
                 hs[nh++].value = val;
             } else if (!strcmp(a, "--origin")) {
                 o.origin = v;
+            } else if (!strcmp(a, "--linger")) {
+                double d = strtod(v, &end);
+                if (!end || *end || d < 0) {
+                    fprintf(stderr, "loom ws: --linger wants a number of seconds, got '%s'\n", v);
+                    return 2;
+                }
+                x.linger_ms = (uint64_t)(d * 1000.0);
             } else if (!strcmp(a, "--heartbeat") || !strcmp(a, "--timeout")) {
                 double d = strtod(v, &end);
                 if (!end || *end || d <= 0) {
@@ -265,6 +286,8 @@ int loom__cmd_ws(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     x.loop = &loop;
+    uv_timer_init(&loop, &x.quiet_timer);
+    x.quiet_timer.data = &x;
     x.client = loom_client_new(&loop, NULL);
     char err[512];
     int rc = 1;
@@ -277,6 +300,8 @@ int loom__cmd_ws(int argc, char **argv)
         uv_run(&loop, UV_RUN_DEFAULT);
         rc = !x.failed && (x.code == 1000 || x.code == 1001 || x.code == 1005) ? 0 : 1;
     }
+    if (!uv_is_closing((uv_handle_t *)&x.quiet_timer))
+        uv_close((uv_handle_t *)&x.quiet_timer, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     loom__buf_free(&x.line);

@@ -84,6 +84,7 @@ static void io_end(loom__ws *e)
 {
     loom__wsc *w = W(e);
     w->ending = 1;
+    if (!w->writing && w->out.len && !w->closing) start_write(w); /* the close frame */
     if (!w->writing && !w->out.len) close_transport(w);
 }
 static void io_abort(loom__ws *e)
@@ -486,7 +487,8 @@ int loom__wsc_start(loom_client *client, loom__ws *e, const loom__ws_up *up,
         snprintf(err, errlen, "out of memory");
         goto bad;
     }
-    loom__ws_init(e, &client_io, up, 1);
+    loom__ws_init(e, NULL, up, 1);
+    e->io = &client_io;
     e->io_ctx = w;
     w->e = e;
     w->up = up;

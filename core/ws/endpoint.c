@@ -317,7 +317,9 @@ static int alive(const loom__ws *ws)
 static void deliver(loom__ws *ws, const char *p, size_t n)
 {
     int type = ws->mop == LOOM__WS_OP_TEXT ? LOOM__WS_TEXT : LOOM__WS_BINARY;
-    if (ws->st == LOOM__WS_OPEN) ws->up->message(ws, type, p, n);
+    /* Also while our close frame waits for the peer's: what the peer sent
+     * before it saw ours is not lost (RFC 6455 §1.4 lets it send until then). */
+    if (ws->st != LOOM__WS_CLOSED) ws->up->message(ws, type, p, n);
 }
 
 /* A whole message has arrived (its payload in ws->msg). */
@@ -520,7 +522,6 @@ static int payload(loom__ws *ws, const uint8_t *p, size_t n)
         ws->ctl_len = (uint8_t)(ws->ctl_len + n);
         return 0;
     }
-    if (ws->st != LOOM__WS_OPEN) return 0; /* after our close: read and drop */
     if (loom__buf_reserve(&ws->msg, n)) {
         fail(ws, 1011, "out of memory");
         return -1;
@@ -545,9 +546,6 @@ static void frame_done(loom__ws *ws)
     ws->ping_at = 0; /* the peer is alive */
     if (ws->fop >= 8) {
         control_done(ws);
-    } else if (ws->ffin && ws->st != LOOM__WS_OPEN) {
-        ws->mop = 0; /* dropped: we are closing */
-        loom__buf_free(&ws->msg);
     } else if (ws->ffin) {
         message_done(ws);
     }
@@ -578,7 +576,7 @@ static void fast_message(loom__ws *ws, const uint8_t *p, size_t n)
             return;
         }
     }
-    if (ws->st == LOOM__WS_OPEN)
+    if (ws->st != LOOM__WS_CLOSED)
         ws->up->message(ws, ws->fop == LOOM__WS_OP_TEXT ? LOOM__WS_TEXT : LOOM__WS_BINARY,
                         m ? m : "", n);
 }

@@ -54,6 +54,9 @@ static void on_data(loom__conn *c, const char *p, size_t n)
     loom__ws_feed(ws, p, n); /* may free ws (never c: its memory outlives this call) */
     w->batch = prev;
     loom__conn_flush(c);
+    /* The socket took all of it at once (epoll): no write will end to say
+     * so, and a pause made while the batch gathered must end here. */
+    if (!c->closed && loom__conn_queued(c) == 0) loom__ws_drained(ws);
 }
 
 static void on_eof(loom__conn *c, int err)
