@@ -11,6 +11,7 @@ pkgs=(
   libhiredis-dev
   clang libclang-rt-14-dev llvm
   curl python3-aiohttp nginx-light redis-server wrk
+  python3-websockets nodejs node-ws
   abigail-tools
   chromium
 )
