@@ -1032,7 +1032,9 @@ static inline void loom_io_stop(loom_io *io)
  *   0              switched (or switching: a session being saved may delay
  *                  the 101); *out (may be NULL) is the handle; on_open
  *                  follows, or on_close with LOOM_WS_ABNORMAL if the client
- *                  left first. The handler returns LOOM_DONE.
+ *                  left first. The handler returns LOOM_DONE. `req` is
+ *                  released with the 101: copy what the connection needs
+ *                  (a room, a user) into opts->ud before.
  *   LOOM_EBADREQ   refused, and already answered: 400 (not a GET, not HTTP/1.1,
  *                  no "Upgrade: websocket", a missing or malformed key, a body),
  *                  426 with Sec-WebSocket-Version: 13 (another version), 403
