@@ -5,8 +5,12 @@ wstest and ws-echo plugins serves every test; the plugin's event log
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
+import ssl
+import subprocess
+import tempfile
 import time
 import unittest
 
@@ -15,7 +19,9 @@ import websockets
 import wslib
 from wslib import Reader, frame
 
-CFG = {"plugins": {"ws-echo": {"deflate": True}}}
+CFG = {"plugins": {"ws-echo": {"deflate": True},
+                   "sessions": {"keys": ["k1-0123456789abcdef0123456789abcdef"],
+                                "store": "memory"}}}
 
 
 def run(coro, timeout=30):
@@ -25,8 +31,10 @@ def run(coro, timeout=30):
 class WsServerTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        d = wslib.plugin_dir()
+        shutil.copy(os.path.join(loomtest.PLUGINS_DIR, "session-memory.so"), d)
         cls.srv = loomtest.Server(args=["--single", "--set", "linger_timeout=1"], config=CFG,
-                                  plugins_dir=wslib.plugin_dir())
+                                  plugins_dir=d)
         cls.srv.wait_log("listening")
         cls.port = cls.srv.port
         cls.url = "ws://127.0.0.1:%d" % cls.port
@@ -110,6 +118,23 @@ class WsServerTest(unittest.TestCase):
                 self.assertEqual(await ws.recv(), "close refused -1")
         run(go2())
         wslib.wait_event(self.port, lambda e: e["event"] == "close" and e["code"] == 3003)
+
+    def test_session_middleware_on_the_upgrade(self):
+        """The upgrade is a request like any other: the session middleware
+        loads its session (the handler answers later, from the store's
+        callback) and the 101 carries the session cookie."""
+        async def go(cookie=None):
+            hdrs = {"Cookie": "loom_session=" + cookie} if cookie else {}
+            async with websockets.connect(self.url + "/ws/t?session=1", extra_headers=hdrs) as ws:
+                msg = await ws.recv()
+                set_cookie = ws.response_headers.get("Set-Cookie", "")
+            return msg, set_cookie
+        msg, sc = run(go())
+        self.assertEqual(msg, "session visits=1")
+        self.assertIn("loom_session=", sc)
+        cookie = sc.split(";", 1)[0].split("=", 1)[1]
+        msg, _ = run(go(cookie))
+        self.assertEqual(msg, "session visits=2")
 
     def test_handshake_refusals(self):
         def status(extra, path="/ws/t"):
@@ -220,7 +245,7 @@ class WsServerTest(unittest.TestCase):
         wslib.wait_event(self.port, lambda e: e["event"] == "error" and e["code"] == 1007)
         s.close()
 
-    def test_session_middleware_and_keepalive_before_upgrade(self):
+    def test_keepalive_request_then_upgrade(self):
         # An ordinary request first on the same connection, then the upgrade.
         s = loomtest.connect(self.port)
         s.sendall(b"GET /ws/events HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -290,6 +315,43 @@ ws.on('error', (e) => { console.log(JSON.stringify(['error ' + e.message])); pro
         self.assertIn("text zzzzzzzzzzzzzzzzzzzz 100000", out)
         self.assertIn("pong nodeping", out)
         self.assertEqual(out[-1], "close 4000 ")  # the code is echoed, not the reason
+
+    def test_wss_on_a_tls_listener(self):
+        """wss://: the same WebSocket over a TLS listener (python3-websockets
+        and Node's ws as clients), with permessage-deflate and a big message."""
+        tmp = tempfile.mkdtemp(prefix="loom-wss-")
+        cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True,
+                       capture_output=True)
+        port = loomtest.free_port()
+        cfg = {"tls": {"cert": cert, "key": key}, "listen": ["127.0.0.1:%d:tls" % port],
+               "plugins_dir": wslib.plugin_dir(), "plugins": {"ws-echo": {"deflate": True}}}
+        with wslib.TlsServer(cfg, port) as srv:
+            ctx = ssl.create_default_context(cafile=cert)
+
+            async def go():
+                url = "wss://127.0.0.1:%d/ws/echo" % port
+                async with websockets.connect(url, ssl=ctx, compression="deflate",
+                                              max_size=None) as ws:
+                    await ws.send("over TLS")
+                    self.assertEqual(await ws.recv(), "over TLS")
+                    big = os.urandom(1 << 20)
+                    await ws.send(big)
+                    self.assertEqual(await ws.recv(), big)
+            run(go())
+            if wslib.HAVE_NODE_WS:
+                p = wslib.node(r"""
+const WebSocket = require('ws'), fs = require('fs');
+const ws = new WebSocket(process.argv[1], {ca: fs.readFileSync(process.argv[2])});
+ws.on('open', () => ws.send('node over TLS'));
+ws.on('message', (d) => { console.log(d.toString()); ws.close(1000); });
+ws.on('error', (e) => { console.log('error ' + e.message); process.exit(1); });
+""", "wss://127.0.0.1:%d/ws/echo" % port, cert)
+                self.assertEqual(p.stdout.strip(), "node over TLS", p.stderr)
+            self.assertEqual(srv.stop(), 0, srv.log()[-3000:])
 
     # ---- graceful stop (last: it stops the server) ----
 

@@ -161,3 +161,23 @@ class Redis:
                 self.proc.kill()
                 self.proc.wait(5)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class TlsServer(loomtest.Server):
+    """loom serve with its listeners in the config (loomtest.Server passes
+    --host/--port, which "listen" replaces)."""
+
+    def __init__(self, config, port):
+        self.port = port
+        self.tmp = loomtest.tempfile.mkdtemp(prefix="loomtest-")
+        self.logpath = os.path.join(self.tmp, "server.log")
+        cpath = os.path.join(self.tmp, "loom.json")
+        with open(cpath, "w") as f:
+            json.dump(config, f)
+        argv = [loomtest.LOOM_BIN, "serve", "--single", "--config", cpath]
+        if os.environ.get("LOOM_TEST_IO"):
+            argv += ["--set", "io=" + os.environ["LOOM_TEST_IO"]]
+        self.logf = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.wait_ready()
+        self.wait_log("listening")

@@ -233,9 +233,48 @@ static uint64_t qnum(loom_req *req, const char *name)
     return v ? (uint64_t)strtoull(v, NULL, 10) : 0;
 }
 
+/* ?session=1: the session is loaded first (the upgrade answers later, from
+ * the store's callback); the 101 carries its cookie. */
+static char visits_msg[64];
+
+static void session_open(loom_ws *ws, void *ud)
+{
+    on_open(ws, ud);
+    loom_ws_send_text(ws, visits_msg);
+}
+
+static void fill(loom_req *req, loom_ws_opts *o);
+
+static void session_loaded(loom_req *req, int32_t status, void *ud)
+{
+    (void)ud;
+    const loom_json *v = loom_json_get(loom_session_get(req), "visits");
+    long visits = status == 0 && v ? (long)loom_json_integer(v) + 1 : 1;
+    char num[32];
+    snprintf(num, sizeof num, "%ld", visits);
+    loom_session_set(req, "visits", num, strlen(num));
+    snprintf(visits_msg, sizeof visits_msg, "session visits=%ld", visits);
+    loom_ws_opts o;
+    fill(req, &o);
+    o.on_open = session_open;
+    loom_ws_accept(me, req, &o, NULL);
+}
+
 static int32_t upgrade(loom_req *req, void *ud)
 {
     (void)ud;
+    if (qnum(req, "session")) {
+        int32_t rc = loom_session_load(req, session_loaded, NULL);
+        return rc == 0 ? LOOM_PENDING : rc;
+    }
+    loom_ws_opts o;
+    fill(req, &o);
+    int32_t rc = loom_ws_accept(me, req, &o, NULL);
+    return rc == LOOM_OK || rc == LOOM_EBADREQ ? LOOM_DONE : rc;
+}
+
+static void fill(loom_req *req, loom_ws_opts *op)
+{
     loom_ws_opts o;
     memset(&o, 0, sizeof o);
     o.size = sizeof o;
@@ -253,8 +292,7 @@ static int32_t upgrade(loom_req *req, void *ud)
     o.on_error = on_error;
     o.on_drain = on_drain;
     o.ud = qnum(req, "hello") ? (void *)"hello" : NULL;
-    int32_t rc = loom_ws_accept(me, req, &o, NULL);
-    return rc == LOOM_OK || rc == LOOM_EBADREQ ? LOOM_DONE : rc;
+    *op = o;
 }
 
 static int32_t get_events(loom_req *req, void *ud)
