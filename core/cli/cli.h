@@ -10,5 +10,6 @@ int loom__cmd_fetch(int argc, char **argv);
 int loom__cmd_ws(int argc, char **argv);
 int loom__cmd_new_plugin(int argc, char **argv);
 int loom__cmd_check_plugin(int argc, char **argv);
+int loom__cmd_dev_cert(int argc, char **argv);
 
 #endif

@@ -68,6 +68,7 @@ typedef struct loom_req {
                                 (unless a 101 hands it to another protocol: take_over) */
     uint8_t complete;        /* the whole body has arrived */
     uint8_t is_head;
+    uint8_t tls; /* it came over TLS (set when dispatched) */
 
     loom__buf body; /* request body; owned, freed with the request */
 

@@ -39,6 +39,7 @@ typedef struct {
     char *plugins_dir;          /* where *.so plugins are loaded from; NULL = none */
     int workers;                /* worker processes; 0 = one per CPU */
     char *access_log;           /* NULL = off, "-" = stdout, else a file path */
+    int access_log_format;      /* LOOM__ALOG_*: Combined, or Combined + TLS protocol and cipher */
     int log_level;              /* LOOM_LOG_* */
     char *pid_file;             /* NULL = none */
 
@@ -75,6 +76,8 @@ typedef struct {
     char *ws_pubsub_redis_prefix;   /* "loom:ws:" */
     char *ws_pubsub_redis_password; /* NULL = no AUTH */
 } loom__config;
+
+enum { LOOM__ALOG_COMBINED, LOOM__ALOG_COMBINED_TLS };
 
 /* "io": io_uring when the kernel allows it, else epoll (auto); io_uring or
  * refuse to start (uring); epoll always (epoll). */
