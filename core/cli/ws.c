@@ -17,7 +17,7 @@
 static const char ws_usage[] =
     "usage: loom ws [options] URL\n"
     "\n"
-    "Connects a WebSocket to URL (ws://host[:port]/path), sends each line of\n"
+    "Connects a WebSocket to URL (ws:// or wss://host[:port]/path), sends each line of\n"
     "stdin as a text message and prints each message that arrives on a line.\n"
     "At the end of stdin it waits until no message arrived for a while (--linger),\n"
     "then closes with 1000 and waits for the server's close.\n"
@@ -30,6 +30,10 @@ static const char ws_usage[] =
     "  --heartbeat S        ping after S seconds of silence; give up after S/2 more\n"
     "  --timeout S          connect and handshake within S seconds (30)\n"
     "  --max-msg-size N     largest message accepted, in bytes (4194304)\n"
+    "  --cacert FILE        wss://: trust the CAs in FILE instead of the system's\n"
+    "  -k, --insecure       wss://: do not verify the server\n"
+    "  --proxy URL          through this HTTP proxy (a CONNECT tunnel)\n"
+    "  --trust-env          the proxy from http_proxy/https_proxy (no_proxy respected)\n"
     "  --linger S           quiet time after the end of stdin before closing (0.3)\n"
     "  -n, --no-close       at the end of stdin keep printing until the server closes\n"
     "  -q, --quiet          do not print the open and close lines on stderr\n"
@@ -198,6 +202,8 @@ int loom__cmd_ws(int argc, char **argv)
     memset(&o, 0, sizeof o);
     loom_client_header hs[64];
     size_t nh = 0;
+    loom_client_config ccfg;
+    memset(&ccfg, 0, sizeof ccfg);
     char protos[1024] = "";
     const char *url = NULL;
     for (int i = 0; i < argc; i++) {
@@ -212,6 +218,10 @@ int loom__cmd_ws(int argc, char **argv)
             x.no_close = 1;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             x.quiet = 1;
+        } else if (!strcmp(a, "-k") || !strcmp(a, "--insecure")) {
+            ccfg.tls.insecure = 1;
+        } else if (!strcmp(a, "--trust-env")) {
+            ccfg.trust_env = 1;
         } else if (a[0] == '-' && a[1]) {
             if (!v) {
                 fprintf(stderr, "loom ws: %s needs a value\n", a);
@@ -235,6 +245,10 @@ int loom__cmd_ws(int argc, char **argv)
                 hs[nh++].value = val;
             } else if (!strcmp(a, "--origin")) {
                 o.origin = v;
+            } else if (!strcmp(a, "--cacert")) {
+                ccfg.tls.ca_file = v;
+            } else if (!strcmp(a, "--proxy")) {
+                ccfg.proxy = v;
             } else if (!strcmp(a, "--linger")) {
                 double d = strtod(v, &end);
                 if (!end || *end || d < 0) {
@@ -288,7 +302,7 @@ int loom__cmd_ws(int argc, char **argv)
     x.loop = &loop;
     uv_timer_init(&loop, &x.quiet_timer);
     x.quiet_timer.data = &x;
-    x.client = loom_client_new(&loop, NULL);
+    x.client = loom_client_new(&loop, &ccfg);
     char err[512];
     int rc = 1;
     if (!x.client) {

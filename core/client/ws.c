@@ -1,5 +1,8 @@
 /* A client WebSocket: its own TCP connection (not the pool's: it is never
- * handed back), the handshake read and checked with llhttp, then an
+ * handed back), through the client's HTTP proxy when one applies (a CONNECT
+ * tunnel, for ws:// as for wss://), TLS for wss:// on the engine of
+ * core/tls with the client's verification settings (the contexts the HTTP
+ * requests use), the handshake read and checked with llhttp, then an
  * endpoint. Nothing is called back from inside a call into it: the first
  * step runs from a timer, writes complete through libuv, and the end comes
  * from the handles' close callbacks. */
@@ -17,7 +20,7 @@
 #define HEAD_MAX (16u << 10)
 #define TICK_MS 250
 
-enum { W_START, W_RESOLVE, W_CONNECT, W_HANDSHAKE, W_OPEN };
+enum { W_START, W_RESOLVE, W_CONNECT, W_TUNNEL, W_TLS, W_HANDSHAKE, W_OPEN };
 
 typedef struct loom__wsc {
     uv_tcp_t tcp;
@@ -33,11 +36,19 @@ typedef struct loom__wsc {
     loom__url url;
     char key[25];
     char *protocols;
+    char *shown; /* the URL as given (ws:// or wss://), for messages */
     loom__ws_pmd_cfg pmd;
     uint64_t deadline;
     int state, closing, handles, writing, ending, reported, tcp_on;
     loom__dns_waiter dw;
     loom__buf out, wbuf, head;
+    loom__buf request;           /* the upgrade request, sent once the way is open */
+    const loom__proxy *proxy;    /* the client's proxy for this URL, or NULL */
+    int tls_on, tls_ready;       /* wss://; its handshake is done */
+    loom__tls tls;               /* wss:// */
+    loom__tls_session_slot slot; /* the engine wants one (no resumption across sockets) */
+    loom__buf tout;              /* TLS: ciphertext not yet written */
+    char *plain;                 /* TLS: one record of plaintext */
     /* the response head, as llhttp reads it */
     llhttp_t parser;
     loom__buf field, value;
@@ -62,12 +73,12 @@ static loom__buf *io_outbuf(loom__ws *e)
 static void io_flush(loom__ws *e)
 {
     loom__wsc *w = W(e);
-    if (!w->writing && w->out.len && !w->closing) start_write(w);
+    if (!w->writing && (w->out.len || w->tout.len) && !w->closing) start_write(w);
 }
 static size_t io_queued(loom__ws *e)
 {
     loom__wsc *w = W(e);
-    return w->out.len + (w->writing ? w->wbuf.len : 0);
+    return w->out.len + w->tout.len + (w->writing ? w->wbuf.len : 0);
 }
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
@@ -84,8 +95,9 @@ static void io_end(loom__ws *e)
 {
     loom__wsc *w = W(e);
     w->ending = 1;
-    if (!w->writing && w->out.len && !w->closing) start_write(w); /* the close frame */
-    if (!w->writing && !w->out.len) close_transport(w);
+    if (!w->writing && (w->out.len || w->tout.len) && !w->closing)
+        start_write(w); /* the close frame */
+    if (!w->writing && !w->out.len && !w->tout.len) close_transport(w);
 }
 static void io_abort(loom__ws *e)
 {
@@ -120,7 +132,13 @@ static void handle_closed(uv_handle_t *h)
     loom__buf_free(&w->field);
     loom__buf_free(&w->value);
     loom__buf_free(&w->ext);
+    loom__buf_free(&w->request);
+    loom__buf_free(&w->tout);
+    loom__tls_close(&w->tls);
+    loom__tls_session_slot_clear(&w->slot);
+    free(w->plain);
     free(w->protocols);
+    free(w->shown);
     free(w);
     e->io_ctx = NULL;
     up->gone(e); /* the owner frees e */
@@ -145,7 +163,7 @@ static void fail(loom__wsc *w, int code, const char *detail)
     if (!w->reported) {
         w->reported = 1;
         char msg[600];
-        snprintf(msg, sizeof msg, "%s: %s%s%s", loom_client_strerror(code), w->url.full,
+        snprintf(msg, sizeof msg, "%s: %s%s%s", loom_client_strerror(code), w->shown,
                  detail ? " (" : "", detail ? detail : "");
         if (detail) snprintf(msg + strlen(msg), sizeof msg - strlen(msg), ")");
         w->e->st = LOOM__WS_CLOSED; /* nothing to close: no `closed` report */
@@ -169,7 +187,7 @@ static void on_written(uv_write_t *req, int status)
             close_transport(w);
         return;
     }
-    if (w->out.len) {
+    if (w->out.len || w->tout.len) {
         start_write(w);
         return;
     }
@@ -181,12 +199,26 @@ static void on_written(uv_write_t *req, int status)
     if (w->state == W_OPEN) loom__ws_drained(w->e);
 }
 
+/* Writes what waits, one write at a time: the plaintext gathered in `out`
+ * (sealed into `tout` first on wss://, once its handshake is done), or the
+ * engine's own bytes in `tout`. */
 static void start_write(loom__wsc *w)
 {
+    loom__buf *src = &w->out;
+    if (w->tls_on && w->tls_ready && w->out.len) {
+        if (loom__tls_write(&w->tls, w->out.data, w->out.len, 0)) {
+            w->out.len = 0;
+            close_transport(w);
+            return;
+        }
+        w->out.len = 0;
+    }
+    if (w->tls_on && w->state != W_TUNNEL) src = &w->tout;
+    if (!src->len) return;
     loom__buf t = w->wbuf;
-    w->wbuf = w->out;
-    w->out = t;
-    w->out.len = 0;
+    w->wbuf = *src;
+    *src = t;
+    src->len = 0;
     uv_buf_t b = uv_buf_init(w->wbuf.data, (unsigned)w->wbuf.len);
     w->wreq.data = w;
     if (uv_write(&w->wreq, (uv_stream_t *)&w->tcp, &b, 1, on_written) < 0) {
@@ -333,22 +365,175 @@ static void handshake_bytes(loom__wsc *w, const char *p, size_t n)
     loom__buf_free(&rest);
 }
 
+/* Plaintext from the server (after TLS, when there is TLS). */
+static void plain_bytes(loom__wsc *w, const char *p, size_t n)
+{
+    if (w->state == W_OPEN)
+        loom__ws_feed(w->e, p, n);
+    else
+        handshake_bytes(w, p, n);
+}
+
+static void send_request(loom__wsc *w)
+{
+    w->state = W_HANDSHAKE;
+    if (loom__buf_append(&w->out, w->request.data, w->request.len)) {
+        fail(w, LOOM_CLIENT_E_NOMEM, NULL);
+        return;
+    }
+    loom__buf_free(&w->request);
+    if (!w->writing) start_write(w);
+}
+
+static const int tls_codes[] = {
+    [LOOM__TLSC_OTHER] = LOOM_CLIENT_E_TLS,
+    [LOOM__TLSC_EXPIRED] = LOOM_CLIENT_E_CERT_EXPIRED,
+    [LOOM__TLSC_HOSTNAME] = LOOM_CLIENT_E_CERT_HOSTNAME,
+    [LOOM__TLSC_UNTRUSTED] = LOOM_CLIENT_E_CERT_UNTRUSTED,
+    [LOOM__TLSC_CHAIN] = LOOM_CLIENT_E_CERT_CHAIN,
+    [LOOM__TLSC_VERSION] = LOOM_CLIENT_E_TLS_VERSION,
+    [LOOM__TLSC_NOT_TLS] = LOOM_CLIENT_E_TLS,
+};
+
+/* wss://: ciphertext arrived. The engine reads it in place, so all of it is
+ * taken before this returns. */
+static void tls_bytes(loom__wsc *w, const char *p, size_t n)
+{
+    loom__tls_feed(&w->tls, p, n);
+    if (!w->tls_ready) {
+        int r = loom__tls_handshake(&w->tls);
+        if (!w->writing && w->tout.len) start_write(w);
+        if (w->closing || r == LOOM__TLS_WANT) return;
+        if (r != LOOM__TLS_DONE) {
+            char why[512];
+            int cls = loom__tls_client_diagnose(&w->tls, why, sizeof why);
+            int ncodes = (int)(sizeof tls_codes / sizeof tls_codes[0]);
+            fail(w, cls > 0 && cls < ncodes ? tls_codes[cls] : LOOM_CLIENT_E_TLS, why);
+            return;
+        }
+        w->tls_ready = 1;
+        send_request(w);
+        if (w->closing) return;
+    }
+    for (;;) {
+        ssize_t k = loom__tls_read(&w->tls, w->plain, LOOM__TLS_RECORD);
+        if (!w->writing && w->tout.len && !w->closing) start_write(w); /* a KeyUpdate answer */
+        if (k == LOOM__TLS_WANT || w->closing) return;
+        if (k > 0) {
+            plain_bytes(w, w->plain, (size_t)k);
+            if (w->closing) return;
+            continue;
+        }
+        if (w->state != W_OPEN)
+            fail(w, LOOM_CLIENT_E_TLS,
+                 k == LOOM__TLS_EOF ? "closed (close_notify) before the "
+                                      "handshake's answer"
+                                    : w->tls.reason);
+        else
+            close_transport(w);
+        return;
+    }
+}
+
+static void tls_begin(loom__wsc *w)
+{
+    w->state = W_TLS;
+    loom__tlsconf *tc = w->client->tlsconfs;
+    SSL_CTX *ctx = tc ? loom__tlsconf_ctx(tc) : NULL;
+    if (!ctx) {
+        fail(w, LOOM_CLIENT_E_TLS_CONFIG, tc ? tc->err : "no TLS settings");
+        return;
+    }
+    w->plain = malloc(LOOM__TLS_RECORD);
+    if (!w->plain || loom__tls_open(&w->tls, ctx, 0, &w->tout) ||
+        loom__tls_client_prepare(&w->tls, w->url.host, &w->slot)) {
+        fail(w, w->plain ? LOOM_CLIENT_E_TLS : LOOM_CLIENT_E_NOMEM,
+             w->tls.reason[0] ? w->tls.reason : "out of memory");
+        return;
+    }
+    loom__tls_handshake(&w->tls); /* the ClientHello */
+    if (!w->writing) start_write(w);
+}
+
+/* The way to the server is open (TCP, or the proxy's tunnel). */
+static void way_open(loom__wsc *w)
+{
+    if (w->tls_on)
+        tls_begin(w);
+    else
+        send_request(w);
+}
+
+/* The proxy's answer to CONNECT: 2xx opens the tunnel, and nothing may
+ * follow it before our first bytes. */
+static void tunnel_bytes(loom__wsc *w, const char *p, size_t n)
+{
+    const char *purl = w->proxy->url;
+    if (loom__buf_append(&w->head, p, n)) {
+        fail(w, LOOM_CLIENT_E_NOMEM, NULL);
+        return;
+    }
+    char *end = memmem(w->head.data, w->head.len, "\r\n\r\n", 4);
+    char why[400];
+    if (!end) {
+        if (w->head.len > HEAD_MAX) {
+            snprintf(why, sizeof why, "proxy %s answered CONNECT with a head too long", purl);
+            fail(w, LOOM_CLIENT_E_PROXY_TUNNEL, why);
+        }
+        return;
+    }
+    int status = 0;
+    char reason[64] = "";
+    const char *h = w->head.data;
+    if (w->head.len < 12 || strncmp(h, "HTTP/1.", 7) != 0 ||
+        sscanf(h + 9, "%3d %63[^\r\n]", &status, reason) < 1) {
+        snprintf(why, sizeof why, "proxy %s answered CONNECT with something that is not HTTP",
+                 purl);
+        fail(w, LOOM_CLIENT_E_PROXY_TUNNEL, why);
+        return;
+    }
+    if (status == 407 || status == 401) {
+        snprintf(why, sizeof why, "proxy %s %s: %d %s", purl,
+                 w->proxy->auth ? "refused the credentials" : "wants credentials", status, reason);
+        fail(w, LOOM_CLIENT_E_PROXY_AUTH, why);
+        return;
+    }
+    if (status < 200 || status > 299 || end + 4 != h + w->head.len) {
+        snprintf(why, sizeof why, "proxy %s refused the tunnel to %s:%u: %d %s", purl, w->url.host,
+                 w->url.port, status, reason);
+        fail(w, LOOM_CLIENT_E_PROXY_TUNNEL, why);
+        return;
+    }
+    w->head.len = 0;
+    way_open(w);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     loom__wsc *w = s->data;
     if (w->closing || n == 0) return;
     if (n < 0) {
-        if (w->state != W_OPEN)
+        if (w->state == W_TUNNEL)
+            fail(w, LOOM_CLIENT_E_PROXY_TUNNEL,
+                 "the proxy closed the connection instead of "
+                 "answering CONNECT");
+        else if (w->state == W_TLS)
+            fail(w, LOOM_CLIENT_E_TLS_RESET,
+                 "the server closed the connection during the TLS "
+                 "handshake");
+        else if (w->state != W_OPEN)
             fail(w, LOOM_CLIENT_E_SERVER_DISCONNECTED,
                  n == UV_EOF ? "closed before the handshake's answer" : uv_strerror((int)n));
         else
             close_transport(w);
         return;
     }
-    if (w->state == W_OPEN)
-        loom__ws_feed(w->e, b->base, (size_t)n);
+    if (w->state == W_TUNNEL)
+        tunnel_bytes(w, b->base, (size_t)n);
+    else if (w->tls_on)
+        tls_bytes(w, b->base, (size_t)n);
     else
-        handshake_bytes(w, b->base, (size_t)n);
+        plain_bytes(w, b->base, (size_t)n);
 }
 
 /* ---- connecting ---- */
@@ -360,16 +545,37 @@ static void on_connect(uv_connect_t *req, int status)
     loom__wsc *w = req->data;
     if (w->closing) return;
     if (status < 0) {
-        fail(w,
-             status == UV_ECONNREFUSED ? LOOM_CLIENT_E_CONNECTION_REFUSED : LOOM_CLIENT_E_CONNECT,
-             uv_strerror(status));
+        if (w->proxy) {
+            char why[300];
+            snprintf(why, sizeof why, "cannot connect to proxy %s: %s", w->proxy->url,
+                     uv_strerror(status));
+            fail(w, LOOM_CLIENT_E_PROXY_CONNECT, why);
+        } else {
+            fail(w,
+                 status == UV_ECONNREFUSED ? LOOM_CLIENT_E_CONNECTION_REFUSED
+                                           : LOOM_CLIENT_E_CONNECT,
+                 uv_strerror(status));
+        }
         return;
     }
-    w->state = W_HANDSHAKE;
     uv_tcp_nodelay(&w->tcp, 1);
     w->tcp.data = w;
-    start_write(w); /* the request, built at start */
-    if (!w->closing) uv_read_start((uv_stream_t *)&w->tcp, on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&w->tcp, on_alloc, on_read);
+    if (w->proxy) {
+        /* A tunnel for ws:// as for wss:// (a proxy does not pass an
+         * Upgrade on in absolute form). */
+        int v6 = strchr(w->url.host, ':') != NULL;
+        w->state = W_TUNNEL;
+        loom__buf_printf(&w->out, "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n",
+                         v6 ? "[" : "", w->url.host, v6 ? "]" : "", w->url.port, v6 ? "[" : "",
+                         w->url.host, v6 ? "]" : "", w->url.port);
+        if (w->proxy->auth)
+            loom__buf_printf(&w->out, "Proxy-Authorization: %s\r\n", w->proxy->auth);
+        loom__buf_printf(&w->out, "User-Agent: %s\r\n\r\n", w->client->user_agent);
+        if (!w->writing) start_write(w);
+        return;
+    }
+    way_open(w);
 }
 
 static void on_resolved(loom__dns_waiter *dw, int status, const struct sockaddr_storage *addrs,
@@ -377,6 +583,13 @@ static void on_resolved(loom__dns_waiter *dw, int status, const struct sockaddr_
 {
     loom__wsc *w = (loom__wsc *)((char *)dw - offsetof(loom__wsc, dw));
     if (status < 0 || naddrs == 0) {
+        if (w->proxy) {
+            char why[300];
+            snprintf(why, sizeof why, "cannot resolve proxy host %s: %s", w->proxy->host,
+                     status < 0 ? uv_strerror(status) : "no address");
+            fail(w, LOOM_CLIENT_E_PROXY_CONNECT, why);
+            return;
+        }
         fail(w, LOOM_CLIENT_E_DNS, status < 0 ? uv_strerror(status) : "no address");
         return;
     }
@@ -403,7 +616,10 @@ static void on_tick(uv_timer_t *t)
     if (w->state == W_START) {
         w->state = W_RESOLVE;
         w->dw.cb = on_resolved;
-        loom__dns_resolve(w->client, w->url.host, w->url.port, &w->dw);
+        if (w->proxy)
+            loom__dns_resolve(w->client, w->proxy->host, w->proxy->port, &w->dw);
+        else
+            loom__dns_resolve(w->client, w->url.host, w->url.port, &w->dw);
         return;
     }
     if (w->state == W_OPEN) {
@@ -412,8 +628,36 @@ static void on_tick(uv_timer_t *t)
     }
     if (w->deadline && now >= w->deadline)
         fail(w,
-             w->state == W_HANDSHAKE ? LOOM_CLIENT_E_READ_TIMEOUT : LOOM_CLIENT_E_CONNECT_TIMEOUT,
+             w->state == W_HANDSHAKE ? LOOM_CLIENT_E_READ_TIMEOUT
+             : w->state == W_TLS     ? LOOM_CLIENT_E_TLS_TIMEOUT
+                                     : LOOM_CLIENT_E_CONNECT_TIMEOUT,
              "no WebSocket within the timeout");
+}
+
+/* The client's proxy for this URL: its own setting, or the environment's
+ * with trust_env (except hosts in no_proxy), as its HTTP requests choose.
+ * Returns 0, or -1 with the reason in err (a bad proxy setting). */
+static int pick_proxy(loom_client *c, loom__wsc *w, char *err, size_t errlen)
+{
+    w->proxy = NULL;
+    if (c->proxy_err) {
+        snprintf(err, errlen, "%s", c->proxy_err);
+        return -1;
+    }
+    if (c->proxy.host) {
+        w->proxy = &c->proxy;
+        return 0;
+    }
+    if (!c->trust_env) return 0;
+    int rc = loom__client_env_proxies(c);
+    if (rc) {
+        snprintf(err, errlen, "%s", rc == -1 && c->env_err ? c->env_err : "out of memory");
+        return -1;
+    }
+    const loom__proxy *p = w->url.tls ? &c->env_https : &c->env_http;
+    if (p->host && !(c->no_proxy && loom__no_proxy_match(c->no_proxy, w->url.host, w->url.port)))
+        w->proxy = p;
+    return 0;
 }
 
 static int header_ok(const char *n, const char *v)
@@ -434,10 +678,9 @@ int loom__wsc_start(loom_client *client, loom__ws *e, const loom__ws_up *up,
     if (strncmp(u, "ws://", 5) == 0) {
         snprintf(url, sizeof url, "http://%s", u + 5);
     } else if (strncmp(u, "wss://", 6) == 0) {
-        snprintf(err, errlen, "%s: wss:// needs TLS in the client, which this build lacks", u);
-        return -1;
+        snprintf(url, sizeof url, "https://%s", u + 6);
     } else {
-        snprintf(err, errlen, "%s: not a ws:// URL", u);
+        snprintf(err, errlen, "%s: not a ws:// or wss:// URL", u);
         return -1;
     }
     loom__wsc *w = calloc(1, sizeof *w);
@@ -466,7 +709,9 @@ int loom__wsc_start(loom_client *client, loom__ws *e, const loom__ws_up *up,
         snprintf(err, errlen, "no random bytes for the key");
         goto bad;
     }
-    loom__buf *b = &w->out;
+    w->tls_on = w->url.tls;
+    if (pick_proxy(client, w, err, errlen)) goto bad;
+    loom__buf *b = &w->request;
     loom__buf_printf(b,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: %s\r\n",
@@ -483,7 +728,8 @@ int loom__wsc_start(loom_client *client, loom__ws *e, const loom__ws_up *up,
         loom__buf_printf(b, "%s: %s\r\n", client->hnames[i], client->hvalues[i]);
     for (size_t i = 0; i < o->nheaders; i++)
         loom__buf_printf(b, "%s: %s\r\n", o->headers[i].name, o->headers[i].value);
-    if (loom__buf_puts(b, "\r\n") || (o->protocols && !(w->protocols = strdup(o->protocols)))) {
+    if (loom__buf_puts(b, "\r\n") || (o->protocols && !(w->protocols = strdup(o->protocols))) ||
+        !(w->shown = strdup(u))) {
         snprintf(err, errlen, "out of memory");
         goto bad;
     }
@@ -509,7 +755,8 @@ int loom__wsc_start(loom_client *client, loom__ws *e, const loom__ws_up *up,
     return 0;
 bad:
     loom__url_free(&w->url);
-    loom__buf_free(&w->out);
+    loom__buf_free(&w->request);
+    free(w->shown);
     free(w->protocols);
     free(w);
     return -1;

@@ -2,9 +2,11 @@
 `loom ws` command, and loom_ws_connect from a plugin) against servers that
 are not loom: python3-websockets and Node's ws."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -93,11 +95,14 @@ class ClientTest(unittest.TestCase):
     def test_connect_failures(self):
         port = loomtest.free_port()
         rc, out, err = api("ws://127.0.0.1:%d/" % port, "--text", "x")
-        self.assertTrue(out[0].startswith("error -3 connection refused: http://127.0.0.1:%d/" % port),
+        self.assertTrue(out[0].startswith("error -3 connection refused: ws://127.0.0.1:%d/" % port),
                         out)
         self.assertEqual(out[-1], "close 1006 ")
         rc, out, err = api("wss://127.0.0.1:%d/" % port)
-        self.assertTrue(out[0].startswith("refused ") and "TLS" in out[0], out)
+        self.assertTrue(out[0].startswith("error -3 connection refused: wss://127.0.0.1:%d/"
+                                          % port), out)
+        rc, out, err = api("http://127.0.0.1:%d/" % port)
+        self.assertTrue(out[0].startswith("refused ") and "not a ws:// or wss:// URL" in out[0], out)
         # An HTTP server that does not upgrade.
         with loomtest.Server(args=["--single"]) as srv:
             rc, out, err = api("ws://127.0.0.1:%d/" % srv.port, "--text", "x")
@@ -131,6 +136,58 @@ class ClientTest(unittest.TestCase):
         self.assertIn("connection refused", p.stderr)
         p = subprocess.run([loomtest.LOOM_BIN, "ws"], capture_output=True, text=True, timeout=20)
         self.assertEqual(p.returncode, 2)
+
+    @unittest.skipUnless(shutil.which("tinyproxy"), "tinyproxy missing")
+    def test_wss_and_proxy(self):
+        """wss:// verified with the client's CA setting, against loom's TLS
+        listener; ws:// and wss:// through tinyproxy (a CONNECT tunnel)."""
+        import tlscerts
+        tmp = tempfile.mkdtemp(prefix="loom-wss-client-")
+        ca, cert, key = tlscerts.make(tmp)
+        tport, pport, xport = loomtest.free_port(), loomtest.free_port(), loomtest.free_port()
+        cfg = {"tls": {"cert": cert, "key": key},
+               "listen": ["127.0.0.1:%d:tls" % tport, "127.0.0.1:%d" % pport],
+               "plugins_dir": wslib.plugin_dir()}
+        conf = os.path.join(tmp, "tinyproxy.conf")
+        with open(conf, "w") as f:
+            f.write("Port %d\nListen 127.0.0.1\nTimeout 30\nMaxClients 16\nLogLevel Info\n"
+                    "LogFile \"%s/tp.log\"\nPidFile \"%s/tp.pid\"\nConnectPort %d\n"
+                    "ConnectPort %d\nDisableViaHeader Yes\n" % (xport, tmp, tmp, tport, pport))
+        proxy = subprocess.Popen(["tinyproxy", "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        try:
+            with wslib.TlsServer(cfg, tport) as srv:
+                for _ in range(100):
+                    try:
+                        loomtest.connect(xport, 0.5).close()
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+
+                def ws(*args, inp="over TLS\nzwei\n"):
+                    return subprocess.run([loomtest.LOOM_BIN, "ws"] + list(args), input=inp,
+                                          capture_output=True, text=True, timeout=30)
+                wss = "wss://127.0.0.1:%d/ws/echo" % tport
+                p = ws("--cacert", ca, wss)
+                self.assertEqual((p.returncode, p.stdout), (0, "over TLS\nzwei\n"), p.stderr)
+                p = ws(wss)  # the test CA is not in the system's store
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("certificate", p.stderr)
+                p = ws("-k", wss)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                proxy_url = "http://127.0.0.1:%d" % xport
+                p = ws("--proxy", proxy_url, "--cacert", ca, wss)
+                self.assertEqual((p.returncode, p.stdout), (0, "over TLS\nzwei\n"), p.stderr)
+                p = ws("--proxy", proxy_url, "ws://127.0.0.1:%d/ws/t" % pport, inp="via proxy\n")
+                self.assertEqual((p.returncode, p.stdout), (0, "v1:via proxy\n"), p.stderr)
+                # A port the proxy does not tunnel to: its refusal is named.
+                p = ws("--proxy", proxy_url, "ws://127.0.0.1:%d/" % loomtest.free_port(), inp="")
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("proxy %s refused the tunnel" % proxy_url, p.stderr)
+                self.assertEqual(srv.stop(), 0, srv.log()[-3000:])
+        finally:
+            proxy.kill()
+            proxy.wait(5)
 
     def test_plugin_client_through_the_abi(self):
         """loom_ws_connect from a plugin, to python3-websockets and to loom itself."""

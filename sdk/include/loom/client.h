@@ -423,8 +423,11 @@ void loom_client_response_free(loom_client_response *resp);
  * messages in, whole messages out, ping, close with a code and a reason,
  * a heartbeat and permessage-deflate (RFC 7692). Like the server, it checks
  * what the peer sends strictly and closes with the RFC's code (1002, 1007,
- * 1009) when the peer breaks a rule. Only ws:// URLs on this build (wss://
- * comes with the client's TLS); no proxy. */
+ * 1009) when the peer breaks a rule. ws:// and wss:// URLs: wss:// is
+ * verified with the client's TLS settings (loom_client_config.tls), and the
+ * client's proxy (loom_client_config.proxy, or the environment with
+ * trust_env) is used for both, through a CONNECT tunnel. The connection is
+ * the WebSocket's own, never a pooled one. */
 
 typedef struct loom_client_ws loom_client_ws;
 

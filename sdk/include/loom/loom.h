@@ -1721,7 +1721,8 @@ static inline int32_t loom_ws_publish(loom_plugin *self, const char *channel, in
     return LOOM_HAS(ws_publish) ? loom__host_api->ws_publish(self, channel, type, data, len)
                                 : LOOM_ENOSYS;
 }
-/* Opens a client WebSocket to `url` (ws://...) on the worker's loop, with
+/* Opens a client WebSocket to `url` (ws:// or wss://, verified against the
+ * system's CAs) on the worker's loop, with
  * the same callbacks and calls as an accepted one (opts->protocols is
  * offered, opts->allowed_origins is sent as Origin, opts->headers are added).
  * Failures to connect come through on_error (a LOOM_FETCH_E_* code) and
