@@ -189,7 +189,9 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)config;
     (void)len;
     me = self;
+    static const char *const keys[] = {"allowed_origins", "max_msg_size", "heartbeat", NULL};
     const loom_json *c = loom_config(self), *v;
+    if (loom_config_check_keys(self, c, NULL, keys)) return LOOM_EINVAL;
     if ((v = loom_json_get(c, "allowed_origins"))) {
         size_t n;
         const char *s = loom_json_string(v, &n);
