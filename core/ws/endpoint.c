@@ -295,6 +295,8 @@ static void close_done(loom__ws *ws, int code, const char *reason, size_t n)
 static void release_now(loom__ws *ws)
 {
     loom__buf_free(&ws->msg);
+    free(ws->ctl);
+    ws->ctl = NULL;
     loom__ws_z_free(ws->z);
     ws->z = NULL;
 }
@@ -364,8 +366,11 @@ static void message_done(loom__ws *ws)
 
 static void control_done(loom__ws *ws)
 {
-    const uint8_t *c = ws->ctl;
+    uint8_t c[LOOM__WS_CONTROL_MAX];
     size_t n = ws->ctl_len;
+    if (n) memcpy(c, ws->ctl, n);
+    free(ws->ctl);
+    ws->ctl = NULL;
     switch (ws->fop) {
     case LOOM__WS_OP_PING:
         if (ws->st == LOOM__WS_OPEN && put_frame(ws, LOOM__WS_OP_PONG, 0, c, n) == 0)
@@ -408,7 +413,6 @@ static void control_done(loom__ws *ws)
         ws->io->flush(ws);
         if (!alive(ws)) return;
     }
-    /* The reason lives in ctl, which nothing overwrites during the call. */
     close_done(ws, code, reason, rl);
 }
 
@@ -474,6 +478,10 @@ static int header_done(loom__ws *ws)
     ws->fpos = 0;
     if (op >= 8) {
         ws->ctl_len = 0;
+        if (len && !ws->ctl && !(ws->ctl = malloc(LOOM__WS_CONTROL_MAX))) {
+            fail(ws, 1011, "out of memory");
+            return -1;
+        }
         return 0;
     }
     if (op == LOOM__WS_OP_CONT) {

@@ -110,7 +110,7 @@ struct loom__ws {
     uint8_t ctl_len;
     uint16_t peer_code;
     loom__buf msg; /* payload so far (compressed bytes for a compressed message) */
-    uint8_t ctl[LOOM__WS_CONTROL_MAX];
+    uint8_t *ctl;  /* a control frame's payload while it arrives (malloc'd: idle, none) */
     /* time */
     uint64_t last_rx;  /* when bytes last arrived */
     uint64_t ping_at;  /* a heartbeat ping is out since then (0 = none) */
