@@ -89,9 +89,19 @@ static void maybe_free(loom_ws *ws)
     if (ws->gone && ws->close_done && !ws->pending && loom__ws_release(&ws->e)) ws_free(ws);
 }
 
+static void leave_channels(loom_ws *ws);
+
 static void enqueue(loom_ws *ws)
 {
     if (ws->pending) return;
+    if (!st.timer) {
+        /* The host stopped (its plugins are gone): nothing is reported, the
+         * connection is only freed. */
+        leave_channels(ws);
+        ws->close_done = 1;
+        maybe_free(ws);
+        return;
+    }
     ws->pending = 1;
     ws->pnext = NULL;
     if (st.pt)
