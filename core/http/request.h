@@ -85,6 +85,12 @@ typedef struct loom_req {
      * response is not a 101 after all, the server is stopping). */
     void (*take_over)(struct loom__conn *c, void *arg);
     void *take_over_arg;
+    /* Who answered, for the access log: the route pattern ("(unmatched)",
+     * "(middleware)") and the plugin, or NULL. Set before the answer is
+     * sent; they live as long as the request. */
+    const char *route;
+    const char *plugin;
+    uint64_t handler_ns; /* from handing it to its plugin to the answer (with metrics or a log) */
 } loom_req;
 
 /* Allocates a new request with its own arena. NULL when out of memory. */
