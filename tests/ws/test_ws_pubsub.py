@@ -3,7 +3,9 @@ server (the worker bus), and, through Redis pub/sub, those of another server
 that shares the Redis server, exactly once each; a Redis outage costs only
 the other servers' copies, and they come back with Redis."""
 import asyncio
+import json
 import os
+import subprocess
 import shutil
 import unittest
 
@@ -48,6 +50,23 @@ async def expect_none(conns, wait=0.3):
 
 
 class PubsubTest(unittest.TestCase):
+    def test_config_errors_name_the_key(self):
+        cases = [({"ws_pubsub": {"redis": "127.0.0.1:notaport"}}, "ws_pubsub.redis"),
+                 ({"ws_pubsub": {"redis": {"hots": "x"}}}, "ws_pubsub.redis.hots"),
+                 ({"ws_pubsub": {"kafka": "x"}}, "ws_pubsub.kafka"),
+                 ({"ws_pubsub": "redis"}, "ws_pubsub"),
+                 ({"ws_drain_timeout": -1}, "ws_drain_timeout")]
+        for cfg, key in cases:
+            path = os.path.join(loomtest.tempfile.mkdtemp(prefix="loom-wscfg-"), "c.json")
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            p = subprocess.run([loomtest.LOOM_BIN, "serve", "--single", "--port", "0", "--config",
+                                path], capture_output=True, text=True, timeout=20)
+            self.assertNotEqual(p.returncode, 0, cfg)
+            lines = [l for l in p.stderr.splitlines() if key in l]
+            self.assertEqual(len(lines), 1, p.stderr)
+
+
     def test_workers_share_channels(self):
         with loomtest.Server(args=["--workers", "2"], plugins_dir=wslib.plugin_dir()) as srv:
             srv.wait_log("listening")
