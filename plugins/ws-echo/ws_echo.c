@@ -64,8 +64,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)config;
     (void)len;
     me = self;
-    static const char *const keys[] = {"max_msg_size", "deflate", "heartbeat", "allowed_origins",
-                                       "protocols", NULL};
+    static const char *const keys[] = {"max_msg_size",    "deflate",   "heartbeat",
+                                       "allowed_origins", "protocols", NULL};
     const loom_json *c = loom_config(self), *v;
     if (loom_config_check_keys(self, c, NULL, keys)) return LOOM_EINVAL;
     if ((v = loom_json_get(c, "max_msg_size"))) {
