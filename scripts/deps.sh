@@ -13,6 +13,7 @@ pkgs=(
   clang libclang-rt-14-dev llvm
   curl python3-aiohttp python3-brotli python3-zstandard python3-websockets python3-cryptography
   nginx-light redis-server wrk tinyproxy
+  nodejs node-ws
   abigail-tools
   chromium
   # operating loom (issue 22): systemd notify/activation, the .deb and its

@@ -123,6 +123,12 @@ void loom__conn_close(loom__conn *c)
     }
     if (c->proto && c->proto->on_close) c->proto->on_close(c);
     c->proto = NULL;
+    if (c->take_over) {
+        /* Closed between a 101 and the end of its batch. */
+        void (*take_over)(loom__conn *, void *) = c->take_over;
+        c->take_over = NULL;
+        take_over(NULL, c->take_over_arg);
+    }
     loom_req *r = c->active;
     c->active = NULL;
     loom__parser_free(&c->parser);
@@ -636,7 +642,8 @@ static void dispatch(loom__conn *c, loom_req *r)
 static size_t parse_loop(loom__conn *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && !c->active && !c->closing && !c->writing && !c->sending && !c->closed) {
+    while (off < len && !c->active && !c->closing && !c->writing && !c->sending && !c->closed &&
+           !c->take_over) {
         size_t used = 0;
         int rc = loom__parser_feed(&c->parser, data + off, len - off, &used);
         off += used;
@@ -715,6 +722,13 @@ static void run_batch(loom__conn *c, const char *data, size_t len)
         keep_leftover(c, data, len, off);
         send_continue(c);
     }
+    if (!c->closed && c->take_over) {
+        /* A 101 was answered in this batch: what followed the request is
+         * in c->in now, and goes to the protocol that takes over. */
+        void (*take_over)(loom__conn *, void *) = c->take_over;
+        c->take_over = NULL;
+        take_over(c, c->take_over_arg);
+    }
     w->batch = NULL;
     if (!c->closed) flush(c);
 }
@@ -722,7 +736,7 @@ static void run_batch(loom__conn *c, const char *data, size_t len)
 /* Continues with requests already buffered, once the connection is free. */
 static void process_pending(loom__conn *c)
 {
-    if (c->closed || c->active || c->writing || c->sending || c->closing) return;
+    if (c->closed || c->active || c->writing || c->sending || c->closing || c->proto) return;
     if (c->in.len > c->in_parsed) {
         run_batch(c, c->in.data + c->in_parsed, c->in.len - c->in_parsed);
         if (c->closed) return;
@@ -1251,6 +1265,7 @@ void loom__req_finish(loom_req *r)
 {
     loom__conn *c = r->conn;
     if (!c) {
+        if (r->take_over) r->take_over(NULL, r->take_over_arg);
         loom__req_free(r);
         return;
     }
@@ -1261,6 +1276,10 @@ void loom__req_finish(loom_req *r)
     loom__worker *w = c->w;
     /* Once a stop has begun, every answer says the connection ends. */
     if (w->draining || c->draining) r->resp.close = 1;
+    /* A 101 hands the connection to another protocol once its head is
+     * queued; any other answer to an upgrade request ends it. */
+    int switching = r->take_over && r->resp.status == 101 && !r->resp.close && !r->resp.head_sent;
+    if (r->take_over && !switching) r->resp.close = 1;
     if (!r->resp.head_sent) {
         if (!r->resp.status) r->resp.status = 200;
         int bad = loom__resp_write(r, outbuf(c));
@@ -1284,10 +1303,28 @@ void loom__req_finish(loom_req *r)
     }
     if (w->access_log && !c->l->cfg->admin) loom__access_log_write(w->access_log, c, r);
     int close = r->resp.close;
+    void (*take_over)(loom__conn *, void *) = r->take_over;
+    void *take_over_arg = r->take_over_arg;
     c->active = NULL;
     r->conn = NULL;
     loom__req_free(r);
     if (close) c->closing = 1;
+    if (take_over && (close || !switching)) {
+        take_over(NULL, take_over_arg);
+    } else if (take_over) {
+        if (w->batch == c) {
+            /* The rest of this read goes to the new protocol: run_batch
+             * stops parsing and hands it over at its end. */
+            c->take_over = take_over;
+            c->take_over_arg = take_over_arg;
+            return;
+        }
+        take_over(c, take_over_arg); /* c->in goes to the protocol at once */
+        if (c->closed) return;
+        flush(c);
+        if (!c->closed) update_deadline(c);
+        return;
+    }
     if (c->sending) {
         /* The head first (even inside a batch), then the file. */
         if (w->out_conn == c) flush(c);
