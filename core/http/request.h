@@ -75,6 +75,7 @@ typedef struct loom_req {
     int64_t bytes_sent; /* body bytes, for the access log */
 
     void *host_data; /* the server's per-request state (routing, plugins) */
+    void *pstream;   /* the protocol's per-request state: its HTTP/2 stream (NULL: HTTP/1.1) */
 } loom_req;
 
 /* Allocates a new request with its own arena. NULL when out of memory. */

@@ -836,6 +836,20 @@ static int sniff(loom__conn *c, const char *p, size_t n)
     return 0;
 }
 
+/* The end of a read on a connection of another protocol: what it produced
+ * goes out, and when nothing is left in flight it hears so (on_drain), as
+ * after a write: it may have stopped at its high-water mark. */
+static void proto_batch_end(loom__conn *c)
+{
+    loom__worker *w = c->w;
+    if (w->batch == c) w->batch = NULL;
+    if (c->closed) return;
+    if (w->out_conn == c) flush(c);
+    if (!c->closed && c->tls) tls_kick(c);
+    if (!c->closed && !c->writing && !c->sending && c->proto && c->proto->on_drain)
+        c->proto->on_drain(c);
+}
+
 /* `n` bytes arrived in `buf` (a read buffer of the worker), or the read
  * ended: n is UV_EOF or another negative uv error. */
 static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
@@ -856,10 +870,15 @@ static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
     c->last_io = uv_now(w->loop);
     if (c->lingering || c->closing) return; /* discard */
     if (c->sniff && sniff(c, buf->base, (size_t)n)) return;
+    /* A protocol's frames for a whole read go out in one write (TLS hands
+     * it over record by record): loom__conn_flush waits for its end. */
+    int batch = c->proto != NULL;
+    if (batch) w->batch = c;
     if (c->tls)
         tls_in(c, buf->base, (size_t)n);
     else
         deliver(c, buf->base, (size_t)n);
+    if (batch) proto_batch_end(c);
     if (!c->closed) update_deadline(c);
 }
 
@@ -1021,7 +1040,8 @@ static void conn_read_start(loom__conn *c)
     poll_update(c);
 }
 
-void (*loom__proto_h2_start)(loom__conn *c);
+/* loom__proto_h2_start (server/proto.h) is defined by core/http2/session.c,
+ * which the reference from here pulls into any program that links libloom. */
 
 static void on_close_unused(uv_handle_t *h)
 {

@@ -45,6 +45,7 @@ static const key_def keys[] = {
     {"io", K_IO, OFF(io), 0, 0},
     {"io_recv_buffers", K_SIZE, OFF(io_recv_buffers), 1, 32768},
     {"handshake_timeout", K_MS, OFF(handshake_timeout), 0.001, 3600},
+    {"http2_max_streams", K_SIZE, OFF(http2_max_streams), 1, 10000},
 };
 
 void loom__config_defaults(loom__config *c)
@@ -69,6 +70,7 @@ void loom__config_defaults(loom__config *c)
     c->linger_timeout = 2000;
     c->io_recv_buffers = 256;
     c->handshake_timeout = 10000;
+    c->http2_max_streams = 100;
     c->plugins = json_object();
 }
 

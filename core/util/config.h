@@ -65,6 +65,7 @@ typedef struct {
     int admin;                /* serve GET /_loom/plugins */
     int io;                   /* LOOM__IO_*: how connections do their I/O */
     size_t io_recv_buffers;   /* io_uring: 4 KiB receive buffers per worker (a power of two) */
+    size_t http2_max_streams; /* HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS per connection */
 } loom__config;
 
 /* "io": io_uring when the kernel allows it, else epoll (auto); io_uring or
