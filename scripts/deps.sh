@@ -8,11 +8,12 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   libuv1-dev libjansson-dev node-llhttp libssl-dev zlib1g-dev libsqlite3-dev liburing-dev
-  libhiredis-dev
+  libhiredis-dev libnghttp2-dev
   clang libclang-rt-14-dev llvm
   curl python3-aiohttp nginx-light redis-server wrk
   abigail-tools
   chromium
+  nghttp2-client python3-h2
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(h2o nodejs gnuplot-nox linux-perf valgrind)

@@ -42,18 +42,22 @@ def make_cert(d):
 
 
 class H2Server(loomtest.Server):
-    """`loom serve` with three listeners: .tls_port (TLS, h2 by ALPN),
-    .h2c_port (plaintext, h2c with prior knowledge) and .port (plain
-    HTTP/1.1, which loomtest's helpers and wait_ready use)."""
+    """`loom serve` with four listeners: .tls_port (TLS, h2 by ALPN),
+    .h2c_port (plaintext, h2c with prior knowledge), .h1tls_port (TLS with
+    "http2": false) and .port (plain HTTP/1.1, which loomtest's helpers and
+    wait_ready use)."""
 
     def __init__(self, plugins_dir=None, config=None, args=(), env=None):
         self.tmp = tempfile.mkdtemp(prefix="loomh2-")
         self.cert, self.key = make_cert(self.tmp)
-        self.port, self.tls_port, self.h2c_port = (loomtest.free_port() for _ in range(3))
+        self.port, self.tls_port, self.h2c_port, self.h1tls_port = (loomtest.free_port()
+                                                                    for _ in range(4))
         cfg = dict(config or {})
         cfg["listen"] = [{"host": "127.0.0.1", "port": self.port},
                          {"host": "127.0.0.1", "port": self.tls_port, "tls": True},
-                         {"host": "127.0.0.1", "port": self.h2c_port, "h2c": True}]
+                         {"host": "127.0.0.1", "port": self.h2c_port, "h2c": True},
+                         {"host": "127.0.0.1", "port": self.h1tls_port, "tls": True,
+                          "http2": False}]
         cfg["tls"] = {"cert": self.cert, "key": self.key}
         cfg.setdefault("access_log", os.path.join(self.tmp, "access.log"))
         self.access_log = cfg["access_log"]

@@ -142,6 +142,13 @@ class Peers(unittest.TestCase):
         # The same port still speaks HTTP/1.1 to a client without prior knowledge.
         rc, out, err = h2lib.curl("-o", "-", "-w", " %{http_version}", self.srv.h2url("/", tls=False))
         self.assertEqual(out, b"Hello, World! 1.1")
+        # A TLS listener with "http2": false offers only http/1.1; the plain
+        # listener takes no h2c preface.
+        rc, out, err = h2lib.curl("--http2", "-k", "-o", "-", "-w", " %{http_version}",
+                                  "https://127.0.0.1:%d/" % self.srv.h1tls_port)
+        self.assertEqual(out, b"Hello, World! 1.1")
+        rc, out, err = h2lib.curl("--http2-prior-knowledge", "http://127.0.0.1:%d/" % self.srv.port)
+        self.assertNotEqual(rc, 0)
 
     def test_version_host_and_access_log(self):
         st, body = self.curl("/h2/info?x=1")
