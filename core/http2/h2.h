@@ -9,6 +9,7 @@
  *              in place, files read straight into the send buffer,
  *              streaming responses
  *   defence.c  the flood defences that nghttp2 leaves to its user
+ *   mem.c      nghttp2's allocator: small blocks on per-thread free lists
  *
  * A stream is a loom_req like an HTTP/1.1 request, so routes, middleware and
  * every plugin serve it unchanged. Its stream state lives in the request's
@@ -92,10 +93,13 @@ struct loom__h2 {
     loom__conn *c;
     loom__worker *w;
     loom__h2_stream *streams; /* streams that hold a request */
+    loom__h2_stream
+        *cur; /* the stream whose header block is being read (a lookup saved per field) */
     uint32_t nstreams;
     uint32_t orphans;        /* reset streams whose handlers still run */
     uint32_t max_streams;    /* SETTINGS_MAX_CONCURRENT_STREAMS */
     uint32_t block;          /* encoded bytes of the header block being read */
+    uint32_t nreset_after;   /* streams answered early that wait to be reset (an upper bound) */
     uint64_t started;        /* loop time the connection became HTTP/2 */
     uint64_t last_active;    /* loop time of the last frame or stream activity */
     uint64_t nreq;           /* streams handed to handlers */
@@ -130,6 +134,9 @@ void loom__h2_schedule(loom__h2 *h);
 void loom__h2_fail(loom__h2 *h, uint32_t code, const char *why);
 /* Loop time now. */
 uint64_t loom__h2_now(const loom__h2 *h);
+
+/* mem.c: the allocator nghttp2 sessions use (per-thread free lists). */
+nghttp2_mem *loom__h2_mem(void);
 
 /* stream.c: nghttp2 callbacks of the receiving side. */
 int loom__h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud);

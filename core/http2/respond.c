@@ -161,7 +161,9 @@ static int submit(loom__h2_stream *s, int body)
     char *num = loom__arena_alloc(&r->arena, 4 + 21);
     if (!nv || !num) return -1;
     size_t n = 0;
-    snprintf(num, 4, "%03d", st);
+    num[0] = (char)('0' + st / 100);
+    num[1] = (char)('0' + st / 10 % 10);
+    num[2] = (char)('0' + st % 10);
     nv[n++] = NV_REF(":status", 7, num, 3);
     int has_server = 0;
     for (uint32_t i = 0; i < rs->nheaders; i++) {
@@ -173,10 +175,13 @@ static int submit(loom__h2_stream *s, int body)
         nv[n++] = NV_REF(name, x->name_len, x->value, x->value_len);
     }
     if (!(st < 200 || st == 204 || st == 304) && s->body != H2B_STREAM) {
-        char *cl = num + 4;
-        int k = snprintf(cl, 21, "%llu",
-                         (unsigned long long)(rs->has_file ? rs->file_len : rs->body_len));
-        nv[n++] = NV_REF("content-length", 14, cl, (size_t)k);
+        /* Written backwards from the end of its 21 bytes (snprintf cost
+         * as much as the rest of this function). */
+        uint64_t v = rs->has_file ? rs->file_len : rs->body_len;
+        char *end = num + 4 + 21, *cl = end;
+        do *--cl = (char)('0' + v % 10);
+        while ((v /= 10));
+        nv[n++] = NV_REF("content-length", 14, cl, (size_t)(end - cl));
     }
     /* "Date: <29 bytes>\r\nServer: <name>\r\n": the values are copied by
      * nghttp2, since the line changes every second. */
@@ -287,6 +292,7 @@ void loom__h2_respond_error(loom__h2_stream *s, int status, const char *why)
     s->body = loom__resp_has_body(r) ? H2B_MEM : H2B_NONE;
     /* The client may still be sending: stop it once it has our answer. */
     s->reset_after = !nghttp2_session_get_stream_remote_close(h->ng, s->id);
+    h->nreset_after += s->reset_after;
     r->bytes_sent = s->body == H2B_MEM ? n : 0;
     s->phase = H2S_RESPONSE;
     if (submit(s, s->body != H2B_NONE)) reset(s);
@@ -301,13 +307,14 @@ void loom__h2_respond_error(loom__h2_stream *s, int status, const char *why)
 
 int loom__h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
-    (void)ud;
-    if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
+    loom__h2 *h = ud;
+    if (!h->nreset_after || (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     loom__h2_stream *s = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (s && s->reset_after) {
         s->reset_after = 0;
+        h->nreset_after--;
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     }
     return 0;

@@ -293,7 +293,8 @@ static void h2_start(loom__conn *c)
 {
     loom__worker *w = c->w;
     loom__h2 *h = calloc(1, sizeof *h);
-    if (!h || setup() || nghttp2_session_server_new2(&h->ng, callbacks, h, options)) {
+    if (!h || setup() ||
+        nghttp2_session_server_new3(&h->ng, callbacks, h, options, loom__h2_mem())) {
         loom__warn("HTTP/2: cannot start a session (out of memory)");
         free(h);
         return;

@@ -27,6 +27,14 @@ static loom__h2_stream *stream_of(nghttp2_session *ng, int32_t id)
     return nghttp2_session_get_stream_user_data(ng, id);
 }
 
+/* The stream of a header block: the one that began last, since blocks do
+ * not interleave (RFC 9113 §6.10); nghttp2's lookup is the fallback. */
+static loom__h2_stream *block_stream(loom__h2 *h, nghttp2_session *ng, int32_t id)
+{
+    if (h->cur && h->cur->id == id) return h->cur;
+    return stream_of(ng, id);
+}
+
 static void link_stream(loom__h2 *h, loom__h2_stream *s)
 {
     s->prev = NULL;
@@ -39,6 +47,7 @@ static void link_stream(loom__h2 *h, loom__h2_stream *s)
 static void unlink_stream(loom__h2_stream *s)
 {
     loom__h2 *h = s->h;
+    if (h->cur == s) h->cur = NULL;
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -94,6 +103,7 @@ int loom__h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void 
     r->http_minor = 0;
     r->keep_alive = 1;
     link_stream(h, s);
+    h->cur = s;
     h->last_active = s->opened;
     nghttp2_session_set_stream_user_data(ng, s->id, s);
     return 0;
@@ -176,7 +186,7 @@ int loom__h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_
     loom__h2 *h = ud;
     const char *name = (const char *)uname, *value = (const char *)uvalue;
     (void)flags;
-    loom__h2_stream *s = stream_of(ng, f->hd.stream_id);
+    loom__h2_stream *s = block_stream(h, ng, f->hd.stream_id);
     if (!s || s->error || s->phase >= H2S_HANDLER) return 0;
     /* The decoded list is bounded whatever HPACK made of it (an HPACK bomb
      * names one big table entry many times). */
@@ -340,7 +350,7 @@ int loom__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud
     int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     switch (f->hd.type) {
     case NGHTTP2_HEADERS:
-        s = stream_of(ng, f->hd.stream_id);
+        s = block_stream(h, ng, f->hd.stream_id);
         if (!s) return 0;
         h->last_active = s->last_in = loom__h2_now(h);
         if (f->headers.cat == NGHTTP2_HCAT_REQUEST && s->phase == H2S_HEAD) {
