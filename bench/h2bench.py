@@ -165,6 +165,7 @@ def run_h2(run, a, add):
             if run.port_open(port):
                 raise SystemExit("bench/run: port %d is already in use by another process" % port)
     d = tempfile.mkdtemp(prefix="loom-bench-h2-")
+    os.chmod(d, 0o755)  # nginx's worker runs as another user and reads www/
     www, assets = make_site(d)
     c, k = cert(d)
     procs = {}

@@ -93,6 +93,37 @@ class Defences(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(self.stats()["running"], 0)
 
+    def test_upload_beyond_the_windows(self):
+        """A body larger than the initial windows: nghttp2 opens them as
+        loom takes the DATA frames."""
+        body = os.urandom(700 * 1024)
+        path = os.path.join(self.srv.tmp, "upload.bin")
+        with open(path, "wb") as f:
+            f.write(body)
+        rc, out, err = h2lib.curl("--http2-prior-knowledge", "--data-binary", "@" + path,
+                                  "-H", "Content-Type: application/octet-stream",
+                                  self.srv.h2url("/h2/echo", tls=False))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, body)
+
+    def test_streamed_head_is_not_an_abort(self):
+        """A streamed response to HEAD ends with its HEADERS frame while the
+        handler still writes: the handler is not told its client left."""
+        before = self.stats()
+        c = Raw(self.srv.h2c_port)
+        try:
+            sid = c.request("/h2/stream?n=3&size=5&ms=30", "HEAD")
+            st, hs, body = c.response(sid)
+            self.assertEqual((st, body), (200, b""))
+            self.assertTrue(c.of(HEADERS, sid)[0][1] & END_STREAM)
+            time.sleep(0.3)  # the handler's three writes and its end
+            self.assertEqual(c.response(c.request("/"))[0], 200)
+        finally:
+            c.close()
+        after = self.stats()
+        self.assertEqual(after["stream_started"] - before["stream_started"], 1)
+        self.assertEqual(after["stream_aborted"], before["stream_aborted"])
+
     def test_rapid_reset_with_fast_handlers(self):
         before = len([ln for ln in self.srv.access() if '"GET /?rr HTTP/2.0"' in ln])
         c = Raw(self.srv.h2c_port)
