@@ -3,8 +3,9 @@ BUILD ?= build
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+PORT ?= 8080
 
-.PHONY: all deps build run test install sanitize fuzz format clean bench
+.PHONY: all deps build run run-tfb test install sanitize fuzz format clean bench
 
 all: build
 
@@ -17,8 +18,14 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# A development server: every shipped plugin, the session demo on SQLite with
+# a signing key made for this run, run-time data under $(BUILD)/run.
 run: deps build
-	$(BUILD)/bin/loom serve --host 127.0.0.1 --port 8080 --plugins-dir $(BUILD)/plugins
+	scripts/run-dev.sh $(BUILD) 127.0.0.1 $(PORT)
+
+# The TFB test types (plugins/tfb) on a throwaway PostgreSQL, deleted on exit.
+run-tfb: deps build
+	BUILD=$(BUILD) scripts/run-tfb.sh
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
@@ -36,7 +43,7 @@ sanitize:
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= fuzz_req_parser fuzz_conn fuzz_route fuzz_client_resp fuzz_json_body fuzz_multipart \
-	fuzz_cookie_verify fuzz_static_path fuzz_h2
+	fuzz_cookie_verify fuzz_static_path fuzz_tls fuzz_set_cookie fuzz_h2
 FUZZ_FLAGS ?=
 
 fuzz:

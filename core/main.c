@@ -13,6 +13,8 @@ static const char usage[] =
     "  install-plugin FILE DIR  install a plugin atomically (temp name, then rename)\n"
     "  new-plugin NAME [DIR]    write a plugin project (CMake, pkg-config) into DIR (./NAME)\n"
     "  check-plugin FILE.so     print a plugin's descriptor, or why it cannot load\n"
+    "  dev-cert [DIR]           write a self-signed certificate for localhost (HTTPS in "
+    "development)\n"
     "  plugins [--port N]       list the plugins of a running server (needs \"admin\": true)\n"
     "  version                  print the version and the plugin ABI version\n"
     "\n"
@@ -32,6 +34,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "new-plugin") == 0) return loom__cmd_new_plugin(argc - 2, argv + 2);
     if (strcmp(cmd, "check-plugin") == 0) return loom__cmd_check_plugin(argc - 2, argv + 2);
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
+    if (strcmp(cmd, "dev-cert") == 0) return loom__cmd_dev_cert(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("loom %s\n", LOOM_VERSION);
         return 0;

@@ -8,15 +8,19 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   libuv1-dev libjansson-dev node-llhttp libssl-dev zlib1g-dev libsqlite3-dev liburing-dev
-  libhiredis-dev libnghttp2-dev
+  libhiredis-dev libnghttp2-dev libbrotli-dev libzstd-dev libpsl-dev publicsuffix
+  libpq-dev postgresql
   clang libclang-rt-14-dev llvm
-  curl python3-aiohttp nginx-light redis-server wrk
+  curl python3-aiohttp python3-brotli python3-zstandard python3-websockets python3-cryptography
+  nginx-light redis-server wrk tinyproxy
   abigail-tools
   chromium
   nghttp2-client python3-h2
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(h2o nodejs gnuplot-nox linux-perf valgrind)
+  # bench/tfb.py: aiohttp + asyncpg the way TFB's aiohttp entry runs it
+  pkgs+=(python3-asyncpg python3-jinja2 python3-ujson python3-uvloop)
 fi
 
 missing=()
@@ -33,8 +37,8 @@ echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# nginx and redis packages start system services; tests start their own.
-for svc in nginx redis-server; do
+# nginx, redis, postgresql and tinyproxy packages start system services; tests start their own.
+for svc in nginx redis-server postgresql tinyproxy; do
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
   service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -6,6 +6,8 @@
 #include <loom/client.h>
 
 #include <math.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +17,11 @@
 static const char fetch_usage[] =
     "usage: loom fetch [options] URL...\n"
     "\n"
-    "Fetch http:// URLs. With one URL, print the status line, the headers (-i) and\n"
-    "the body. With several URLs (or -n), fetch them concurrently over one\n"
-    "keep-alive pool and print a summary: successes, errors by kind, requests per\n"
-    "second and latency percentiles. Exit status 1 when a request failed.\n"
+    "Fetch http:// and https:// URLs. With one URL, print the status line, the\n"
+    "headers (-i) and the body. With several URLs (or -n), fetch them concurrently\n"
+    "over one keep-alive pool and print a summary: successes, errors by kind,\n"
+    "requests per second and latency percentiles. Each failure is one line on\n"
+    "stderr naming the URL and the reason.\n"
     "\n"
     "options:\n"
     "  -X METHOD            request method (default GET, or POST with --json/--data)\n"
@@ -35,7 +38,73 @@ static const char fetch_usage[] =
     "  -f, --fail           treat a status >= 400 as a failure (raise_for_status)\n"
     "  --max-body BYTES     cap on a body, received or decoded (default 64 MiB)\n"
     "  --max-redirects N    follow at most N redirects (default 10; 0 = do not follow)\n"
-    "  -h, --help           show this help\n";
+    "  --allow-downgrade    follow redirects from https:// to http://\n"
+    "  -v                   say on stderr how each response came (TLS version, resumed)\n"
+    "\n"
+    "HTTPS (verified against the system's CAs by default):\n"
+    "  --cacert FILE|DIR    trust these CAs (PEM bundle, or hashed directory) instead\n"
+    "  --cert FILE          client certificate (PEM)\n"
+    "  --key FILE           its private key (PEM; default: in --cert)\n"
+    "  -k, --insecure       do not verify the server (warned about every time)\n"
+    "\n"
+    "cookies and proxies:\n"
+    "  --cookie-jar FILE    read cookies from FILE (Netscape format, as curl's) and\n"
+    "                       write them back at the end\n"
+    "  --unsafe-cookies     keep cookies from hosts given as IP addresses\n"
+    "  --proxy URL          http://[user:password@]host[:port] for every URL\n"
+    "  --proxy-user U:P     proxy credentials (Basic)\n"
+    "  --trust-env          use http_proxy, https_proxy and no_proxy\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "exit status: 0 all succeeded; 2 usage error; else the class of the failure\n"
+    "of the earliest URL on the command line that failed:\n"
+    "   1 any other failure (connect, DNS, timeout, payload, status with -f, ...)\n"
+    "  10 certificate expired or not yet valid   11 certificate host name mismatch\n"
+    "  12 certificate self-signed or unknown CA   13 incomplete certificate chain\n"
+    "  14 no TLS version in common (TLS 1.2+)     15 TLS handshake timeout\n"
+    "  16 connection closed during the handshake  17 other TLS failure\n"
+    "  18 unusable --cacert/--cert/--key          20 proxy unreachable\n"
+    "  21 proxy authentication required (407)     22 proxy refused the tunnel\n"
+    "  23 decoded body too large (decompression bomb)\n"
+    "  24 https -> http redirect refused\n"
+    "  25 cookie jar file unreadable or unwritable\n";
+
+/* The exit status for a failure (see the usage text). */
+static int exit_code(int e)
+{
+    switch (e) {
+    case LOOM_CLIENT_E_CERT_EXPIRED:
+        return 10;
+    case LOOM_CLIENT_E_CERT_HOSTNAME:
+        return 11;
+    case LOOM_CLIENT_E_CERT_UNTRUSTED:
+        return 12;
+    case LOOM_CLIENT_E_CERT_CHAIN:
+        return 13;
+    case LOOM_CLIENT_E_TLS_VERSION:
+        return 14;
+    case LOOM_CLIENT_E_TLS_TIMEOUT:
+        return 15;
+    case LOOM_CLIENT_E_TLS_RESET:
+        return 16;
+    case LOOM_CLIENT_E_TLS:
+        return 17;
+    case LOOM_CLIENT_E_TLS_CONFIG:
+        return 18;
+    case LOOM_CLIENT_E_PROXY_CONNECT:
+        return 20;
+    case LOOM_CLIENT_E_PROXY_AUTH:
+        return 21;
+    case LOOM_CLIENT_E_PROXY_TUNNEL:
+        return 22;
+    case LOOM_CLIENT_E_DECODED_TOO_LARGE:
+        return 23;
+    case LOOM_CLIENT_E_DOWNGRADE:
+        return 24;
+    default:
+        return e ? 1 : 0;
+    }
+}
 
 #define MAX_HEADERS 64
 
@@ -51,6 +120,9 @@ typedef struct {
     size_t status_class[6]; /* 1xx..5xx */
     double *lat;
     size_t errors_shown;
+    size_t tls, resumed;
+    int first_error;     /* of the earliest request (in start order) that failed */
+    size_t first_failed; /* its index + 1 (0: none yet) */
     int progress;
     uv_timer_t progress_timer;
     struct timespec t0;
@@ -64,14 +136,33 @@ static double now_s(void)
 }
 
 static void start_more(run_state *st);
+static run_state *running; /* one run per process; requests carry their index */
+
+/* The exit status follows the earliest failed request in the order they were
+ * started (the URLs' order), not the first to complete, so it does not
+ * depend on timing. */
+static void note_failure(run_state *st, size_t idx, int e)
+{
+    if (!st->first_failed || idx + 1 < st->first_failed) {
+        st->first_failed = idx + 1;
+        st->first_error = e;
+    }
+}
 
 static void on_done_many(loom_client_response *resp, void *ud)
 {
-    run_state *st = ud;
+    run_state *st = running;
+    size_t idx = (size_t)(uintptr_t)ud;
     st->inflight--;
     int e = loom_client_response_error(resp);
     st->lat[st->done++] = loom_client_response_elapsed(resp);
+    int resumed = 0;
+    if (loom_client_response_tls(resp, NULL, &resumed)) {
+        st->tls++;
+        st->resumed += resumed != 0;
+    }
     if (e) {
+        note_failure(st, idx, e);
         st->failed++;
         if (-e < 32) st->errs[-e]++;
         if (st->errors_shown < 10) {
@@ -92,11 +183,13 @@ static void start_more(run_state *st)
 {
     while (st->started < st->total && st->inflight < st->concurrency) {
         const char *url = st->urls[st->started % st->nurls];
+        void *idx = (void *)(uintptr_t)st->started;
         st->started++;
-        if (!loom_client_send(st->client, st->method, url, &st->opts, on_done_many, st)) {
+        if (!loom_client_send(st->client, st->method, url, &st->opts, on_done_many, idx)) {
             fprintf(stderr,
                     "loom fetch: cannot start %s (bad method or header, or out of memory)\n", url);
             st->lat[st->done++] = 0;
+            note_failure(st, (size_t)(uintptr_t)idx, LOOM_CLIENT_E_INVALID_ARGUMENT);
             st->failed++;
             continue;
         }
@@ -139,6 +232,7 @@ static double pct(const double *v, size_t n, double p)
 
 static int run_many(run_state *st, uv_loop_t *loop)
 {
+    running = st;
     st->lat = calloc(st->total ? st->total : 1, sizeof *st->lat);
     if (!st->lat) return 1;
     st->progress = isatty(2);
@@ -169,16 +263,17 @@ static int run_many(run_state *st, uv_loop_t *loop)
             if (st->errs[i]) printf("  %s=%zu", loom_client_strerror(-i), st->errs[i]);
         printf("\n");
     }
+    if (st->tls) printf("tls: %zu responses, %zu on resumed sessions\n", st->tls, st->resumed);
     printf("time: %.3f s  requests/s: %.1f\n", dt, dt > 0 ? (double)st->done / dt : 0.0);
     printf("latency: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",
            pct(st->lat, st->done, 50) * 1e3, pct(st->lat, st->done, 90) * 1e3,
            pct(st->lat, st->done, 99) * 1e3, st->done ? st->lat[st->done - 1] * 1e3 : 0.0);
     free(st->lat);
-    return st->failed ? 1 : 0;
+    return st->failed ? exit_code(st->first_error) : 0;
 }
 
 typedef struct {
-    int show_headers, quiet;
+    int show_headers, quiet, verbose;
     int rc;
 } one_state;
 
@@ -189,10 +284,15 @@ static void on_done_one(loom_client_response *resp, void *ud)
     int s = loom_client_response_status(resp);
     if (e && s == 0) {
         fprintf(stderr, "loom fetch: %s\n", loom_client_response_message(resp));
-        os->rc = 1;
+        os->rc = exit_code(e);
         loom_client_response_free(resp);
         return;
     }
+    const char *tlsv;
+    int resumed;
+    if (os->verbose && loom_client_response_tls(resp, &tlsv, &resumed))
+        fprintf(stderr, "loom fetch: %s, %s session\n", tlsv ? tlsv : "TLS",
+                resumed ? "resumed" : "new");
     printf("HTTP/1.%d %d %s\n", resp->version_minor, s, loom_client_response_reason(resp));
     if (os->show_headers) {
         for (size_t i = 0; i < loom_client_response_header_count(resp); i++) {
@@ -202,7 +302,8 @@ static void on_done_one(loom_client_response *resp, void *ud)
         }
     }
     printf("\n");
-    if (!os->quiet) {
+    /* a body cut at the size limit (a bomb's zeros) is not worth printing */
+    if (!os->quiet && e != LOOM_CLIENT_E_TOO_LARGE && e != LOOM_CLIENT_E_DECODED_TOO_LARGE) {
         size_t len;
         const char *body = loom_client_response_body(resp, &len);
         fwrite(body, 1, len, stdout);
@@ -211,7 +312,7 @@ static void on_done_one(loom_client_response *resp, void *ud)
     fflush(stdout);
     if (e) {
         fprintf(stderr, "loom fetch: %s\n", loom_client_response_message(resp));
-        os->rc = 1;
+        os->rc = exit_code(e);
     }
     loom_client_response_free(resp);
 }
@@ -239,7 +340,9 @@ int loom__cmd_fetch(int argc, char **argv)
     loom_client_config cfg;
     memset(&cfg, 0, sizeof cfg);
     double conc = 10, count = 0, d;
-    int show_headers = 0, quiet = 0, rc = 2;
+    int show_headers = 0, quiet = 0, verbose = 0, unsafe_cookies = 0, rc = 2;
+    const char *jar_file = NULL;
+    loom_cookie_jar *jar = NULL;
     char **urls = calloc((size_t)argc + 1, sizeof *urls);
     size_t nurls = 0;
     if (!urls) return 1;
@@ -308,6 +411,44 @@ int loom__cmd_fetch(int argc, char **argv)
                 goto out;
             }
             i++;
+        } else if (!strcmp(a, "--cacert")) {
+            if (!v) goto missing;
+            struct stat sb;
+            if (stat(v, &sb) == 0 && S_ISDIR(sb.st_mode))
+                cfg.tls.ca_path = v;
+            else
+                cfg.tls.ca_file = v;
+            i++;
+        } else if (!strcmp(a, "--cert")) {
+            if (!v) goto missing;
+            cfg.tls.cert_file = v;
+            i++;
+        } else if (!strcmp(a, "--key")) {
+            if (!v) goto missing;
+            cfg.tls.key_file = v;
+            i++;
+        } else if (!strcmp(a, "-k") || !strcmp(a, "--insecure")) {
+            cfg.tls.insecure = 1;
+        } else if (!strcmp(a, "--cookie-jar")) {
+            if (!v) goto missing;
+            jar_file = v;
+            i++;
+        } else if (!strcmp(a, "--unsafe-cookies")) {
+            unsafe_cookies = 1;
+        } else if (!strcmp(a, "--proxy")) {
+            if (!v) goto missing;
+            cfg.proxy = v;
+            i++;
+        } else if (!strcmp(a, "--proxy-user")) {
+            if (!v) goto missing;
+            cfg.proxy_auth = v;
+            i++;
+        } else if (!strcmp(a, "--trust-env")) {
+            cfg.trust_env = 1;
+        } else if (!strcmp(a, "--allow-downgrade")) {
+            cfg.allow_downgrade = 1;
+        } else if (!strcmp(a, "-v")) {
+            verbose = 1;
         } else if (!strcmp(a, "-i")) {
             show_headers = 1;
         } else if (!strcmp(a, "-q")) {
@@ -330,6 +471,28 @@ int loom__cmd_fetch(int argc, char **argv)
         goto out;
     }
     if (!method) method = (opts.json || opts.text) ? "POST" : "GET";
+    if (cfg.proxy_auth && !cfg.proxy) {
+        fprintf(stderr, "loom fetch: --proxy-user needs --proxy\n");
+        goto out;
+    }
+    if (cfg.tls.insecure)
+        fprintf(stderr, "loom fetch: warning: --insecure: server certificates are not verified; "
+                        "anyone on the path can read and change this traffic\n");
+    if (jar_file || unsafe_cookies) {
+        jar = loom_cookie_jar_new(unsafe_cookies ? LOOM_COOKIE_JAR_UNSAFE : 0);
+        char jerr[512];
+        if (!jar) {
+            fprintf(stderr, "loom fetch: out of memory\n");
+            rc = 1;
+            goto out;
+        }
+        if (jar_file && loom_cookie_jar_load(jar, jar_file, jerr, sizeof jerr) < 0) {
+            fprintf(stderr, "loom fetch: %s\n", jerr);
+            rc = 25;
+            goto out;
+        }
+        cfg.cookie_jar = jar;
+    }
     opts.headers = headers;
     opts.nheaders = nheaders;
     uv_loop_t loop;
@@ -343,7 +506,7 @@ int loom__cmd_fetch(int argc, char **argv)
         goto out;
     }
     if (nurls == 1 && count <= 1) {
-        one_state os = {show_headers, quiet, 0};
+        one_state os = {show_headers, quiet, verbose, 0};
         if (!loom_client_send(client, method, urls[0], &opts, on_done_one, &os)) {
             fprintf(stderr, "loom fetch: cannot start %s %s (bad method or header?)\n", method,
                     urls[0]);
@@ -366,7 +529,15 @@ int loom__cmd_fetch(int argc, char **argv)
     loom_client_close(client);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    if (jar_file) {
+        char jerr[512];
+        if (loom_cookie_jar_save(jar, jar_file, jerr, sizeof jerr)) {
+            fprintf(stderr, "loom fetch: %s\n", jerr);
+            if (rc == 0) rc = 25;
+        }
+    }
 out:
+    loom_cookie_jar_free(jar);
     for (size_t i = 0; i < nheaders; i++) free(hbuf[i]);
     free(urls);
     return rc;

@@ -28,6 +28,8 @@ static const char serve_usage[] =
     "  --port N             listen port (default 8080; 0 picks a free one)\n"
     "  --listen HOST:PORT[:tls]  listen there, plaintext or HTTPS; repeat for several\n"
     "                       addresses (replaces --host/--port; IPv6: [::1]:8443:tls)\n"
+    "  --tls-cert FILE      certificate chain (PEM) of the TLS listeners (tls.cert)\n"
+    "  --tls-key FILE       its private key (PEM) (tls.key); `loom dev-cert` makes a pair\n"
     "  --plugins-dir DIR    load *.so plugins from DIR\n"
     "  --workers N          worker processes (default 0 = one per CPU)\n"
     "  --single             one process, no master (for debuggers and tests)\n"
@@ -39,6 +41,7 @@ static const char serve_usage[] =
     "\n"
     "config keys (JSON; times in seconds, sizes in bytes):\n"
     "  host, port, plugins_dir, workers, access_log, pid_file, log_level,\n"
+    "  access_log_format (\"combined\", or \"combined_tls\": with TLS protocol and cipher),\n"
     "  listen ([{\"host\", \"port\", \"tls\", \"redirect_to_https\", \"http2\", \"h2c\",\n"
     "    \"client_ca\", \"verify_client\": \"off\"|\"optional\"|\"require\"}] or\n"
     "    [\"HOST:PORT[:tls]\"]),\n"
@@ -100,6 +103,8 @@ static const struct {
     {"--pid-file", "pid_file"},
     {"--log-level", "log_level"},
     {"--listen", "listen"},
+    {"--tls-cert", "tls_cert"},
+    {"--tls-key", "tls_key"},
 };
 
 static int parse_args(loom__config *cfg, int argc, char **argv, int *single)
@@ -192,7 +197,8 @@ static int run_worker(void *arg, int id, const int *fds, int ready_fd)
     const loom__config *cfg = sc->cfg;
     char err[512];
     loom__access_log *alog = NULL;
-    if (cfg->access_log && !(alog = loom__access_log_open(cfg->access_log, err, sizeof err))) {
+    if (cfg->access_log &&
+        !(alog = loom__access_log_open(cfg->access_log, cfg->access_log_format, err, sizeof err))) {
         loom__err("%s", err);
         return LOOM__EXIT_CONFIG;
     }
@@ -261,7 +267,8 @@ int loom__cmd_serve(int argc, char **argv)
     char err[512];
     if (cfg.access_log) {
         /* Opened here once only to report a bad path before binding. */
-        loom__access_log *probe = loom__access_log_open(cfg.access_log, err, sizeof err);
+        loom__access_log *probe =
+            loom__access_log_open(cfg.access_log, cfg.access_log_format, err, sizeof err);
         if (!probe) {
             fprintf(stderr, "loom serve: %s\n", err);
             goto out;
@@ -275,6 +282,7 @@ int loom__cmd_serve(int argc, char **argv)
     int workers = cfg.workers ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (workers < 1) workers = 1;
     if (single) workers = 1;
+    cfg.workers = workers; /* from here on: the number that runs (a store may refuse > 1) */
     int any_tls = 0;
     for (size_t i = 0; i < cfg.nlisten; i++) any_tls |= cfg.listen[i].tls;
     if (any_tls) {

@@ -9,8 +9,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "client/cookies.h"
 #include "client/decode.h"
 #include "client/url.h"
+#include "tls/client.h"
 #include "util/buf.h"
 
 #define LOOM__CLIENT_MAX_LINE 8190
@@ -23,6 +25,7 @@ typedef struct loom__cconn loom__cconn;
 typedef struct loom__hostpool loom__hostpool;
 typedef struct loom__dns_entry loom__dns_entry;
 typedef struct loom__dns_waiter loom__dns_waiter;
+typedef struct loom__tlsconf loom__tlsconf;
 
 /* ---- DNS (dns.c) ---- */
 
@@ -60,10 +63,10 @@ void loom__dns_shutdown(loom_client *c);
 
 struct loom__hostpool {
     loom__hostpool *next;
-    char *host; /* the key: host and port */
-    unsigned port;
+    char *key;         /* scheme, host, port, TLS settings, proxy (loom__req's pool_key) */
     size_t nconns;     /* open connections (idle or busy) */
     loom__cconn *idle; /* most recently used first */
+    loom__tls_session_slot slot; /* the TLS session to resume on the next connection */
 };
 
 struct loom__cconn {
@@ -80,6 +83,13 @@ struct loom__cconn {
     uint64_t idle_since;
     unsigned requests; /* requests served so far */
     int connected, closing, writing;
+    /* https (transport.c): ciphertext to send (tout) and being sent
+     * (tsending); a CONNECT tunnel's answer (thead); decrypted bytes (plain) */
+    int is_tls, tunneling, handshaking, tls_resumed;
+    const char *tls_version;
+    loom__tls tls;
+    loom__buf tout, tsending, thead;
+    char *plain;
     char rbuf[LOOM__CLIENT_READ_BUF];
 };
 
@@ -98,6 +108,34 @@ void loom__pool_shutdown(loom_client *c);
 /* Closes idle connections older than the keep-alive timeout. */
 void loom__pool_sweep(loom_client *c);
 
+/* ---- transport (transport.c): plain, TLS, CONNECT tunnels ---- */
+
+/* The TCP connection is up: starts the tunnel and/or the TLS handshake,
+ * or tells the request at once for plain http. */
+void loom__conn_start(loom__cconn *conn);
+/* Sends conn->wbuf (the request), encrypted on TLS connections. */
+void loom__conn_send(loom__cconn *conn);
+/* Bytes (or EOF/error) on a TLS or tunnelling connection. */
+void loom__conn_on_bytes(loom__cconn *conn, ssize_t nread, const char *data);
+/* Frees what the transport holds (at close). */
+void loom__conn_free(loom__cconn *conn);
+
+/* ---- TLS settings (client.c) ---- */
+
+struct loom__tlsconf {
+    loom__tlsconf *next;
+    char *key;
+    loom__tls_client_conf conf; /* strings owned */
+    SSL_CTX *ctx;               /* made at first use */
+    char *err;                  /* why ctx could not be made */
+};
+
+/* The shared settings object for `t` (NULL = the client's). NULL when out
+ * of memory. */
+loom__tlsconf *loom__client_tlsconf(loom_client *c, const loom_client_tls *t);
+/* Makes conf's context if not yet tried. Returns it, or NULL (conf->err). */
+SSL_CTX *loom__tlsconf_ctx(loom__tlsconf *tc);
+
 /* ---- the client ---- */
 
 struct loom_client {
@@ -106,9 +144,19 @@ struct loom_client {
     size_t limit, limit_per_host;
     uint64_t keepalive_ms, dns_ttl_ms;
     double total, connect, read; /* seconds, 0 = none */
-    int raise_for_status, max_redirects, no_decompress;
+    int raise_for_status, max_redirects, no_decompress, allow_downgrade;
     size_t max_body;
     char *user_agent;
+    loom__tlsconf *tlsconfs; /* every distinct set of TLS settings; the first is the client's */
+    size_t ntlsconfs;
+    loom_cookie_jar *jar;            /* not owned */
+    loom__proxy proxy;               /* config's proxy, for every URL */
+    loom__proxy env_http, env_https; /* trust_env */
+    char *no_proxy;
+    char *proxy_err; /* a bad proxy setting: every request fails with it */
+    int trust_env;   /* the default for requests */
+    int env_loaded;  /* env_http, env_https, no_proxy read (at first need) */
+    char *env_err;   /* a bad http_proxy/https_proxy */
     char **hnames, **hvalues;
     size_t nheaders;
     /* state */
@@ -125,6 +173,9 @@ struct loom_client {
 };
 
 void loom__client_unref(loom_client *c);
+/* Reads http_proxy, https_proxy and no_proxy once. Returns 0, -1 (a bad
+ * value: c->env_err) or -2 (out of memory). */
+int loom__client_env_proxies(loom_client *c);
 
 /* ---- requests (request.c) ---- */
 
@@ -134,6 +185,8 @@ typedef struct {
 
 struct loom_client_response {
     int error;
+    int is_tls, tls_resumed;
+    const char *tls_version; /* static (OpenSSL's) */
     char *message;
     int status;
     int version_minor;
@@ -198,6 +251,15 @@ struct loom_client_request {
     loom__decoder dec;
     int decoding;
     struct timespec t0;
+    /* https, cookies, proxies */
+    loom__tlsconf *tc;
+    loom_cookie_jar *jar;
+    int allow_downgrade;
+    int trust_env;
+    int own_proxy_set; /* opts.proxy given: own_proxy (maybe empty) replaces the client's */
+    loom__proxy own_proxy;
+    const loom__proxy *proxy; /* this hop's proxy, or NULL */
+    char *pool_key;
 };
 
 /* The pool has a connection for req (connected or not). */
@@ -208,6 +270,9 @@ void loom__req_on_connected(loom_client_request *req, int status);
 void loom__req_on_read(loom_client_request *req, ssize_t nread, const char *data);
 /* The request head/body write finished. */
 void loom__req_on_written(loom_client_request *req, int status);
+/* Completes req with `code` and a detail line (printf-style). */
+void loom__req_fail(loom_client_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Fails req (at client close) with LOOM_CLIENT_E_CANCELLED. */
 void loom__req_fail_cancelled(loom_client_request *req);
 /* Empties the status, reason, headers and body (for the next response). */

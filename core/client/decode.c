@@ -1,10 +1,38 @@
-/* gzip and deflate response bodies. */
+/* Compressed response bodies: gzip, deflate, br, zstd. */
 #include "client/decode.h"
 
 #include <loom/client.h>
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
+
+#ifdef LOOM_HAVE_BROTLI
+#include <brotli/decode.h>
+#endif
+#ifdef LOOM_HAVE_ZSTD
+#include <zstd.h>
+/* RFC 8878 §3.1.1.1.2: an HTTP zstd decoder needs windows up to 8 MiB only;
+ * a frame asking for more is refused instead of making us allocate it. */
+#define ZSTD_WINDOW_LOG_MAX 23
+#endif
+
+const char *loom_client_accept_encoding(void)
+{
+    return "gzip, deflate"
+#ifdef LOOM_HAVE_BROTLI
+           ", br"
+#endif
+#ifdef LOOM_HAVE_ZSTD
+           ", zstd"
+#endif
+        ;
+}
+
+static int is(const char *s, size_t n, const char *name)
+{
+    return strlen(name) == n && strncasecmp(s, name, n) == 0;
+}
 
 int loom__decoder_init(loom__decoder *d, const char *encoding, size_t cap)
 {
@@ -13,23 +41,43 @@ int loom__decoder_init(loom__decoder *d, const char *encoding, size_t cap)
     if (!encoding) return 0;
     while (*encoding == ' ' || *encoding == '\t') encoding++;
     size_t n = strcspn(encoding, " \t;,");
-    if ((n == 4 && strncasecmp(encoding, "gzip", 4) == 0) ||
-        (n == 6 && strncasecmp(encoding, "x-gzip", 6) == 0))
-        d->kind = 1;
-    else if (n == 7 && strncasecmp(encoding, "deflate", 7) == 0)
-        d->kind = 2;
+    if (is(encoding, n, "gzip") || is(encoding, n, "x-gzip"))
+        d->kind = LOOM__ENC_GZIP;
+    else if (is(encoding, n, "deflate"))
+        d->kind = LOOM__ENC_DEFLATE;
+#ifdef LOOM_HAVE_BROTLI
+    else if (is(encoding, n, "br"))
+        d->kind = LOOM__ENC_BR;
+#endif
+#ifdef LOOM_HAVE_ZSTD
+    else if (is(encoding, n, "zstd"))
+        d->kind = LOOM__ENC_ZSTD;
+#endif
     else
         return 0;
     return 1;
 }
 
-int loom__decoder_feed(loom__decoder *d, const char *in, size_t len, loom__decode_sink sink,
-                       void *ud)
+const char *loom__decoder_name(const loom__decoder *d)
 {
-    if (len == 0 || d->ended) return 0; /* bytes after the end of the stream are ignored */
+    static const char *const names[] = {"identity", "gzip", "deflate", "br", "zstd"};
+    return d->kind >= 0 && d->kind <= LOOM__ENC_ZSTD ? names[d->kind] : "?";
+}
+
+/* Hands `got` decoded bytes on, after the cap check. */
+static int emit(loom__decoder *d, const char *out, size_t got, loom__decode_sink sink, void *ud)
+{
+    if (!got) return 0;
+    d->out_total += got;
+    if (d->cap && d->out_total > d->cap) return LOOM_CLIENT_E_DECODED_TOO_LARGE;
+    return sink(ud, out, got);
+}
+
+static int feed_zlib(loom__decoder *d, const char *in, size_t len, loom__decode_sink sink, void *ud)
+{
     if (!d->inited) {
         int wbits;
-        if (d->kind == 1) {
+        if (d->kind == LOOM__ENC_GZIP) {
             wbits = 16 + MAX_WBITS;
         } else {
             /* "deflate" is meant to be zlib-wrapped; some servers send raw deflate. */
@@ -54,15 +102,87 @@ int loom__decoder_feed(loom__decoder *d, const char *in, size_t len, loom__decod
             break; /* no progress possible: needs more input */
         else if (rc != Z_OK)
             return LOOM_CLIENT_E_PAYLOAD;
-        size_t got = sizeof out - d->zs.avail_out;
-        if (got) {
-            d->out_total += got;
-            if (d->cap && d->out_total > d->cap) return LOOM_CLIENT_E_TOO_LARGE;
-            int e = sink(ud, out, got);
-            if (e) return e;
-        }
+        int e = emit(d, out, sizeof out - d->zs.avail_out, sink, ud);
+        if (e) return e;
     } while (!d->ended && (d->zs.avail_in > 0 || d->zs.avail_out == 0));
     return 0;
+}
+
+#ifdef LOOM_HAVE_BROTLI
+static int feed_br(loom__decoder *d, const char *in, size_t len, loom__decode_sink sink, void *ud)
+{
+    if (!d->inited) {
+        d->br = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+        if (!d->br) return LOOM_CLIENT_E_NOMEM;
+        d->inited = 1;
+    }
+    char out[16384];
+    const uint8_t *next_in = (const uint8_t *)in;
+    size_t avail_in = len;
+    for (;;) {
+        uint8_t *next_out = (uint8_t *)out;
+        size_t avail_out = sizeof out;
+        BrotliDecoderResult r =
+            BrotliDecoderDecompressStream(d->br, &avail_in, &next_in, &avail_out, &next_out, NULL);
+        if (r == BROTLI_DECODER_RESULT_ERROR) return LOOM_CLIENT_E_PAYLOAD;
+        int e = emit(d, out, sizeof out - avail_out, sink, ud);
+        if (e) return e;
+        if (r == BROTLI_DECODER_RESULT_SUCCESS) {
+            d->ended = 1;
+            return 0;
+        }
+        if (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT) return 0;
+        /* NEEDS_MORE_OUTPUT: go round with an empty buffer */
+    }
+}
+#endif
+
+#ifdef LOOM_HAVE_ZSTD
+static int feed_zstd(loom__decoder *d, const char *in, size_t len, loom__decode_sink sink, void *ud)
+{
+    if (!d->inited) {
+        d->zstd = ZSTD_createDStream();
+        if (!d->zstd) return LOOM_CLIENT_E_NOMEM;
+        d->inited = 1;
+        if (ZSTD_isError(ZSTD_DCtx_setParameter(d->zstd, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_MAX)))
+            return LOOM_CLIENT_E_NOMEM;
+    }
+    char out[16384];
+    ZSTD_inBuffer ib = {in, len, 0};
+    for (;;) {
+        ZSTD_outBuffer ob = {out, sizeof out, 0};
+        size_t r = ZSTD_decompressStream(d->zstd, &ob, &ib);
+        if (ZSTD_isError(r)) return LOOM_CLIENT_E_PAYLOAD;
+        /* 0: a frame ended; another may follow (concatenated frames are one body) */
+        d->ended = r == 0;
+        int e = emit(d, out, ob.pos, sink, ud);
+        if (e) return e;
+        if (ib.pos == ib.size && ob.pos < ob.size) return 0;
+    }
+}
+#endif
+
+int loom__decoder_feed(loom__decoder *d, const char *in, size_t len, loom__decode_sink sink,
+                       void *ud)
+{
+    if (len == 0) return 0;
+    switch (d->kind) {
+    case LOOM__ENC_GZIP:
+    case LOOM__ENC_DEFLATE:
+        if (d->ended) return 0; /* bytes after the end of the stream are ignored */
+        return feed_zlib(d, in, len, sink, ud);
+#ifdef LOOM_HAVE_BROTLI
+    case LOOM__ENC_BR:
+        if (d->ended) return LOOM_CLIENT_E_PAYLOAD; /* brotli allows nothing after its end */
+        return feed_br(d, in, len, sink, ud);
+#endif
+#ifdef LOOM_HAVE_ZSTD
+    case LOOM__ENC_ZSTD:
+        return feed_zstd(d, in, len, sink, ud);
+#endif
+    default:
+        return sink(ud, in, len);
+    }
 }
 
 int loom__decoder_finish(loom__decoder *d)
@@ -73,6 +193,14 @@ int loom__decoder_finish(loom__decoder *d)
 
 void loom__decoder_free(loom__decoder *d)
 {
-    if (d->inited) inflateEnd(&d->zs);
+    if (d->inited && (d->kind == LOOM__ENC_GZIP || d->kind == LOOM__ENC_DEFLATE))
+        inflateEnd(&d->zs);
+#ifdef LOOM_HAVE_BROTLI
+    if (d->br) BrotliDecoderDestroyInstance(d->br);
+#endif
+#ifdef LOOM_HAVE_ZSTD
+    if (d->zstd) ZSTD_freeDStream(d->zstd);
+#endif
+    d->br = d->zstd = NULL;
     d->inited = 0;
 }

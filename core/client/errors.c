@@ -41,6 +41,34 @@ const char *loom_client_strerror(int code)
         return "out of memory";
     case LOOM_CLIENT_E_INVALID_ARGUMENT:
         return "invalid argument";
+    case LOOM_CLIENT_E_CERT_EXPIRED:
+        return "certificate expired or not yet valid";
+    case LOOM_CLIENT_E_CERT_HOSTNAME:
+        return "certificate host name mismatch";
+    case LOOM_CLIENT_E_CERT_UNTRUSTED:
+        return "certificate not trusted";
+    case LOOM_CLIENT_E_CERT_CHAIN:
+        return "incomplete certificate chain";
+    case LOOM_CLIENT_E_TLS_VERSION:
+        return "TLS version refused";
+    case LOOM_CLIENT_E_TLS_TIMEOUT:
+        return "TLS handshake timeout";
+    case LOOM_CLIENT_E_TLS_RESET:
+        return "TLS handshake reset";
+    case LOOM_CLIENT_E_TLS:
+        return "TLS error";
+    case LOOM_CLIENT_E_TLS_CONFIG:
+        return "TLS settings unusable";
+    case LOOM_CLIENT_E_PROXY_CONNECT:
+        return "proxy unreachable";
+    case LOOM_CLIENT_E_PROXY_AUTH:
+        return "proxy authentication required";
+    case LOOM_CLIENT_E_PROXY_TUNNEL:
+        return "proxy tunnel refused";
+    case LOOM_CLIENT_E_DECODED_TOO_LARGE:
+        return "decoded body too large";
+    case LOOM_CLIENT_E_DOWNGRADE:
+        return "https to http redirect refused";
     default:
         return "unknown error";
     }
@@ -49,20 +77,32 @@ const char *loom_client_strerror(int code)
 int loom_client_is_timeout(int code)
 {
     return code == LOOM_CLIENT_E_CONNECT_TIMEOUT || code == LOOM_CLIENT_E_READ_TIMEOUT ||
-           code == LOOM_CLIENT_E_TOTAL_TIMEOUT;
+           code == LOOM_CLIENT_E_TOTAL_TIMEOUT || code == LOOM_CLIENT_E_TLS_TIMEOUT;
+}
+
+int loom_client_is_tls_error(int code)
+{
+    return code <= LOOM_CLIENT_E_CERT_EXPIRED && code >= LOOM_CLIENT_E_TLS_CONFIG;
+}
+
+int loom_client_is_proxy_error(int code)
+{
+    return code <= LOOM_CLIENT_E_PROXY_CONNECT && code >= LOOM_CLIENT_E_PROXY_TUNNEL;
 }
 
 int loom_client_is_connection_error(int code)
 {
     return code == LOOM_CLIENT_E_DNS || code == LOOM_CLIENT_E_CONNECTION_REFUSED ||
            code == LOOM_CLIENT_E_CONNECT || code == LOOM_CLIENT_E_CONNECT_TIMEOUT ||
-           code == LOOM_CLIENT_E_READ_TIMEOUT || code == LOOM_CLIENT_E_SERVER_DISCONNECTED;
+           code == LOOM_CLIENT_E_READ_TIMEOUT || code == LOOM_CLIENT_E_SERVER_DISCONNECTED ||
+           (loom_client_is_tls_error(code) && code != LOOM_CLIENT_E_TLS_CONFIG) ||
+           loom_client_is_proxy_error(code);
 }
 
 int loom_client_is_payload_error(int code)
 {
     return code == LOOM_CLIENT_E_PAYLOAD || code == LOOM_CLIENT_E_BAD_RESPONSE ||
-           code == LOOM_CLIENT_E_TOO_LARGE;
+           code == LOOM_CLIENT_E_TOO_LARGE || code == LOOM_CLIENT_E_DECODED_TOO_LARGE;
 }
 
 char *loom__errmsg(int code, const char *url, const char *detail)

@@ -1,21 +1,21 @@
-/* The keep-alive connection pool: per (host, port) idle lists, a limit in
- * total and per host, and a FIFO of requests waiting for a connection. */
+/* The keep-alive connection pool: idle lists per (scheme, host, port, TLS
+ * settings, proxy), a limit in total and per host, and a FIFO of requests
+ * waiting for a connection. */
 #include "client/client_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static loom__hostpool *hostpool_get(loom_client *c, const loom__url *u)
+static loom__hostpool *hostpool_get(loom_client *c, const loom_client_request *req)
 {
     for (loom__hostpool *hp = c->pools; hp; hp = hp->next)
-        if (hp->port == u->port && strcmp(hp->host, u->host) == 0) return hp;
+        if (strcmp(hp->key, req->pool_key) == 0) return hp;
     loom__hostpool *hp = calloc(1, sizeof *hp);
-    if (!hp || !(hp->host = strdup(u->host))) {
+    if (!hp || !(hp->key = strdup(req->pool_key))) {
         free(hp);
         return NULL;
     }
-    hp->port = u->port;
     hp->next = c->pools;
     c->pools = hp;
     return hp;
@@ -56,6 +56,7 @@ static void on_close(uv_handle_t *h)
     loom__buf_free(&conn->wbuf);
     loom__buf_free(&conn->field);
     loom__buf_free(&conn->value);
+    loom__conn_free(conn);
     free(conn);
     loom__client_unref(c);
 }
@@ -72,6 +73,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     loom__cconn *conn = s->data;
     if (nread == 0) return;
+    if (conn->is_tls || conn->tunneling) {
+        loom__conn_on_bytes(conn, nread, buf->base);
+        return;
+    }
     if (conn->req) {
         loom__req_on_read(conn->req, nread, buf->base);
         return;
@@ -90,10 +95,12 @@ static void on_connect(uv_connect_t *cr, int status)
         int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
         if (rc) status = rc;
     }
-    if (conn->req)
+    if (!conn->req)
+        loom__cconn_close(conn);
+    else if (status)
         loom__req_on_connected(conn->req, status);
     else
-        loom__cconn_close(conn);
+        loom__conn_start(conn);
 }
 
 /* Opens a new connection for req to req->addrs[req->addr_idx]. */
@@ -107,6 +114,8 @@ static void open_conn(loom_client *c, loom__hostpool *hp, loom_client_request *r
     memset(conn, 0, offsetof(loom__cconn, rbuf));
     conn->client = c;
     conn->hp = hp;
+    conn->is_tls = req->url.tls;
+    conn->tunneling = req->url.tls && req->proxy; /* CONNECT first */
     uv_tcp_init(c->loop, &conn->tcp);
     conn->tcp.data = conn;
     conn->connect_req.data = conn;
@@ -182,12 +191,12 @@ static void acquire_now(loom_client *c, loom__hostpool *hp, loom_client_request 
 
 static int same_host(const loom_client_request *a, const loom_client_request *b)
 {
-    return a->url.port == b->url.port && strcmp(a->url.host, b->url.host) == 0;
+    return strcmp(a->pool_key, b->pool_key) == 0;
 }
 
 void loom__pool_acquire(loom_client *c, loom_client_request *req)
 {
-    loom__hostpool *hp = hostpool_get(c, &req->url);
+    loom__hostpool *hp = hostpool_get(c, req);
     if (!hp) {
         loom__req_on_conn(req, NULL);
         return;
@@ -211,7 +220,7 @@ static void dequeue(loom_client *c)
     if (c->closing) return;
     loom_client_request *q = c->queue_head;
     while (q) {
-        loom__hostpool *hp = hostpool_get(c, &q->url);
+        loom__hostpool *hp = hostpool_get(c, q);
         if (!hp || !can_serve(c, hp)) {
             q = q->qnext;
             continue;
@@ -234,7 +243,7 @@ void loom__pool_release(loom__cconn *conn, int reuse)
     llhttp_reset(&conn->parser);
     /* A request waiting for this host takes the connection at once. */
     for (loom_client_request *q = c->queue_head; q; q = q->qnext) {
-        if (q->url.port == conn->hp->port && strcmp(q->url.host, conn->hp->host) == 0) {
+        if (strcmp(q->pool_key, conn->hp->key) == 0) {
             loom__pool_unqueue(c, q);
             conn->req = q;
             loom__req_on_conn(q, conn);
@@ -266,6 +275,7 @@ void loom__cconn_close(loom__cconn *conn)
     conn->req = NULL;
     conn->hp->nconns--;
     c->nconns--;
+    loom__tls_client_detach(&conn->tls); /* no session stored into a pool that may go */
     uv_close((uv_handle_t *)&conn->tcp, on_close);
     dequeue(c);
 }
@@ -290,7 +300,8 @@ void loom__pool_shutdown(loom_client *c)
     while (c->pools) {
         loom__hostpool *hp = c->pools;
         c->pools = hp->next;
-        free(hp->host);
+        loom__tls_session_slot_clear(&hp->slot);
+        free(hp->key);
         free(hp);
     }
 }

@@ -1,6 +1,7 @@
 /* One request from loom_client_send() to its callback: resolve, get a pooled
- * connection, write, parse the response with llhttp (HTTP_RESPONSE), decode,
- * follow redirects, enforce the timeouts. */
+ * connection (through a proxy, over TLS: transport.c), write, parse the
+ * response with llhttp (HTTP_RESPONSE), decode, keep cookies, follow
+ * redirects, enforce the timeouts. */
 #include "client/client_int.h"
 
 #include <arpa/inet.h>
@@ -13,7 +14,7 @@
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
-static void start_hop(loom_client_request *req);
+static void start_hop(loom_client *c, loom_client_request *req);
 static void send_request(loom_client_request *req);
 
 /* ---- completion ---- */
@@ -37,6 +38,8 @@ static void release_fields(loom_client_request *req)
     free(req->method);
     free(req->body);
     free(req->content_type);
+    free(req->pool_key);
+    loom__proxy_free(&req->own_proxy);
     loom__decoder_free(&req->dec);
     loom_client_response_free(req->resp);
 }
@@ -109,6 +112,16 @@ static void finish(loom_client_request *req, int code, const char *fmt, ...)
     req->cb(resp, req->ud);
 }
 
+void loom__req_fail(loom_client_request *req, int code, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    finish(req, code, "%s", detail);
+}
+
 void loom__req_fail_cancelled(loom_client_request *req)
 {
     finish(req, LOOM_CLIENT_E_CANCELLED, "the client was closed");
@@ -158,7 +171,7 @@ static void on_timer(uv_timer_t *t)
             finish(req, req->pending_error, "%s", req->stop_msg);
             return;
         }
-        start_hop(req);
+        start_hop(req->client, req);
         return;
     }
     uint64_t now = uv_now(req->client->loop);
@@ -168,7 +181,19 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (req->phase_deadline && now >= req->phase_deadline) {
-        if (req->phase_is_connect)
+        loom__cconn *conn = req->conn;
+        if (req->phase_is_connect && conn && conn->handshaking)
+            finish(req, LOOM_CLIENT_E_TLS_TIMEOUT,
+                   "the TLS handshake did not complete within the connect timeout (%g s)",
+                   (double)req->connect_ms / 1000);
+        else if (req->phase_is_connect && conn && conn->tunneling)
+            finish(req, LOOM_CLIENT_E_CONNECT_TIMEOUT,
+                   "proxy %s did not open the tunnel within %g s", req->proxy->url,
+                   (double)req->connect_ms / 1000);
+        else if (req->phase_is_connect && req->proxy)
+            finish(req, LOOM_CLIENT_E_CONNECT_TIMEOUT, "not connected to proxy %s within %g s",
+                   req->proxy->url, (double)req->connect_ms / 1000);
+        else if (req->phase_is_connect)
             finish(req, LOOM_CLIENT_E_CONNECT_TIMEOUT, "not connected within %g s",
                    (double)req->connect_ms / 1000);
         else
@@ -187,6 +212,9 @@ static void on_dns(loom__dns_waiter *w, int status, const struct sockaddr_storag
     if (status) {
         if (status == UV_ENOMEM)
             finish(req, LOOM_CLIENT_E_NOMEM, "resolving %s", req->url.host);
+        else if (req->proxy)
+            finish(req, LOOM_CLIENT_E_PROXY_CONNECT, "cannot resolve proxy host %s: %s",
+                   req->proxy->host, uv_strerror(status));
         else
             finish(req, LOOM_CLIENT_E_DNS, "cannot resolve host %s: %s", req->url.host,
                    uv_strerror(status));
@@ -200,9 +228,42 @@ static void on_dns(loom__dns_waiter *w, int status, const struct sockaddr_storag
     loom__pool_acquire(req->client, req);
 }
 
-static void start_hop(loom_client_request *req)
+/* This hop's proxy: the request's own, the client's, or the environment's
+ * (unless no_proxy names the host). -1 with the request failed. */
+static int choose_proxy(loom_client_request *req)
 {
     loom_client *c = req->client;
+    req->proxy = NULL;
+    if (req->own_proxy_set) {
+        req->proxy = req->own_proxy.host ? &req->own_proxy : NULL;
+        return 0;
+    }
+    if (c->proxy_err) {
+        finish(req, LOOM_CLIENT_E_INVALID_URL, "%s", c->proxy_err);
+        return -1;
+    }
+    if (c->proxy.host) {
+        req->proxy = &c->proxy;
+        return 0;
+    }
+    if (!req->trust_env) return 0;
+    int rc = loom__client_env_proxies(c);
+    if (rc) {
+        if (rc == -2)
+            finish(req, LOOM_CLIENT_E_NOMEM, "reading the proxy environment");
+        else
+            finish(req, LOOM_CLIENT_E_INVALID_URL, "%s", c->env_err);
+        return -1;
+    }
+    const loom__proxy *p = req->url.tls ? &c->env_https : &c->env_http;
+    if (p->host &&
+        !(c->no_proxy && loom__no_proxy_match(c->no_proxy, req->url.host, req->url.port)))
+        req->proxy = p;
+    return 0;
+}
+
+static void start_hop(loom_client *c, loom_client_request *req)
+{
     free(req->resp->url);
     req->resp->url = strdup(req->url.full);
     req->state = LOOM__REQ_RESOLVING;
@@ -210,7 +271,29 @@ static void start_hop(loom_client_request *req)
     req->phase_is_connect = 1;
     req->phase_deadline = req->connect_ms ? uv_now(c->loop) + req->connect_ms : 0;
     arm_timer(req);
-    loom__dns_resolve(c, req->url.host, req->url.port, &req->dw);
+    if (choose_proxy(req)) return;
+    if (req->url.tls && !loom__tlsconf_ctx(req->tc)) {
+        finish(req, LOOM_CLIENT_E_TLS_CONFIG, "%s", req->tc->err);
+        return;
+    }
+    /* Connections are shared only between requests that would make the
+     * same one: same scheme, host, port, TLS settings and proxy. */
+    loom__buf k = {0};
+    int e = loom__buf_printf(&k, "%s|%s|%u|%p|%s|%s", req->url.tls ? "https" : "http",
+                             req->url.host, req->url.port, req->url.tls ? (void *)req->tc : NULL,
+                             req->proxy ? req->proxy->url : "",
+                             req->proxy && req->proxy->auth ? req->proxy->auth : "");
+    free(req->pool_key);
+    req->pool_key = e ? NULL : k.data;
+    if (e) loom__buf_free(&k);
+    if (e || !req->resp->url) {
+        finish(req, LOOM_CLIENT_E_NOMEM, "starting the request");
+        return;
+    }
+    if (req->proxy)
+        loom__dns_resolve(c, req->proxy->host, req->proxy->port, &req->dw);
+    else
+        loom__dns_resolve(c, req->url.host, req->url.port, &req->dw);
 }
 
 void loom__req_on_conn(loom_client_request *req, loom__cconn *conn)
@@ -263,9 +346,13 @@ void loom__req_on_connected(loom_client_request *req, int status)
         loom__pool_acquire(req->client, req);
         return;
     }
-    finish(req,
-           status == UV_ECONNREFUSED ? LOOM_CLIENT_E_CONNECTION_REFUSED : LOOM_CLIENT_E_CONNECT,
-           "connect %s %s: %s", uv_err_name(status), a, uv_strerror(status));
+    if (req->proxy)
+        finish(req, LOOM_CLIENT_E_PROXY_CONNECT, "cannot connect to proxy %s: %s %s: %s",
+               req->proxy->url, uv_err_name(status), a, uv_strerror(status));
+    else
+        finish(req,
+               status == UV_ECONNREFUSED ? LOOM_CLIENT_E_CONNECTION_REFUSED : LOOM_CLIENT_E_CONNECT,
+               "connect %s %s: %s", uv_err_name(status), a, uv_strerror(status));
 }
 
 static int has_header(const loom_client_request *req, const char *name)
@@ -273,14 +360,6 @@ static int has_header(const loom_client_request *req, const char *name)
     for (size_t i = 0; i < req->nheaders; i++)
         if (strcasecmp(req->headers[i].name, name) == 0) return 1;
     return 0;
-}
-
-static void on_write(uv_write_t *wr, int status)
-{
-    loom__cconn *conn = wr->data;
-    conn->writing = 0;
-    if (status == UV_ECANCELED || conn->closing) return;
-    if (conn->req) loom__req_on_written(conn->req, status);
 }
 
 static int puts3(loom__buf *b, const char *x, const char *y, const char *z)
@@ -309,18 +388,43 @@ static void send_request(loom_client_request *req)
     req->phase_deadline = req->read_ms ? uv_now(c->loop) + req->read_ms : 0;
     arm_timer(req);
     reset_parse(req);
+    loom_client_response *resp = req->resp;
+    resp->is_tls = conn->is_tls;
+    resp->tls_version = conn->tls_version;
+    resp->tls_resumed = conn->tls_resumed;
     loom__buf *b = &conn->wbuf;
     b->len = 0;
-    /* plain appends: this runs once per request on the hot path */
-    int e = puts3(b, req->method, " ", req->url.target) | loom__buf_puts(b, " HTTP/1.1\r\n");
+    /* plain appends: this runs once per request on the hot path. Through a
+     * proxy (without a tunnel) the target is the absolute URL. */
+    int absolute = req->proxy && !req->url.tls;
+    int e = puts3(b, req->method, " ", absolute ? req->url.full : req->url.target) |
+            loom__buf_puts(b, " HTTP/1.1\r\n");
     if (!has_header(req, "Host")) e |= puts3(b, "Host: ", req->url.hostport, "\r\n");
     if (!has_header(req, "User-Agent")) e |= puts3(b, "User-Agent: ", c->user_agent, "\r\n");
     if (!has_header(req, "Accept")) e |= loom__buf_puts(b, "Accept: */*\r\n");
     if (!c->no_decompress && !has_header(req, "Accept-Encoding"))
-        e |= loom__buf_puts(b, "Accept-Encoding: gzip, deflate\r\n");
-    for (size_t i = 0; i < req->nheaders; i++)
+        e |= puts3(b, "Accept-Encoding: ", loom_client_accept_encoding(), "\r\n");
+    if (absolute && req->proxy->auth && !has_header(req, "Proxy-Authorization"))
+        e |= puts3(b, "Proxy-Authorization: ", req->proxy->auth, "\r\n");
+    const char *user_cookie = NULL;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (req->jar && strcasecmp(req->headers[i].name, "Cookie") == 0) {
+            user_cookie = req->headers[i].value;
+            continue;
+        }
         e |=
             puts3(b, req->headers[i].name, ": ", req->headers[i].value) | loom__buf_puts(b, "\r\n");
+    }
+    if (req->jar) {
+        /* the caller's Cookie header first, then the jar's cookies for this URL */
+        loom__buf ck = {0};
+        if (user_cookie) e |= loom__buf_puts(&ck, user_cookie);
+        if (loom__jar_header(req->jar, &req->url, &ck, (int64_t)time(NULL)) < 0) e = 1;
+        if (ck.len)
+            e |= loom__buf_puts(b, "Cookie: ") | loom__buf_append(b, ck.data, ck.len) |
+                 loom__buf_puts(b, "\r\n");
+        loom__buf_free(&ck);
+    }
     int wants_len = req->body || strcmp(req->method, "POST") == 0 ||
                     strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
     if (wants_len && !has_header(req, "Content-Length"))
@@ -333,13 +437,7 @@ static void send_request(loom_client_request *req)
         finish(req, LOOM_CLIENT_E_NOMEM, "building the request");
         return;
     }
-    uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
-    int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &buf, 1, on_write);
-    if (rc) {
-        loom__req_on_written(req, rc);
-        return;
-    }
-    conn->writing = 1;
+    loom__conn_send(conn);
 }
 
 static int idempotent(const char *m)
@@ -424,9 +522,18 @@ static void follow_redirect(loom_client_request *req)
         finish(req, LOOM_CLIENT_E_INVALID_URL, "redirect to '%.300s': %s", loc, err);
         return;
     }
+    if (req->url.tls && !next.tls && !req->allow_downgrade) {
+        loom__url_free(&next);
+        finish(req, LOOM_CLIENT_E_DOWNGRADE,
+               "redirect from https to http refused: %.300s (allow_downgrade to follow it)", loc);
+        return;
+    }
     if (strcmp(next.origin, req->url.origin) != 0) {
+        /* credentials of one origin never go to another; the jar's cookies
+         * for the new URL are added when it is sent */
         drop_header(req, "Authorization");
         drop_header(req, "Cookie");
+        drop_header(req, "Proxy-Authorization");
     }
     if ((status == 303 && strcmp(req->method, "HEAD") != 0) ||
         ((status == 301 || status == 302) && strcmp(req->method, "POST") == 0)) {
@@ -445,7 +552,7 @@ static void follow_redirect(loom_client_request *req)
     }
     loom__url_free(&req->url);
     req->url = next;
-    start_hop(req);
+    start_hop(req->client, req);
 }
 
 /* A complete response was parsed. `clean`: no stray bytes after it. */
@@ -456,7 +563,7 @@ static void message_complete(loom_client_request *req, int clean)
         int e = loom__decoder_finish(&req->dec);
         if (e) {
             finish(req, e, "the %s body ends before the end of its compressed stream",
-                   req->dec.kind == 1 ? "gzip" : "deflate");
+                   loom__decoder_name(&req->dec));
             return;
         }
     }
@@ -467,6 +574,12 @@ static void message_complete(loom_client_request *req, int clean)
     loom_client_response *resp = req->resp;
     if (req->redirecting) {
         follow_redirect(req);
+        return;
+    }
+    if (resp->status == 407 && req->proxy && !req->url.tls) {
+        finish(req, LOOM_CLIENT_E_PROXY_AUTH, "proxy %s %s: 407 %s", req->proxy->url,
+               req->proxy->auth ? "refused the credentials" : "wants credentials",
+               loom_client_response_reason(resp));
         return;
     }
     if (req->raise_for_status && resp->status >= 400) {
@@ -639,6 +752,13 @@ static int on_headers_complete(llhttp_t *p)
         return stop(req, LOOM_CLIENT_E_BAD_RESPONSE, "invalid status code %d", r->status);
     if (r->status >= 100 && r->status < 200 && r->status != 101) return 0; /* interim */
     req->head_done = 1;
+    if (req->jar) {
+        int64_t now = (int64_t)time(NULL);
+        for (size_t i = 0; i < r->nheaders; i++)
+            if (strcasecmp(r->headers[i].name, "Set-Cookie") == 0 &&
+                loom__jar_store(req->jar, &req->url, r->headers[i].value, now) < 0)
+                return stop(req, LOOM_CLIENT_E_NOMEM, "cookie jar");
+    }
     int s = r->status;
     if ((s == 301 || s == 302 || s == 303 || s == 307 || s == 308) && req->max_redirects >= 0 &&
         loom_client_response_header(r, "Location"))
@@ -679,10 +799,14 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     int e = req->decoding ? loom__decoder_feed(&req->dec, at, len, sink, req) : sink(req, at, len);
     if (!e) return 0;
     if (e == LOOM_CLIENT_E_TOO_LARGE)
-        return stop(req, e, "body larger than %zu bytes%s", req->client->max_body,
-                    req->decoding ? " once decoded" : "");
+        return stop(req, e, "body larger than %zu bytes", req->client->max_body);
+    if (e == LOOM_CLIENT_E_DECODED_TOO_LARGE)
+        return stop(req, e,
+                    "the %s body decodes to more than %zu bytes after %zu compressed bytes "
+                    "(a decompression bomb?)",
+                    loom__decoder_name(&req->dec), req->client->max_body, req->raw_body);
     if (e == LOOM_CLIENT_E_PAYLOAD)
-        return stop(req, e, "cannot decode the %s body", req->dec.kind == 1 ? "gzip" : "deflate");
+        return stop(req, e, "cannot decode the %s body", loom__decoder_name(&req->dec));
     if (e == LOOM_CLIENT_E_CANCELLED) return stop(req, e, "stopped by the chunk callback");
     return stop(req, e, "body");
 }
@@ -815,6 +939,13 @@ loom_client_request *loom_client_send(loom_client *c, const char *method, const 
                                                    : c->max_redirects;
     req->on_chunk = opts->on_chunk;
     req->chunk_ud = opts->chunk_ud;
+    req->jar = opts->cookie_jar ? opts->cookie_jar : c->jar;
+    req->allow_downgrade = opts->allow_downgrade > 0   ? 1
+                           : opts->allow_downgrade < 0 ? 0
+                                                       : c->allow_downgrade;
+    req->trust_env = opts->trust_env > 0 ? 1 : opts->trust_env < 0 ? 0 : c->trust_env;
+    req->tc = loom__client_tlsconf(c, opts->tls);
+    if (!req->tc) goto fail;
     for (size_t i = 0; i < c->nheaders; i++)
         if (add_header(req, c->hnames[i], c->hvalues[i])) goto fail;
     for (size_t i = 0; i < opts->nheaders; i++)
@@ -856,6 +987,17 @@ loom_client_request *loom_client_send(loom_client *c, const char *method, const 
     if (rc) {
         req->pending_error = LOOM_CLIENT_E_INVALID_URL;
         snprintf(req->stop_msg, sizeof req->stop_msg, "%s", err);
+    }
+    if (opts->proxy) {
+        req->own_proxy_set = 1;
+        if (opts->proxy[0]) {
+            rc = loom__proxy_parse(opts->proxy, opts->proxy_auth, &req->own_proxy, err, sizeof err);
+            if (rc == -2) goto fail;
+            if (rc && !req->pending_error) {
+                req->pending_error = LOOM_CLIENT_E_INVALID_URL;
+                snprintf(req->stop_msg, sizeof req->stop_msg, "%s", err);
+            }
+        }
     }
 
     uv_timer_init(c->loop, &req->timer);

@@ -96,6 +96,14 @@ int loom_client_response_history_status(const loom_client_response *r, size_t i)
     return r && i < r->nhistory ? r->history[i].status : 0;
 }
 
+int loom_client_response_tls(const loom_client_response *r, const char **version, int *resumed)
+{
+    int tls = r && r->is_tls;
+    if (version) *version = tls && r->tls_version ? r->tls_version : NULL;
+    if (resumed) *resumed = tls && r->tls_resumed;
+    return tls;
+}
+
 double loom_client_response_elapsed(const loom_client_response *r)
 {
     return r ? r->elapsed : 0;

@@ -67,6 +67,7 @@ typedef struct loom_req {
     uint8_t upgrade;         /* an Upgrade request: answered, then the connection closes */
     uint8_t complete;        /* the whole body has arrived */
     uint8_t is_head;
+    uint8_t tls; /* it came over TLS (set when dispatched) */
 
     loom__buf body; /* request body; owned, freed with the request */
 

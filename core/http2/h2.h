@@ -166,6 +166,7 @@ int loom__h2_send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *fra
 void loom__h2_req_finish(loom_req *r);
 int loom__h2_req_stream_head(loom_req *r);
 int loom__h2_req_stream_write(loom_req *r, const void *data, size_t len);
+size_t loom__h2_req_queued(const loom_req *r);
 
 /* defence.c */
 /* Takes a token; returns 0, or -1 when the bucket is empty. */

@@ -265,6 +265,9 @@ int loom__h2_req_stream_write(loom_req *r, const void *data, size_t len)
     /* HEAD and bodyless statuses: the pieces are not sent, as in HTTP/1.1. */
     if (s->body != H2B_STREAM || len == 0) return 0;
     if (s->closed) return -1;
+    /* The write deadline counts from when data starts to wait, not from
+     * the last DATA frame of a stream that was quiet for a while. */
+    if (s->sbuf.len == s->soff) s->last_out = loom__h2_now(h);
     if (loom__buf_append(&s->sbuf, data, len)) return -1;
     r->bytes_sent += (int64_t)len;
     if (s->deferred) {
@@ -273,6 +276,13 @@ int loom__h2_req_stream_write(loom_req *r, const void *data, size_t len)
     }
     loom__h2_schedule(h);
     return 0;
+}
+
+size_t loom__h2_req_queued(const loom_req *r)
+{
+    const loom__h2_stream *s = r->pstream;
+    if (!s || loom__h2_gone(s->h)) return 0;
+    return (s->sbuf.len - s->soff) + loom__conn_queued(s->h->c);
 }
 
 void loom__h2_respond_error(loom__h2_stream *s, int status, const char *why)

@@ -285,6 +285,7 @@ static const loom__proto h2_proto = {
     .req_finish = loom__h2_req_finish,
     .req_stream_head = loom__h2_req_stream_head,
     .req_stream_write = loom__h2_req_stream_write,
+    .req_queued = loom__h2_req_queued,
 };
 
 /* ALPN chose h2, or the h2c preface came: the connection is ours. On

@@ -43,15 +43,16 @@ static int32_t set_error(loom_plugin *self, const char *fmt, const char *a, cons
     return LOOM_EINVAL;
 }
 
-static int32_t api_route_add(loom_plugin *self, const char *method, const char *pattern,
-                             loom_handler_fn fn, void *ud, const char *name)
+static int32_t api_route_add_flags(loom_plugin *self, const char *method, const char *pattern,
+                                   loom_handler_fn fn, void *ud, const char *name, uint32_t flags)
 {
     if (!self->in_init) return LOOM_ESTATE;
-    if (!method || !pattern || !fn) return LOOM_EINVAL;
+    if (!method || !pattern || !fn || (flags & ~(uint32_t)LOOM_ROUTE_DECODE_BODY))
+        return LOOM_EINVAL;
     /* Check the pattern now, so init fails with the reason rather than the
      * snapshot later. */
     loom__router *probe = loom__router_new();
-    loom__route_target t = {(void *)fn, ud, self, NULL};
+    loom__route_target t = {(void *)fn, ud, self, NULL, flags};
     char err[256];
     int bad = probe ? loom__router_add(probe, method, pattern, &t, err, sizeof err) : -1;
     loom__router_free(probe);
@@ -65,7 +66,14 @@ static int32_t api_route_add(loom_plugin *self, const char *method, const char *
     r->name = name ? strdup(name) : NULL;
     r->fn = fn;
     r->ud = ud;
+    r->flags = flags;
     return LOOM_OK;
+}
+
+static int32_t api_route_add(loom_plugin *self, const char *method, const char *pattern,
+                             loom_handler_fn fn, void *ud, const char *name)
+{
+    return api_route_add_flags(self, method, pattern, fn, ud, name, 0);
 }
 
 static int32_t api_middleware_add(loom_plugin *self, const loom_middleware_def *def)
@@ -216,6 +224,23 @@ static const char *api_req_match(loom_req *r, const char *name, size_t *len)
 static const char *api_req_remote(loom_req *r)
 {
     return loom__dispatch_remote(r);
+}
+
+static const char *api_req_scheme(loom_req *r)
+{
+    return r->tls ? "https" : "http";
+}
+
+static const char *api_req_tls(loom_req *r, int32_t what)
+{
+    char buf[1024];
+    const char *v = loom__req_tls_info(r, what, buf, sizeof buf);
+    if (!v) return NULL;
+    size_t n = strlen(v);
+    char *out = loom__arena_alloc(&r->arena, n + 1);
+    if (!out) return NULL;
+    memcpy(out, v, n + 1);
+    return out;
 }
 
 static const void *api_req_body(loom_req *r, size_t *len)
@@ -404,7 +429,7 @@ static const char *api_resp_header_get(loom_req *r, const char *name)
 
 static int32_t api_resp_body(loom_req *r, const void *data, size_t len)
 {
-    if (r->resp.head_sent) return LOOM_ESTATE;
+    if (r->resp.head_sent || loom__filter_busy(r)) return LOOM_ESTATE;
     return loom__resp_body_copy(r, data, len) ? LOOM_ENOMEM : LOOM_OK;
 }
 
@@ -480,6 +505,7 @@ static int32_t api_stream_start(loom_req *r)
 {
     if (CTX(r)->responded) return LOOM_ESTATE;
     if (CTX(r)->aborted) return LOOM_EGONE;
+    r->resp.streaming = 1; /* the response phase sees a streamed body (size -1) */
     loom__dispatch_response_phase(r);
     return loom__req_stream_head(r) ? LOOM_EGONE : LOOM_OK;
 }
@@ -488,8 +514,14 @@ static int32_t api_stream_write(loom_req *r, const void *data, size_t len)
 {
     if (CTX(r)->responded) return LOOM_ESTATE;
     if (CTX(r)->aborted) return LOOM_EGONE;
-    if (!r->resp.head_sent) loom__dispatch_response_phase(r);
-    return loom__req_stream_write(r, data, len) ? LOOM_EGONE : LOOM_OK;
+    if (CTX(r)->sse) return LOOM_ESTATE; /* an event stream writes with loom_sse_send */
+    if (!r->resp.head_sent) {
+        r->resp.streaming = 1;
+        loom__dispatch_response_phase(r);
+        if (loom__req_stream_head(r)) return LOOM_EGONE;
+    }
+    if (len == 0) return LOOM_OK;
+    return loom__filter_chunk(r, data, len, 0);
 }
 
 static int32_t api_stream_end(loom_req *r)
@@ -499,6 +531,24 @@ static int32_t api_stream_end(loom_req *r)
         if (rc && rc != LOOM_EGONE) return rc;
     }
     return loom__dispatch_respond(r);
+}
+
+static int32_t api_resp_filter(loom_req *r, const loom_body_filter *filter)
+{
+    if (CTX(r)->responded && !CTX(r)->in_call) return LOOM_ESTATE;
+    return loom__filter_install(r, filter);
+}
+
+static int64_t api_resp_body_size(loom_req *r)
+{
+    if (r->resp.streaming || r->resp.head_sent) return -1;
+    return r->resp.has_file ? (int64_t)r->resp.file_len : (int64_t)r->resp.body_len;
+}
+
+static uint64_t api_server_requests(loom_plugin *self)
+{
+    loom__host *h = self ? self->host : NULL;
+    return h && h->w ? h->w->requests : 0;
 }
 
 static int32_t api_next(loom_req *r)
@@ -868,4 +918,25 @@ const loom_host_api loom__api_table = {
     .io_start = api_io_start,
     .io_update = api_io_update,
     .io_stop = api_io_stop,
+    .req_scheme = api_req_scheme,
+    .req_tls = api_req_tls,
+    .session_save = loom__api_session_save,
+
+    .service_register = loom__api_service_register,
+    .service_get = loom__api_service_get,
+    .req_watch = loom__api_req_watch,
+
+    .resp_filter = api_resp_filter,
+    .resp_body_size = api_resp_body_size,
+    .route_add_flags = api_route_add_flags,
+    .sse_open = loom__sse_open,
+    .sse_send = loom__sse_send,
+    .sse_close = loom__sse_close,
+    .sse_last_event_id = loom__sse_last_event_id,
+    .sse_queued = loom__sse_queued,
+    .server_requests = api_server_requests,
+
+    .fetch_jar_new = loom__api_fetch_jar_new,
+    .fetch_jar_free = loom__api_fetch_jar_free,
+    .fetch_jar_cookies = loom__api_fetch_jar_cookies,
 };

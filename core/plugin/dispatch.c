@@ -29,14 +29,21 @@ static void complete(loom_req *r)
         if (loom__session_before_send(r)) return; /* saving; called again after */
         loom__session_free(r);
     }
+    if (!x->aborted) loom__dispatch_response_phase(r);
+    if (x->filter && loom__filter_before_send(r)) return; /* on the pool; called again after */
     loom__snapshot *s = x->snap;
     loom__worker *w = loom__req_worker(r);
     loom__host *h = w ? w->host : NULL;
-    if (!x->aborted) loom__dispatch_response_phase(r);
     if (x->fetches) loom__fetch_cancel_request(r);
+    /* Services give back what they held for the request while the snapshot
+     * still holds them loaded. */
+    if (x->watch) loom__watch_fire(r, LOOM_REQ_DONE);
     for (size_t i = 0; i < x->njsons; i++) json_decref(x->jsons[i]);
     x->njsons = 0;
     s->requests--;
+    /* Every body byte went through the filter by now; its code lives in a
+     * plugin, which the snapshot keeps loaded until just below. */
+    if (x->filter) loom__filter_release(r);
     loom__req_finish(r);
     loom__snapshot_unref(h, s);
 }
@@ -74,6 +81,12 @@ int32_t loom__dispatch_error(loom_req *r, int status, const char *message)
 {
     loom__rctx *x = ctx(r);
     if (x->responded || r->resp.head_sent) return LOOM_ESTATE;
+    loom__dispatch_error_fill(r, status, message);
+    return loom__dispatch_respond(r);
+}
+
+void loom__dispatch_error_fill(loom_req *r, int status, const char *message)
+{
     if (status < 400 || status > 599) status = 500;
     if (!message) message = loom__status_reason(status);
     r->resp.status = status;
@@ -95,7 +108,6 @@ int32_t loom__dispatch_error(loom_req *r, int status, const char *message)
         loom__resp_header_set(r, "Content-Type", 12, "text/plain; charset=utf-8", 25);
         loom__resp_body_copy(r, buf, (size_t)n);
     }
-    return loom__dispatch_respond(r);
 }
 
 const char *loom__dispatch_remote(loom_req *r)
@@ -175,6 +187,7 @@ static void route(loom_req *r)
         return;
     }
     x->route = t;
+    if ((t->flags & LOOM_ROUTE_DECODE_BODY) && loom__dispatch_decode_body(r)) return;
     x->in_call++;
     int32_t rc = ((loom_handler_fn)t->fn)(r, t->ud);
     x->in_call--;
@@ -321,10 +334,18 @@ void loom__dispatch_abort(loom__worker *w, loom_req *r)
     if (!x || x->aborted) return;
     x->aborted = 1;
     loom__fetch_cancel_request(r);
-    if (x->abort_fn) {
-        x->in_call++;
-        x->abort_fn(r, x->abort_ud);
-        x->in_call--;
-        if (x->responded) complete(r);
+    if (x->sse) {
+        /* An event stream's on_close stands for on_abort. */
+        loom__sse_abort(r);
+        return;
     }
+    if (!x->abort_fn && !x->watch) return;
+    x->in_call++;
+    if (x->abort_fn) x->abort_fn(r, x->abort_ud);
+    /* Then the services (a query in flight is cancelled and its callback
+     * told, which usually answers), unless the plugin already answered:
+     * their LOOM_REQ_DONE comes next anyway. */
+    if (!x->responded && x->watch) loom__watch_fire(r, LOOM_REQ_ABORTED);
+    x->in_call--;
+    if (x->responded) complete(r);
 }

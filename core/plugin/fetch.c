@@ -1,5 +1,7 @@
-/* The HTTP client, lent to plugins (ABI 1.1). One client per worker, on the
- * worker's loop, shared by every plugin so they share its connection pool.
+/* The HTTP client, lent to plugins (ABI 1.1; 1.6: HTTPS settings, cookie
+ * jars, proxies). One client per worker, on the worker's loop, shared by
+ * every plugin so they share its connection pool; TLS settings, jars and
+ * proxies are per fetch (the pool keys connections by them).
  * Each fetch is owned by the host: listed on its plugin instance (cancelled
  * at unload) and on its request, if any (cancelled when the request is
  * answered or aborted), so no callback ever reaches a plugin that cannot
@@ -11,8 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct loom_fetch_jar {
+    loom_cookie_jar *jar;
+    loom_plugin *owner;
+    loom_fetch_jar *prev, *next; /* on the owner */
+    unsigned users;              /* fetches in flight that use it */
+    int freed;                   /* the plugin is done with it */
+};
+
 struct loom_fetch {
     loom_client_request *creq;
+    loom_fetch_jar *jar;
     loom_plugin *owner;
     loom_req *req;
     loom_fetch_fn fn;
@@ -44,11 +55,25 @@ static void unlink_req(loom_fetch *f)
     f->req = NULL;
 }
 
+static void jar_destroy(loom_fetch_jar *j)
+{
+    loom_cookie_jar_free(j->jar);
+    free(j);
+}
+
+static void jar_unuse(loom_fetch *f)
+{
+    loom_fetch_jar *j = f->jar;
+    f->jar = NULL;
+    if (j && --j->users == 0 && j->freed) jar_destroy(j);
+}
+
 static void on_done(loom_client_response *resp, void *ud)
 {
     loom_fetch *f = ud;
     unlink_owner(f);
     unlink_req(f);
+    jar_unuse(f);
     if (!f->owner->unloading) f->fn((const loom_fetch_result *)resp, f->ud);
     loom_client_response_free(resp);
     free(f);
@@ -94,6 +119,26 @@ loom_fetch *loom__api_fetch(loom_plugin *self, loom_req *req, const loom_fetch_o
     if (o.read_timeout_ms) co.read_timeout = (double)o.read_timeout_ms / 1000.0;
     co.raise_for_status = (o.flags & LOOM_FETCH_RAISE_FOR_STATUS) ? 1 : -1;
     if (raw) co.max_redirects = -1;
+    /* 1.6 */
+    loom_client_tls tls;
+    memset(&tls, 0, sizeof tls);
+    tls.ca_file = o.ca_file;
+    tls.cert_file = o.client_cert;
+    tls.key_file = o.client_key;
+    tls.insecure = (o.flags & LOOM_FETCH_INSECURE) != 0;
+    if (tls.ca_file || tls.cert_file || tls.key_file || tls.insecure) co.tls = &tls;
+    if (tls.insecure && !self->warned_insecure) {
+        loom__log(LOOM_LOG_WARN, "plugin %s: fetches without verifying servers (insecure)",
+                  self->name);
+        self->warned_insecure = 1;
+    }
+    co.proxy = o.proxy;
+    co.trust_env = (o.flags & LOOM_FETCH_TRUST_ENV) ? 1 : -1;
+    co.allow_downgrade = (o.flags & LOOM_FETCH_ALLOW_DOWNGRADE) ? 1 : -1;
+    if (o.cookie_jar) {
+        if (o.cookie_jar->freed || o.cookie_jar->owner != self) return NULL;
+        co.cookie_jar = o.cookie_jar->jar;
+    }
     loom_fetch *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->owner = self;
@@ -103,6 +148,10 @@ loom_fetch *loom__api_fetch(loom_plugin *self, loom_req *req, const loom_fetch_o
     if (!f->creq) {
         free(f);
         return NULL;
+    }
+    if (o.cookie_jar) {
+        f->jar = o.cookie_jar;
+        f->jar->users++;
     }
     f->next = self->fetches;
     if (self->fetches) self->fetches->prev = f;
@@ -122,6 +171,7 @@ void loom__api_fetch_cancel(loom_fetch *f)
     unlink_owner(f);
     unlink_req(f);
     loom_client_cancel(f->creq);
+    jar_unuse(f);
     free(f);
 }
 
@@ -134,6 +184,54 @@ void loom__fetch_cancel_request(loom_req *r)
 void loom__fetch_cancel_plugin(loom_plugin *p)
 {
     while (p->fetches) loom__api_fetch_cancel(p->fetches);
+    while (p->jars) loom__api_fetch_jar_free(p->jars);
+}
+
+/* ---- 1.6: cookie jars ---- */
+
+loom_fetch_jar *loom__api_fetch_jar_new(loom_plugin *self, uint32_t flags)
+{
+    if (!self || self->unloading) return NULL;
+    loom_fetch_jar *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->jar = loom_cookie_jar_new((flags & LOOM_FETCH_JAR_UNSAFE) ? LOOM_COOKIE_JAR_UNSAFE : 0);
+    if (!j->jar) {
+        free(j);
+        return NULL;
+    }
+    j->owner = self;
+    j->next = self->jars;
+    if (self->jars) self->jars->prev = j;
+    self->jars = j;
+    return j;
+}
+
+void loom__api_fetch_jar_free(loom_fetch_jar *j)
+{
+    if (!j || j->freed) return;
+    j->freed = 1;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        j->owner->jars = j->next;
+    if (j->next) j->next->prev = j->prev;
+    j->prev = j->next = NULL;
+    if (j->users == 0) jar_destroy(j);
+}
+
+int64_t loom__api_fetch_jar_cookies(loom_fetch_jar *j, const char *url, char *buf, size_t len)
+{
+    if (!j || j->freed || !url) return LOOM_EINVAL;
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) return LOOM_EINVAL;
+    char *h = loom_cookie_jar_header(j->jar, url);
+    size_t n = h ? strlen(h) : 0;
+    if (buf && len) {
+        size_t k = n < len - 1 ? n : len - 1;
+        if (k) memcpy(buf, h, k);
+        buf[k] = 0;
+    }
+    free(h);
+    return (int64_t)n;
 }
 
 int32_t loom__api_fetch_error(const loom_fetch_result *r)

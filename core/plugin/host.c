@@ -115,6 +115,11 @@ int loom__plugin_name_taken(const loom_plugin *p, loom_plugin *const *set, size_
     return 0;
 }
 
+static void host_drain(loom__worker *w)
+{
+    if (w->host) loom__sse_drain(w->host);
+}
+
 loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
 {
     loom__host *h = calloc(1, sizeof *h);
@@ -123,6 +128,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     h->loop = w->loop;
     h->cfg = cfg;
     w->host = h;
+    w->on_drain = host_drain;
     if (make_private_dir(h)) {
         loom__err("cannot create a private directory for plugin copies: %s", strerror(errno));
         free(h);
@@ -181,6 +187,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     h->plugins = ps;
     h->nplugins = np;
     loom__host_publish(h, s);
+    loom__session_startup_check(h);
     loom__reload_start(h);
     return h;
 }
@@ -188,6 +195,14 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
 void loom__host_stop(loom__host *h)
 {
     if (!h) return;
+    /* The worker has drained. No plugin timer may keep its loop alive now,
+     * not even one of an instance that stays pinned by a request that will
+     * never be answered (its client left while its plugin waited for a
+     * fetch, which the abort cancelled): a repeating timer (the ticker's)
+     * would hold the stop forever. Instances that unload below stop them
+     * again and run fini as usual. */
+    for (size_t i = 0; i < h->nplugins; i++)
+        for (loom_timer *t = h->plugins[i]->timers; t; t = t->next) uv_timer_stop(&t->t);
     if (h->current) {
         loom__snapshot *s = h->current;
         h->current = NULL;

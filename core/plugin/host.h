@@ -21,11 +21,13 @@
 #include "server/server.h"
 
 typedef struct loom__host loom__host;
+typedef struct loom__filter loom__filter;
 
 typedef struct {
     char *method, *pattern, *name;
     loom_handler_fn fn;
     void *ud;
+    uint32_t flags; /* LOOM_ROUTE_* */
 } loom__reg_route;
 
 typedef struct {
@@ -37,6 +39,22 @@ typedef struct {
     loom_mw_response_fn on_response;
     void *ud;
 } loom__reg_mw;
+
+/* A service a plugin offered in init (service.c). */
+typedef struct {
+    loom_plugin *owner;
+    char *name;
+    uint32_t version;
+    const void *table;
+} loom__reg_service;
+
+/* A request's watcher (loom_req_watch), in the request's arena. */
+typedef struct loom__watch {
+    loom_req_watch_fn fn;
+    void *ud;
+    struct loom__watch *next;
+    int late; /* added after the client left: told only LOOM_REQ_DONE */
+} loom__watch;
 
 struct loom_timer {
     uv_timer_t t;
@@ -77,10 +95,14 @@ struct loom_plugin {
     loom__reg_mw *mws;
     size_t nmws;
     loom_timer *timers;
-    loom_io *ios;        /* descriptor watchers (api.c) */
-    loom_fetch *fetches; /* client requests in flight (fetch.c) */
-    int64_t works;       /* thread-pool jobs not done yet */
+    loom_io *ios;                /* descriptor watchers (api.c) */
+    loom_fetch *fetches;         /* client requests in flight (fetch.c) */
+    loom_fetch_jar *jars;        /* (1.6) cookie jars made by the plugin (fetch.c) */
+    int64_t works;               /* thread-pool jobs not done yet */
+    loom__reg_service *services; /* offered in init (service.c) */
+    size_t nservices;
     int unloading;
+    int warned_insecure; /* (1.6) an insecure fetch was logged once */
     char *last_error;
 };
 
@@ -94,6 +116,8 @@ typedef struct loom__snapshot {
     size_t nchain;
     loom_plugin **plugins;
     size_t nplugins;
+    loom__reg_service *services; /* every plugin's, by name (service.c) */
+    size_t nservices;
 } loom__snapshot;
 
 struct loom__host {
@@ -125,6 +149,7 @@ struct loom__host {
     size_t nunload;
     uv_timer_t *unload_timer;
     void *sessions; /* session config and the registered store (session.c) */
+    loom_sse *sse;  /* open event streams (sse.c), ended when the worker drains */
 };
 
 /* Per-request pipeline state, in the request's arena. */
@@ -144,8 +169,11 @@ typedef struct {
     loom_fetch *fetches; /* client requests tied to this request */
     json_t **jsons;      /* parsed JSON to release with the request */
     size_t njsons;
-    void *form;    /* parsed form fields (form.c) */
-    void *session; /* the request's session, once loaded (session.c) */
+    void *form;                      /* parsed form fields (form.c) */
+    void *session;                   /* the request's session, once loaded (session.c) */
+    loom__watch *watch, *watch_tail; /* loom_req_watch, in order (service.c) */
+    loom__filter *filter; /* the response body filter (filter.c), or NULL */
+    loom_sse *sse;        /* the event stream this request carries (sse.c), or NULL */
     uint64_t start_ns;
     /* Not zeroed for a new request (loom__dispatch): only caps[0..ncaps) and
      * remote up to its NUL are ever read. */
@@ -254,6 +282,7 @@ int32_t loom__api_session_set(loom_req *req, const char *key, const char *json, 
 int32_t loom__api_session_regenerate(loom_req *req);
 int32_t loom__api_session_invalidate(loom_req *req);
 int32_t loom__api_session_is_new(loom_req *req);
+int32_t loom__api_session_save(loom_req *req, loom_session_fn fn, void *ud);
 /* Before a response is sent: starts saving a changed session. Returns 1 when
  * it went asynchronous (loom__dispatch_complete is called again when done),
  * 0 when the response may go now. */
@@ -263,15 +292,67 @@ void loom__session_free(loom_req *r);
 /* Forgets the store of an instance that is being unloaded. */
 void loom__session_store_drop(loom_plugin *p);
 void loom__session_host_free(loom__host *h);
+/* At start-up (worker 0): one line when plugins that use sessions find them
+ * not configured, or when the configured store is missing. */
+void loom__session_startup_check(loom__host *h);
 /* Finishes a response (response phase, send); also after a session save. */
 void loom__dispatch_complete(loom_req *r);
-/* Cancels the fetches tied to a request / owned by a plugin instance. */
+/* Cancels the fetches tied to a request / owned by a plugin instance (and
+ * frees the instance's cookie jars). */
 void loom__fetch_cancel_request(loom_req *r);
 void loom__fetch_cancel_plugin(loom_plugin *p);
+/* 1.6: cookie jars for fetches. */
+loom_fetch_jar *loom__api_fetch_jar_new(loom_plugin *self, uint32_t flags);
+void loom__api_fetch_jar_free(loom_fetch_jar *jar);
+int64_t loom__api_fetch_jar_cookies(loom_fetch_jar *jar, const char *url, char *buf, size_t len);
+
+/* Services and request watchers (ABI 1.4, service.c). */
+int32_t loom__api_service_register(loom_plugin *self, const loom_service_def *def);
+const void *loom__api_service_get(loom_req *req, const char *name, uint32_t min_version,
+                                  uint32_t *version);
+int32_t loom__api_req_watch(loom_req *req, loom_req_watch_fn fn, void *ud);
+/* Indexes the services of snapshot s's plugins. Returns 0, or -1 with the
+ * reason in err and the index of the plugin to blame in *culprit. */
+int loom__services_index(loom__snapshot *s, char *err, size_t errlen, long *culprit);
+/* Frees what an instance registered. */
+void loom__services_free(loom_plugin *p);
+/* Runs the request's watchers for `event` (LOOM_REQ_ABORTED or _DONE). */
+void loom__watch_fire(loom_req *r, int32_t event);
+/* Response body filters (ABI 1.5, filter.c). */
+int32_t loom__filter_install(loom_req *r, const loom_body_filter *def);
+/* Before the response is written: filters a buffered body (or finishes a
+ * streamed one). Returns 1 when a thread-pool job took it over
+ * (loom__dispatch_complete is called again when done), 0 to go on. */
+int loom__filter_before_send(loom_req *r);
+/* Sends a streamed chunk through the filter (or as it is, without one).
+ * Returns 0, LOOM_EGONE or the filter's error. */
+int32_t loom__filter_chunk(loom_req *r, const void *data, size_t len, uint32_t flags);
+/* Whether a thread-pool job is filtering the body right now (the body must
+ * not change under it). */
+int loom__filter_busy(const loom_req *r);
+/* Calls the filter's release (once the response is done). */
+void loom__filter_release(loom_req *r);
+/* Server-Sent Events (ABI 1.5, sse.c). */
+loom_sse *loom__sse_open(loom_req *r, const loom_sse_opts *opts);
+int32_t loom__sse_send(loom_sse *s, const loom_sse_event *ev);
+int32_t loom__sse_close(loom_sse *s);
+const char *loom__sse_last_event_id(loom_sse *s, size_t *len);
+uint64_t loom__sse_queued(loom_sse *s);
+/* The request's client left: on_close, then the stream ends. */
+void loom__sse_abort(loom_req *r);
+/* The worker drains: ends every open stream (on_close first). */
+void loom__sse_drain(loom__host *h);
+/* Decodes a request body with Content-Encoding for a route that allows it
+ * (LOOM_ROUTE_DECODE_BODY). Returns 0 to go on, or 1 after answering the
+ * error (400, 413 or 415). */
+int loom__dispatch_decode_body(loom_req *r);
 
 /* The client's address as text (formatted on first use; "-" when gone). */
 const char *loom__dispatch_remote(loom_req *r);
 /* Answers an error (JSON when the client accepts it) and responds. */
 int32_t loom__dispatch_error(loom_req *r, int status, const char *message);
+/* Sets status, Content-Type and body of an error answer (as above) without
+ * responding: for a response that is being replaced before it is sent. */
+void loom__dispatch_error_fill(loom_req *r, int status, const char *message);
 
 #endif

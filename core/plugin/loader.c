@@ -62,6 +62,7 @@ void loom__plugin_discard(loom_plugin *p)
         free(p->mws[i].after);
     }
     free(p->mws);
+    loom__services_free(p);
     json_decref(p->config);
     if (p->dl) dlclose(p->dl);
     if (p->load_path) unlink(p->load_path);

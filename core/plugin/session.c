@@ -5,7 +5,9 @@
  * HMAC-SHA256 over "id|issued|expires" with the newest key of the ring,
  * checked against every key with CRYPTO_memcmp), the idle and absolute
  * timeouts, and the rule that only changed sessions are written. A store
- * plugin (loom_session_store) only keeps JSON text under an ID until a time.
+ * plugin (loom_session_store) only keeps JSON text under an ID until a time,
+ * with (1.3) a version it compares and sets atomically; session_save.c builds
+ * the no-lost-update saves on that.
  *
  * Sessions are loaded on demand (loom_session_load, the analogue of
  * aiohttp-session's `await get_session(request)`), so requests that do not
@@ -18,13 +20,13 @@
  *   store             the store's name: "sqlite" (default), "memory", "redis"
  *   enabled           false turns sessions off
  *   cookie_name       "loom_session"
- *   secure            false     http_only  true      same_site "Lax"
+ *   secure            false (true over TLS)   http_only  true   same_site "Lax"
  *   max_age           cookie Max-Age in s (0: a browser-session cookie; default 0)
  *   idle_timeout      s without a request before the session ends (1800)
  *   absolute_timeout  s after creation when it ends anyway (86400)
  *   max_size          bytes of session JSON (16384) */
+#include "plugin/session.h"
 #include "http/response.h"
-#include "plugin/host.h"
 #include "util/log.h"
 
 #include <openssl/crypto.h>
@@ -37,44 +39,18 @@
 #include <time.h>
 
 #define CTX(r) ((loom__rctx *)(r)->host_data)
-#define ID_BYTES 16
-#define ID_HEX (ID_BYTES * 2)
+#define ID_BYTES LOOM__SESS_ID_BYTES
+#define ID_HEX LOOM__SESS_ID_HEX
 #define MAX_KEYS 8
 #define MAX_COOKIE 4096
 #define MAC_HEX 64
 
-typedef struct {
-    int configured; /* 1 ok, -1 bad config (logged once) */
-    unsigned char *keys[MAX_KEYS];
-    size_t key_len[MAX_KEYS];
-    size_t nkeys;
-    char store_name[64];
-    char cookie_name[64];
-    int secure, http_only;
-    char same_site[8];
-    int64_t max_age, idle, absolute;
-    size_t max_size;
-    /* the registered store */
-    loom_plugin *owner;
-    loom_session_store store;
-    char *name;
-} sess_host;
-
-typedef struct {
-    loom_req *req;
-    char id[ID_HEX + 1];
-    char old_id[ID_HEX + 1]; /* to delete after a regenerate */
-    int64_t issued, expires;
-    json_t *data;
-    uint8_t loaded, loading, is_new, dirty, regenerated, invalidated, refresh, saving, saved;
-    uint8_t waiting; /* the response is done while the load was in flight */
-    loom_session_fn fn;
-    void *ud;
-} sess;
+typedef loom__sess_host sess_host;
+typedef loom__sess sess;
 
 static sess_host *shost(loom__host *h)
 {
-    return h->sessions;
+    return h ? h->sessions : NULL;
 }
 
 static void cfg_fail(sess_host *sh, const char *msg)
@@ -89,12 +65,30 @@ static int64_t get_int(json_t *o, const char *k, int64_t def)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
 }
 
+static const char *const known_keys[] = {
+    "keys",      "store",   "enabled",      "cookie_name",      "secure",   "http_only",
+    "same_site", "max_age", "idle_timeout", "absolute_timeout", "max_size", NULL};
+
 static void configure(loom__host *h, sess_host *sh)
 {
     json_t *c = json_object_get(h->cfg->plugins, "sessions");
     if (!json_is_object(c) || json_is_false(json_object_get(c, "enabled"))) {
         sh->configured = -2; /* sessions are off */
         return;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(c, key, val)
+    {
+        size_t i = 0;
+        while (known_keys[i] && strcmp(known_keys[i], key)) i++;
+        if (!known_keys[i]) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "unknown key \"%.64s\" (see the sessions section of the README)", key);
+            cfg_fail(sh, msg);
+            return;
+        }
     }
     json_t *keys = json_object_get(c, "keys");
     if (!json_is_array(keys) || json_array_size(keys) == 0 || json_array_size(keys) > MAX_KEYS) {
@@ -155,7 +149,9 @@ static sess_host *ensure_host(loom__host *h)
         h->sessions = calloc(1, sizeof(sess_host));
         if (!h->sessions) return NULL;
     }
-    return h->sessions;
+    sess_host *sh = h->sessions;
+    if (!sh->configured) configure(h, sh);
+    return sh;
 }
 
 /* Ready to serve sessions: configured and a store registered. */
@@ -164,10 +160,19 @@ static sess_host *ready(loom_req *r)
     loom__worker *w = loom__req_worker(r);
     if (!w || !w->host) return NULL;
     sess_host *sh = ensure_host(w->host);
-    if (!sh) return NULL;
-    if (!sh->configured) configure(w->host, sh);
-    if (sh->configured != 1 || !sh->owner) return NULL;
+    if (!sh || sh->configured != 1 || !sh->owner) return NULL;
     return sh;
+}
+
+loom__sess_host *loom__sess_host_of(loom_req *r)
+{
+    loom__worker *w = loom__req_worker(r);
+    return w ? shost(w->host) : NULL;
+}
+
+loom__sess *loom__sess_of(loom_req *r)
+{
+    return CTX(r) ? CTX(r)->session : NULL;
 }
 
 void loom__session_host_free(loom__host *h)
@@ -188,6 +193,7 @@ void loom__session_store_drop(loom_plugin *p)
     sess_host *sh = p->host ? shost(p->host) : NULL;
     if (sh && sh->owner == p) {
         sh->owner = NULL;
+        sh->versioned = 0;
         memset(&sh->store, 0, sizeof sh->store);
     }
 }
@@ -199,21 +205,104 @@ int32_t loom__api_session_store_register(loom_plugin *self, const loom_session_s
     loom_session_store s;
     memset(&s, 0, sizeof s);
     memcpy(&s, store, store->size < sizeof s ? store->size : sizeof s);
-    if (!s.name || !*s.name || !s.load || !s.save || !s.destroy || !s.touch) return LOOM_EINVAL;
+    int versioned = s.load_versioned && s.save_if && s.destroy_if;
+    if (!s.name || !*s.name || !s.destroy || !s.touch || (!versioned && (!s.load || !s.save)))
+        return LOOM_EINVAL;
     sess_host *sh = ensure_host(self->host);
     if (!sh) return LOOM_ENOMEM;
-    if (!sh->configured) configure(self->host, sh);
     if (sh->configured == -2) return LOOM_ESTATE;              /* sessions are off */
     if (sh->configured != 1) return LOOM_EINVAL;               /* the reason is logged */
     if (strcmp(sh->store_name, s.name)) return LOOM_ENOTFOUND; /* not the chosen store */
+    const loom__config *cfg = self->host->cfg;
+    if ((s.flags & LOOM_SESSION_STORE_PROCESS_LOCAL) && cfg->workers > 1) {
+        loom__err("sessions: store \"%s\" (plugin %s) keeps sessions inside one process, so it "
+                  "cannot serve %d workers: run with --single (or --workers 1), or use the sqlite "
+                  "or redis store",
+                  s.name, self->name, cfg->workers);
+        return LOOM_EINVAL;
+    }
     char *n = strdup(s.name);
     if (!n) return LOOM_ENOMEM;
     free(sh->name);
     sh->name = n;
     s.name = sh->name;
     sh->store = s;
+    sh->versioned = versioned;
     sh->owner = self;
+    if (!versioned && (!self->host->w || self->host->w->id == 0))
+        loom__warn("sessions: store \"%s\" (plugin %s) has no versioned operations (a store built "
+                   "for ABI 1.1): each save writes the whole session and the last writer wins, so "
+                   "concurrent requests on one session can lose updates",
+                   s.name, self->name);
     return LOOM_OK;
+}
+
+void loom__session_startup_check(loom__host *h)
+{
+    if (!h || (h->w && h->w->id != 0)) return; /* one line per server, not per worker */
+    sess_host *sh = ensure_host(h);
+    if (!sh) return;
+    char users[256] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < h->nplugins; i++) {
+        if (!(h->plugins[i]->d.flags & LOOM_PLUGIN_USES_SESSIONS)) continue;
+        int w = snprintf(users + o, sizeof users - o, "%s%s", o ? ", " : "", h->plugins[i]->name);
+        if (w > 0 && (size_t)w < sizeof users - o) o += (size_t)w;
+    }
+    if (sh->configured == -2 && o)
+        loom__warn("sessions: plugin %s uses sessions, but they are not configured: its session "
+                   "routes answer 503 (add \"sessions\": {\"keys\": [...]} and a store under "
+                   "\"plugins\"; see the README)",
+                   users);
+    else if (sh->configured == 1 && !sh->owner)
+        loom__warn("sessions: the store \"%s\" is configured, but no loaded plugin provides it: "
+                   "session routes answer 503 (put session-%s.so in the plugins directory)",
+                   sh->store_name, sh->store_name);
+}
+
+const char *loom__sess_errname(int32_t code)
+{
+    switch (code) {
+    case LOOM_EINVAL:
+        return "LOOM_EINVAL";
+    case LOOM_ENOMEM:
+        return "LOOM_ENOMEM";
+    case LOOM_ESTATE:
+        return "LOOM_ESTATE";
+    case LOOM_EGONE:
+        return "LOOM_EGONE";
+    case LOOM_ENOTFOUND:
+        return "LOOM_ENOTFOUND";
+    case LOOM_ELIMIT:
+        return "LOOM_ELIMIT";
+    case LOOM_ENOSYS:
+        return "LOOM_ENOSYS";
+    case LOOM_ECONFLICT:
+        return "LOOM_ECONFLICT";
+    case LOOM_EUNAVAIL:
+        return "LOOM_EUNAVAIL";
+    default:
+        return "an unknown error";
+    }
+}
+
+void loom__sess_log_failure(loom__sess_host *sh, int op, int32_t code, loom_req *r)
+{
+    static const char *const what[] = {"load a session", "save a session", "delete a session"};
+    int64_t now = (int64_t)time(NULL);
+    if (now == sh->fail_logged_at[op]) {
+        sh->fail_quiet[op]++; /* a store that is down fails every request: one line a second */
+        return;
+    }
+    char more[64] = "";
+    if (sh->fail_quiet[op])
+        snprintf(more, sizeof more, " (and %llu more since the last line)",
+                 (unsigned long long)sh->fail_quiet[op]);
+    loom__err("sessions: store \"%s\" could not %s (%s, %d) for %s %s: no session, 503%s",
+              sh->name ? sh->name : "-", what[op], loom__sess_errname(code), (int)code, r->method,
+              r->target, more);
+    sh->fail_logged_at[op] = now;
+    sh->fail_quiet[op] = 0;
 }
 
 /* ---- the cookie ---- */
@@ -228,7 +317,7 @@ static void hex(const unsigned char *b, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-static int new_id(char out[ID_HEX + 1])
+int loom__sess_new_id(char out[ID_HEX + 1])
 {
     unsigned char b[ID_BYTES];
     size_t got = 0;
@@ -319,22 +408,27 @@ static int verify(const sess_host *sh, const char *v, size_t len, sess *s, int64
     return 0;
 }
 
-static int64_t expiry(const sess_host *sh, const sess *s, int64_t now)
+int64_t loom__sess_expiry(const sess_host *sh, const sess *s, int64_t now)
 {
     int64_t e = now + sh->idle;
     if (e > s->issued + sh->absolute) e = s->issued + sh->absolute;
     return e;
 }
 
-static void set_cookie(loom_req *r, const sess_host *sh, const sess *s, int clear)
+void loom__sess_set_cookie(loom_req *r, const sess_host *sh, sess *s, int clear)
 {
+    /* Set once per value: a commit followed by the save at the end would
+     * otherwise send the same cookie twice. */
+    if (!clear && !strcmp(s->sent_id, s->id) && s->sent_expires == s->expires) return;
     char value[ID_HEX + 2 * 20 + MAC_HEX + 8];
     loom_cookie c;
     memset(&c, 0, sizeof c);
     c.size = sizeof c;
     c.name = sh->cookie_name;
     c.same_site = sh->same_site;
-    c.flags = (sh->secure ? LOOM_COOKIE_SECURE : 0) | (sh->http_only ? LOOM_COOKIE_HTTP_ONLY : 0);
+    /* Secure when configured, and always when the request came over TLS. */
+    c.flags = (sh->secure || r->tls ? LOOM_COOKIE_SECURE : 0) |
+              (sh->http_only ? LOOM_COOKIE_HTTP_ONLY : 0);
     if (clear) {
         c.value = "";
         c.flags |= LOOM_COOKIE_MAX_AGE;
@@ -347,6 +441,8 @@ static void set_cookie(loom_req *r, const sess_host *sh, const sess *s, int clea
         snprintf(value, sizeof value, "%s.%lld.%lld.%s", s->id, (long long)s->issued,
                  (long long)s->expires, mh);
         c.value = value;
+        memcpy(s->sent_id, s->id, sizeof s->id);
+        s->sent_expires = s->expires;
         if (sh->max_age > 0) {
             c.flags |= LOOM_COOKIE_MAX_AGE;
             c.max_age = sh->max_age;
@@ -358,16 +454,14 @@ static void set_cookie(loom_req *r, const sess_host *sh, const sess *s, int clea
 
 /* ---- loading ---- */
 
-static sess *get(loom_req *r)
-{
-    return CTX(r) ? CTX(r)->session : NULL;
-}
-
 static void fresh(sess *s)
 {
     json_decref(s->data);
+    json_decref(s->base);
+    s->base = NULL;
     s->data = json_object();
     s->id[0] = 0;
+    s->version = 0;
     s->is_new = 1;
 }
 
@@ -378,10 +472,11 @@ static void finish_load(sess *s, int32_t status)
     if (s->waiting) {
         /* Answered without waiting for the session: nobody is told; the
          * response that was held for this load goes now. */
-        s->saved = 1;
+        s->finished = 1;
         loom__dispatch_complete(s->req);
         return;
     }
+    if (status) s->failed = status; /* the response may not pass for a success */
     loom__rctx *x = CTX(s->req);
     x->in_call++;
     s->fn(s->req, status, s->ud);
@@ -389,35 +484,70 @@ static void finish_load(sess *s, int32_t status)
     if (x->responded && x->in_call == 0) loom__dispatch_complete(s->req);
 }
 
-static void on_loaded(void *ctx, int32_t status, const char *data, size_t len)
+/* The store failed: there is no session (an empty one that cannot change). */
+static void unavailable(sess *s, int32_t code)
 {
-    sess *s = ctx;
+    fresh(s);
+    s->is_new = 0;
+    s->unavailable = 1;
+    sess_host *sh = loom__sess_host_of(s->req);
+    if (sh && !s->waiting) loom__sess_log_failure(sh, LOOM__SESS_OP_LOAD, code, s->req);
+}
+
+static void loaded(sess *s, int32_t status, const char *data, size_t len, uint64_t version)
+{
     json_t *j = NULL;
     if (status == 0) j = json_loadb(data, len, 0, NULL);
     if (j && json_is_object(j)) {
+        json_decref(s->base);
         json_decref(s->data);
-        s->data = j;
+        s->base = j;
+        s->data = json_copy(j); /* shallow: values are replaced, never changed in place */
+        s->version = version;
         s->is_new = 0;
+        if (!s->data) {
+            unavailable(s, LOOM_ENOMEM);
+            finish_load(s, LOOM_EUNAVAIL);
+            return;
+        }
         /* Keep an active session alive: re-issue the cookie (and touch the
          * store) once a quarter of the idle timeout has passed. */
-        sess_host *sh = shost(loom__req_worker(s->req) ? loom__req_worker(s->req)->host : NULL);
+        sess_host *sh = loom__sess_host_of(s->req);
         int64_t now = (int64_t)time(NULL);
-        if (sh && s->expires - now < sh->idle - sh->idle / 4 && expiry(sh, s, now) > s->expires)
+        if (sh && s->expires - now < sh->idle - sh->idle / 4 &&
+            loom__sess_expiry(sh, s, now) > s->expires)
             s->refresh = 1;
-    } else {
+    } else if (status == 0 || status == LOOM_ENOTFOUND) {
+        /* Unknown or expired (or unreadable: the store answered, the data is
+         * bad): a fresh empty session, under a new ID when it is saved. */
+        if (j || status == 0)
+            loom__warn("sessions: a stored session is not a JSON object; a fresh one is used");
         json_decref(j);
-        fresh(s); /* unknown, expired or unreadable: a fresh empty session */
-        if (status != LOOM_ENOTFOUND && status != 0)
-            loom__warn("sessions: store %s failed to load a session (%d); a fresh one is used",
-                       shost(loom__req_worker(s->req)->host)->name, status);
+        fresh(s);
+    } else {
+        unavailable(s, status);
+        finish_load(s, LOOM_EUNAVAIL);
+        return;
     }
     finish_load(s, 0);
 }
 
-static sess_host *shost_req(loom_req *r)
+static void on_loaded(void *ctx, int32_t status, const char *data, size_t len)
 {
-    loom__worker *w = loom__req_worker(r);
-    return w && w->host ? shost(w->host) : NULL;
+    loaded(ctx, status, data, len, 0);
+}
+
+static void on_loaded_v(void *ctx, int32_t status, const char *data, size_t len, uint64_t version)
+{
+    loaded(ctx, status, data, len, version);
+}
+
+static void tell(loom_req *r, loom_session_fn fn, void *ud, int32_t status)
+{
+    loom__rctx *x = CTX(r);
+    x->in_call++;
+    fn(r, status, ud);
+    x->in_call--;
 }
 
 int32_t loom__api_session_load(loom_req *r, loom_session_fn fn, void *ud)
@@ -426,12 +556,10 @@ int32_t loom__api_session_load(loom_req *r, loom_session_fn fn, void *ud)
     if (!fn) return LOOM_EINVAL;
     if (x->responded) return LOOM_ESTATE;
     if (x->aborted) return LOOM_EGONE;
-    sess *s = get(r);
+    sess *s = loom__sess_of(r);
     if (s && s->loading) return LOOM_ESTATE;
     if (s && s->loaded) {
-        x->in_call++;
-        fn(r, 0, ud);
-        x->in_call--;
+        tell(r, fn, ud, s->unavailable ? LOOM_EUNAVAIL : 0);
         return LOOM_OK;
     }
     sess_host *sh = ready(r);
@@ -449,56 +577,66 @@ int32_t loom__api_session_load(loom_req *r, loom_session_fn fn, void *ud)
     if (!cv || verify(sh, cv, cl, s, now)) {
         fresh(s);
         s->loaded = 1;
-        x->in_call++;
-        fn(r, 0, ud);
-        x->in_call--;
+        tell(r, fn, ud, 0);
         return LOOM_OK;
     }
     s->data = json_object();
     s->loading = 1;
-    if (sh->store.load(sh->store.ud, s->id, on_loaded, s) != 0) {
+    int32_t rc = sh->versioned ? sh->store.load_versioned(sh->store.ud, s->id, on_loaded_v, s)
+                               : sh->store.load(sh->store.ud, s->id, on_loaded, s);
+    if (rc != 0) {
         s->loading = 0;
-        fresh(s);
         s->loaded = 1;
-        x->in_call++;
-        fn(r, 0, ud);
-        x->in_call--;
+        unavailable(s, rc);
+        s->failed = LOOM_EUNAVAIL;
+        tell(r, fn, ud, LOOM_EUNAVAIL);
     }
     return LOOM_OK;
 }
 
-/* The request's session if it is loaded and not yet being saved: the
- * state in which handlers may still change it. NULL otherwise. */
-static sess *changeable(loom_req *r)
+/* The request's session if handlers may still change it; else NULL with the
+ * reason in *rc. */
+static sess *changeable(loom_req *r, int32_t *rc)
 {
-    sess *s = get(r);
-    return s && s->loaded && !s->saving && !s->saved ? s : NULL;
+    sess *s = loom__sess_of(r);
+    *rc = LOOM_ESTATE;
+    if (!s || !s->loaded || s->saving || s->finished) return NULL;
+    if (s->unavailable) {
+        *rc = LOOM_EUNAVAIL;
+        return NULL;
+    }
+    return s;
 }
 
 /* Drops the current ID (a new one is made at save) and remembers the first
- * one, whose stored record is deleted after the save. */
+ * one, whose stored record is deleted at the save. */
 static void retire_id(sess *s)
 {
-    if (s->id[0] && !s->old_id[0]) memcpy(s->old_id, s->id, sizeof s->id);
+    if (s->id[0] && !s->old_id[0]) {
+        memcpy(s->old_id, s->id, sizeof s->id);
+        s->old_version = s->version;
+    }
     s->id[0] = 0;
+    s->version = 0;
 }
 
 const loom_json *loom__api_session_get(loom_req *r)
 {
-    sess *s = get(r);
+    sess *s = loom__sess_of(r);
     return s && s->loaded ? (const loom_json *)s->data : NULL;
 }
 
 int32_t loom__api_session_set(loom_req *r, const char *key, const char *text, size_t len)
 {
-    sess *s = changeable(r);
-    if (!s) return LOOM_ESTATE;
+    int32_t rc;
+    sess *s = changeable(r, &rc);
+    if (!s) return rc;
     if (!key || !*key) return LOOM_EINVAL;
     if (!text) {
         if (json_object_del(s->data, key) == 0) s->dirty = 1;
         return LOOM_OK;
     }
-    sess_host *sh = shost_req(r);
+    sess_host *sh = loom__sess_host_of(r);
     if (!sh || len > sh->max_size) return LOOM_ELIMIT;
     json_t *v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
     if (!v) return LOOM_EINVAL;
@@ -525,8 +663,9 @@ int32_t loom__api_session_set(loom_req *r, const char *key, const char *text, si
 
 int32_t loom__api_session_regenerate(loom_req *r)
 {
-    sess *s = changeable(r);
-    if (!s) return LOOM_ESTATE;
+    int32_t rc;
+    sess *s = changeable(r, &rc);
+    if (!s) return rc;
     retire_id(s);
     s->regenerated = 1;
     s->dirty = 1;
@@ -535,11 +674,13 @@ int32_t loom__api_session_regenerate(loom_req *r)
 
 int32_t loom__api_session_invalidate(loom_req *r)
 {
-    sess *s = changeable(r);
-    if (!s) return LOOM_ESTATE;
+    int32_t rc;
+    sess *s = changeable(r, &rc);
+    if (!s) return rc;
     retire_id(s);
     json_object_clear(s->data);
     s->invalidated = 1;
+    s->discard_old = 1; /* deleted whatever others wrote meanwhile: it is a logout */
     s->dirty = 0;
     s->regenerated = 0;
     return LOOM_OK;
@@ -547,118 +688,20 @@ int32_t loom__api_session_invalidate(loom_req *r)
 
 int32_t loom__api_session_is_new(loom_req *r)
 {
-    sess *s = get(r);
+    sess *s = loom__sess_of(r);
     if (!s || !s->loaded) return LOOM_ESTATE;
+    if (s->unavailable) return LOOM_EUNAVAIL;
     return s->is_new;
-}
-
-/* ---- saving, before the response goes out ---- */
-
-static void after_save(void *ctx, int32_t status, const char *data, size_t len);
-
-static void after_delete(void *ctx, int32_t status, const char *data, size_t len)
-{
-    (void)data;
-    (void)len;
-    (void)status;
-    sess *s = ctx;
-    s->old_id[0] = 0;
-    loom_req *r = s->req;
-    s->saving = 0;
-    if (loom__session_before_send(r) == 0) loom__dispatch_complete(r);
-}
-
-static void after_save(void *ctx, int32_t status, const char *data, size_t len)
-{
-    (void)data;
-    (void)len;
-    sess *s = ctx;
-    loom_req *r = s->req;
-    sess_host *sh = shost_req(r);
-    s->saving = 0;
-    s->dirty = 0;
-    s->refresh = 0;
-    if (status == 0 && sh && !r->resp.head_sent) {
-        set_cookie(r, sh, s, 0);
-    } else if (status != 0) {
-        loom__warn("sessions: store %s failed to save a session (%d)", sh ? sh->name : "-", status);
-    }
-    if (loom__session_before_send(r) == 0) loom__dispatch_complete(r);
-}
-
-int loom__session_before_send(loom_req *r)
-{
-    sess *s = get(r);
-    if (s && s->loading) {
-        /* The store still holds a pointer to this request's session: the
-         * request must outlive the load (finish_load completes it). */
-        s->waiting = 1;
-        return 1;
-    }
-    if (!s || s->saved || s->saving || !s->loaded) return 0;
-    sess_host *sh = shost_req(r);
-    if (!sh || !sh->owner || CTX(r)->aborted) {
-        s->saved = 1;
-        return 0;
-    }
-    int64_t now = (int64_t)time(NULL);
-    /* 1. a regenerated or invalidated session: the old ID goes first */
-    if (s->old_id[0]) {
-        s->saving = 1;
-        if (sh->store.destroy(sh->store.ud, s->old_id, after_delete, s) == 0) return 1;
-        s->saving = 0;
-        s->old_id[0] = 0;
-    }
-    if (s->invalidated) {
-        s->invalidated = 0;
-        if (!r->resp.head_sent) set_cookie(r, sh, s, 1);
-    }
-    /* 2. a changed session is written (a new, still empty one is not) */
-    if (s->dirty && (json_object_size(s->data) || !s->is_new || s->regenerated)) {
-        char *text = json_dumps(s->data, JSON_COMPACT);
-        if (!text) {
-            s->saved = 1;
-            return 0;
-        }
-        size_t tl = strlen(text);
-        if (tl > sh->max_size) {
-            loom__warn("sessions: a session of %zu bytes is over max_size %zu; not saved", tl,
-                       sh->max_size);
-            free(text);
-            s->saved = 1;
-            return 0;
-        }
-        if (!s->id[0]) {
-            if (new_id(s->id)) {
-                free(text);
-                s->saved = 1;
-                return 0;
-            }
-            s->issued = now;
-        }
-        s->expires = expiry(sh, s, now);
-        s->saving = 1;
-        s->saved = 1; /* after_save may run (and complete the request) inside save */
-        int rc = sh->store.save(sh->store.ud, s->id, text, tl, s->expires, after_save, s);
-        free(text);
-        if (rc == 0) return 1;
-        s->saving = 0;
-    } else if (s->refresh && s->id[0]) {
-        s->expires = expiry(sh, s, now);
-        s->saving = 1;
-        s->saved = 1;
-        if (sh->store.touch(sh->store.ud, s->id, s->expires, after_save, s) == 0) return 1;
-        s->saving = 0;
-    }
-    s->saved = 1;
-    return 0;
 }
 
 void loom__session_free(loom_req *r)
 {
-    sess *s = get(r);
+    sess *s = loom__sess_of(r);
     if (!s) return;
+    loom__sess_drop_lock(s);
     json_decref(s->data);
+    json_decref(s->base);
     s->data = NULL;
+    s->base = NULL;
     CTX(r)->session = NULL;
 }

@@ -91,6 +91,7 @@ static void snapshot_free(loom__snapshot *s)
     loom__router_free(s->router);
     free(s->chain);
     free(s->plugins);
+    free(s->services);
     free(s);
 }
 
@@ -117,7 +118,7 @@ loom__snapshot *loom__snapshot_build(loom__host *h, loom_plugin **plugins, size_
         s->plugins[s->nplugins++] = p;
         for (size_t k = 0; k < p->nroutes; k++) {
             loom__reg_route *r = &p->routes[k];
-            loom__route_target t = {(void *)r->fn, r->ud, p, r->name};
+            loom__route_target t = {(void *)r->fn, r->ud, p, r->name, r->flags};
             char why[256];
             if (loom__router_add(s->router, r->method, r->pattern, &t, why, sizeof why)) {
                 snprintf(err, errlen, "plugin %s: route %s %s: %s", p->name, r->method, r->pattern,
@@ -139,6 +140,7 @@ loom__snapshot *loom__snapshot_build(loom__host *h, loom_plugin **plugins, size_
             s->nchain++;
         }
     }
+    if (loom__services_index(s, err, errlen, culprit)) goto fail;
     long bad = -1;
     if (order_chain(s->chain, s->nchain, err, errlen, &bad)) {
         if (bad >= 0)

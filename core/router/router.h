@@ -20,6 +20,7 @@ typedef struct {
     void *ud;
     void *owner;
     const char *name; /* route name or NULL (copied by the router) */
+    uint32_t flags;   /* the plugin's LOOM_ROUTE_* flags */
 } loom__route_target;
 
 typedef struct {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 struct loom__access_log {
+    int format; /* LOOM__ALOG_* */
     int fd;
     int own_fd;
     int failing; /* the last write failed; reported once */
@@ -18,10 +19,11 @@ struct loom__access_log {
     char ts[32];
 };
 
-loom__access_log *loom__access_log_open(const char *path, char *err, size_t errlen)
+loom__access_log *loom__access_log_open(const char *path, int format, char *err, size_t errlen)
 {
     loom__access_log *l = calloc(1, sizeof *l);
     if (!l) return NULL;
+    l->format = format;
     if (strcmp(path, "-") == 0) {
         l->fd = STDOUT_FILENO;
     } else {
@@ -100,6 +102,14 @@ void loom__access_log_write(loom__access_log *l, loom__conn *c, const loom_req *
     put_quoted(b, ref, rl);
     loom__buf_append(b, " ", 1);
     put_quoted(b, ua, ul);
+    if (l->format == LOOM__ALOG_COMBINED_TLS) {
+        const loom__conn_tls *t = loom__conn_tls_of(c);
+        if (t && t->t.ssl)
+            loom__buf_printf(b, " \"%s\" \"%s\"", SSL_get_version(t->t.ssl),
+                             SSL_get_cipher_name(t->t.ssl));
+        else
+            loom__buf_puts(b, " \"-\" \"-\"");
+    }
     loom__buf_append(b, "\n", 1);
     if (b->len > 32768) loom__access_log_flush(l);
 }

@@ -12,8 +12,11 @@
 #include "server/conn.h"
 
 /* Opens the log: "-" is stdout, anything else a file opened for appending.
- * Returns NULL with the reason in `err` when the file cannot be opened. */
-loom__access_log *loom__access_log_open(const char *path, char *err, size_t errlen);
+ * `format` is a LOOM__ALOG_* (config.h): Combined Log Format, or the same
+ * with the TLS protocol and cipher after the user agent ("-" "-" for
+ * plaintext). Returns NULL with the reason in `err` when the file cannot be
+ * opened. */
+loom__access_log *loom__access_log_open(const char *path, int format, char *err, size_t errlen);
 /* Adds the line for a finished request. */
 void loom__access_log_write(loom__access_log *l, loom__conn *c, const loom_req *r);
 /* Adds a line for a request that could not be parsed. */

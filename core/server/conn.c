@@ -175,6 +175,11 @@ static int log_gone(loom__conn *c, int err)
     char addr[64], what[96], phase[96];
     const loom_req *pr = c->parser.req;
     if (c->closing || c->lingering) return 0;
+    if (c->tls && !c->tls->t.done) {
+        loom__debug("client %s left during the TLS handshake (%s)",
+                    loom__access_log_addr(c, addr, sizeof addr), uv_strerror(err));
+        return 1;
+    }
     if (c->writing || c->pend.len || (c->active && c->active->resp.head_sent)) {
         snprintf(phase, sizeof phase, "while its response was being sent");
     } else if (c->active) {
@@ -557,16 +562,58 @@ static void send_error(loom__conn *c, int status, const char *reason)
     if (c->w->access_log) loom__access_log_error(c->w->access_log, c, status);
 }
 
+/* A plaintext listener with "redirect_to_https": every request gets a 308
+ * to the same target on the TLS port, without reaching the plugins. */
+static void redirect_https(loom__conn *c, loom_req *r)
+{
+    size_t hl = 0;
+    const char *host = loom__req_header(r, "host", 4, &hl);
+    if (!host) {
+        r->resp.status = 400;
+        loom__resp_body_take(r, "400: a Host header is needed to redirect to https", 49, NULL);
+        loom__req_finish(r);
+        return;
+    }
+    /* Host without its port: "[v6]:p" keeps its brackets. */
+    size_t n = hl;
+    if (host[0] == '[') {
+        const char *e = memchr(host, ']', hl);
+        n = e ? (size_t)(e - host) + 1 : hl;
+    } else {
+        const char *colon = memchr(host, ':', hl);
+        if (colon) n = (size_t)(colon - host);
+    }
+    int port = c->l->cfg->redirect_to_https;
+    char *loc = loom__arena_alloc(&r->arena, n + r->target_len + 32);
+    if (!loc) {
+        loom__conn_close(c);
+        return;
+    }
+    int len = port == 443 ? snprintf(loc, n + 32, "https://%.*s", (int)n, host)
+                          : snprintf(loc, n + 32, "https://%.*s:%d", (int)n, host, port);
+    memcpy(loc + len, r->target, r->target_len);
+    r->resp.status = 308;
+    loom__resp_header_add(r, "Location", 8, loc, (size_t)len + r->target_len);
+    loom__resp_header_add(r, "Content-Type", 12, "text/plain; charset=utf-8", 25);
+    loom__resp_body_take(r, "308: Permanent Redirect", 23, NULL);
+    loom__req_finish(r);
+}
+
 static void dispatch(loom__conn *c, loom_req *r)
 {
     loom__worker *w = c->w;
     c->active = r;
     r->conn = c;
+    r->tls = c->tls != NULL;
     r->start_ms = c->req_start;
     c->req_start = uv_now(w->loop);
     c->nreq++;
     w->requests++;
     if (!r->keep_alive || r->upgrade || w->draining) r->resp.close = 1;
+    if (c->l->cfg->redirect_to_https) {
+        redirect_https(c, r);
+        return;
+    }
     w->handle(w, r);
 }
 
@@ -737,7 +784,6 @@ static void handshake_done(loom__conn *c)
 {
     loom__conn_tls *t = c->tls;
     const char *name = SSL_get_servername(t->t.ssl, TLSEXT_NAMETYPE_host_name);
-    if (name) snprintf(t->sni, sizeof t->sni, "%s", name);
     c->req_start = uv_now(c->w->loop);
     size_t alen;
     const char *alpn = loom__tls_alpn(&t->t, &alen);
@@ -1186,6 +1232,17 @@ void loom__conn_sweep(loom__worker *w)
 loom__worker *loom__req_worker(const loom_req *r)
 {
     return r->conn ? r->conn->w : NULL;
+}
+
+size_t loom__req_queued(const loom_req *r)
+{
+    const loom__conn *c = r->conn;
+    if (!c) return 0;
+    if (c->proto && c->proto->req_queued) return c->proto->req_queued(r);
+    size_t n = c->pend.len + (c->writing ? c->wq.len - c->wq_off : 0);
+    if (c->w->out_conn == c) n += c->w->out.len;
+    if (c->tls) n += c->tls->cout.len;
+    return n;
 }
 
 const char *loom__req_remote(const loom_req *r, char *buf, size_t len)

@@ -23,7 +23,6 @@ typedef struct {
     loom__buf cout;               /* ciphertext made but not handed to the socket yet */
     uint64_t burst_at;            /* loop time the current burst of writes began */
     size_t burst;                 /* bytes written in small records in this burst */
-    char sni[256];                /* the server name the client asked for ("" = none) */
 } loom__conn_tls;
 
 struct loom__conn {

@@ -69,6 +69,9 @@ struct loom__worker {
     loom__abort_fn on_abort;
     void (*on_sighup)(loom__worker *w);
     void (*on_stopped)(loom__worker *w);
+    /* A graceful stop begins (before idle connections close): long-lived
+     * responses such as event streams end themselves here. */
+    void (*on_drain)(loom__worker *w);
     void *host; /* plugin host state */
 };
 
@@ -98,8 +101,16 @@ void loom__req_finish(loom_req *r);
 int loom__req_stream_head(loom_req *r);
 /* Sends one chunk of a streaming response. Returns 0 or -1 (gone). */
 int loom__req_stream_write(loom_req *r, const void *data, size_t len);
+/* Response bytes of the request's connection that its socket has not taken
+ * yet (queued behind a write, or in flight); 0 when the connection is gone.
+ * Event streams bound what waits for a slow client with it. */
+size_t loom__req_queued(const loom_req *r);
 /* The peer address of the request's connection as text ("-" when gone). */
 const char *loom__req_remote(const loom_req *r, char *buf, size_t len);
+/* One fact (LOOM_TLS_* of loom.h) about the TLS connection of `r`, written
+ * into buf; NULL when r did not come over TLS, the fact is not known, or
+ * the connection is gone. */
+const char *loom__req_tls_info(const loom_req *r, int what, char *buf, size_t len);
 /* The worker that a live request belongs to, or NULL when its connection is gone. */
 loom__worker *loom__req_worker(const loom_req *r);
 

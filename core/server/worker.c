@@ -150,6 +150,7 @@ void loom__worker_drain(loom__worker *w)
     w->draining = 1;
     loom__info("stopping: no new connections; %zu open", w->nconns);
     stop_listening(w);
+    if (w->on_drain) w->on_drain(w);
     loom__conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,17 +51,28 @@ int loom__tls_load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *e
                  loom__tls_errstr(why, sizeof why, "not a PEM certificate chain"));
         return -1;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    FILE *f = fopen(key, "rb");
+    EVP_PKEY *pk = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    if (f) fclose(f);
+    if (!pk) {
         snprintf(err, errlen, "tls: key %s: %s", key,
                  loom__tls_errstr(why, sizeof why, "not a PEM private key"));
         return -1;
     }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
+    if (X509_check_private_key(x, pk) != 1) {
         ERR_clear_error();
+        EVP_PKEY_free(pk);
         snprintf(err, errlen, "tls: key %s does not match the certificate in %s", key, cert);
         return -1;
     }
-    X509 *x = SSL_CTX_get0_certificate(ctx);
+    int used = SSL_CTX_use_PrivateKey(ctx, pk);
+    EVP_PKEY_free(pk);
+    if (used != 1) {
+        snprintf(err, errlen, "tls: key %s: %s", key,
+                 loom__tls_errstr(why, sizeof why, "cannot be used"));
+        return -1;
+    }
     if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
         snprintf(err, errlen, "tls: cert %s expired on %s", cert,
                  asn1_date(X509_get0_notAfter(x), d, sizeof d));
@@ -112,28 +124,38 @@ static int ocsp_usable(SSL_CTX *ctx, OCSP_RESPONSE *resp, const char *path)
         loom__warn("tls: ocsp_file %s ignored: the response is not successful", path);
         return 0;
     }
-    STACK_OF(X509) *chain = NULL;
-    SSL_CTX_get0_chain_certs(ctx, &chain);
-    X509 *issuer = NULL;
-    for (int i = 0; chain && i < sk_X509_num(chain); i++)
-        if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK)
-            issuer = sk_X509_value(chain, i);
+    /* The response must speak of this certificate: its serial number and
+     * its issuer's name (the issuer itself may be a root the chain file
+     * leaves out, so its key hash is the client's to check). */
     OCSP_BASICRESP *basic = OCSP_response_get1_basic(resp);
-    OCSP_CERTID *id = issuer ? OCSP_cert_to_id(NULL, leaf, issuer) : NULL;
+    OCSP_SINGLERESP *single = NULL;
+    for (int i = 0; basic && i < OCSP_resp_count(basic) && !single; i++) {
+        OCSP_SINGLERESP *sr = OCSP_resp_get0(basic, i);
+        ASN1_OCTET_STRING *name_hash = NULL;
+        ASN1_OBJECT *md = NULL;
+        ASN1_INTEGER *serial = NULL;
+        unsigned char h[EVP_MAX_MD_SIZE];
+        unsigned hl = 0;
+        const EVP_MD *dg = NULL;
+        if (OCSP_id_get0_info(&name_hash, &md, NULL, &serial,
+                              (OCSP_CERTID *)OCSP_SINGLERESP_get0_id(sr)) == 1 &&
+            (dg = EVP_get_digestbyobj(md)) &&
+            X509_NAME_digest(X509_get_issuer_name(leaf), dg, h, &hl) == 1 &&
+            ASN1_INTEGER_cmp(serial, X509_get0_serialNumber(leaf)) == 0 &&
+            (unsigned)ASN1_STRING_length(name_hash) == hl &&
+            memcmp(ASN1_STRING_get0_data(name_hash), h, hl) == 0)
+            single = sr;
+    }
     int status = -1, reason;
-    ASN1_GENERALIZEDTIME *rev, *thisupd, *nextupd;
-    int ok = basic && id &&
-             OCSP_resp_find_status(basic, id, &status, &reason, &rev, &thisupd, &nextupd) == 1;
+    ASN1_GENERALIZEDTIME *rev, *thisupd = NULL, *nextupd = NULL;
+    if (single) status = OCSP_single_get0_status(single, &reason, &rev, &thisupd, &nextupd);
     const char *why = NULL;
-    if (!issuer)
-        why = "the chain does not hold the certificate's issuer";
-    else if (!ok)
+    if (!single)
         why = "it is not about this certificate";
     else if (status != V_OCSP_CERTSTATUS_GOOD)
         why = "it does not say the certificate is good";
     else if (OCSP_check_validity(thisupd, nextupd, 300, -1) != 1)
         why = "it is out of date";
-    OCSP_CERTID_free(id);
     OCSP_BASICRESP_free(basic);
     ERR_clear_error();
     if (why) loom__warn("tls: ocsp_file %s ignored: %s", path, why);

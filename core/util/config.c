@@ -9,7 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_STR, K_STR_OR_NULL, K_INT, K_SIZE, K_MS, K_LEVEL, K_PLUGIN_ERR, K_BOOL, K_IO };
+enum kind {
+    K_STR,
+    K_STR_OR_NULL,
+    K_INT,
+    K_SIZE,
+    K_MS,
+    K_LEVEL,
+    K_PLUGIN_ERR,
+    K_BOOL,
+    K_IO,
+    K_ALOG
+};
 
 typedef struct {
     const char *name;
@@ -25,6 +36,7 @@ static const key_def keys[] = {
     {"plugins_dir", K_STR_OR_NULL, OFF(plugins_dir), 0, 0},
     {"workers", K_INT, OFF(workers), 0, 1024},
     {"access_log", K_STR_OR_NULL, OFF(access_log), 0, 0},
+    {"access_log_format", K_ALOG, OFF(access_log_format), 0, 0},
     {"log_level", K_LEVEL, OFF(log_level), 0, 0},
     {"pid_file", K_STR_OR_NULL, OFF(pid_file), 0, 0},
     {"max_line_size", K_SIZE, OFF(max_line_size), 64, 1 << 20},
@@ -141,13 +153,19 @@ static int apply(loom__config *c, const key_def *k, json_t *j, const char *s, ch
         return 0;
     case K_LEVEL:
     case K_IO:
+    case K_ALOG:
     case K_PLUGIN_ERR: {
         if (j && !json_is_string(j)) goto type_str;
         const char *v = j ? json_string_value(j) : s;
         static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
         static const char *const ios[] = {"auto", "uring", "epoll", NULL};
+        static const char *const alogs[] = {"combined", "combined_tls", NULL};
         if (k->kind != K_PLUGIN_ERR)
-            return pick((int *)field, k, v, k->kind == K_LEVEL ? levels : ios, err, errlen);
+            return pick((int *)field, k, v,
+                        k->kind == K_LEVEL ? levels
+                        : k->kind == K_IO  ? ios
+                                           : alogs,
+                        err, errlen);
         if (strcmp(v, "fail") == 0 || strcmp(v, "skip") == 0) {
             *(int *)field = strcmp(v, "skip") == 0;
             return 0;
@@ -205,6 +223,15 @@ static void note_key(loom__config *c, const key_def *k)
 int loom__config_set(loom__config *c, const char *key, const char *value, char *err, size_t errlen)
 {
     if (strcmp(key, "listen") == 0) return loom__config_add_listen(c, value, err, errlen);
+    if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0) {
+        /* --tls-cert/--tls-key: the "tls" section's default certificate. */
+        if (!*value) {
+            snprintf(err, errlen, "key '%s': must not be empty", key);
+            return -1;
+        }
+        if (!c->tls && !(c->tls = json_object())) return -1;
+        return json_object_set_new(c->tls, key[4] == 'c' ? "cert" : "key", json_string(value));
+    }
     const key_def *k = find_key(key);
     if (!k) {
         snprintf(err, errlen, "unknown key '%s'", key);

@@ -39,6 +39,7 @@ typedef struct {
     char *plugins_dir;          /* where *.so plugins are loaded from; NULL = none */
     int workers;                /* worker processes; 0 = one per CPU */
     char *access_log;           /* NULL = off, "-" = stdout, else a file path */
+    int access_log_format;      /* LOOM__ALOG_*: Combined, or Combined + TLS protocol and cipher */
     int log_level;              /* LOOM_LOG_* */
     char *pid_file;             /* NULL = none */
 
@@ -67,6 +68,8 @@ typedef struct {
     size_t io_recv_buffers;   /* io_uring: 4 KiB receive buffers per worker (a power of two) */
     size_t http2_max_streams; /* HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS per connection */
 } loom__config;
+
+enum { LOOM__ALOG_COMBINED, LOOM__ALOG_COMBINED_TLS };
 
 /* "io": io_uring when the kernel allows it, else epoll (auto); io_uring or
  * refuse to start (uring); epoll always (epoll). */

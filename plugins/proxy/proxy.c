@@ -2,7 +2,14 @@
  * client connections.
  *
  *   "plugins": {"proxy": {"routes": [
- *       {"prefix": "/api", "upstream": "http://127.0.0.1:9000", "timeout": 30}]}}
+ *       {"prefix": "/api", "upstream": "http://127.0.0.1:9000", "timeout": 30},
+ *       {"prefix": "/pay", "upstream": "https://pay.internal:8443",
+ *        "ca_file": "/etc/loom/internal-ca.pem"}]}}
+ *
+ * An https upstream is verified (its certificate and host name) against the
+ * system's CAs, or against the route's "ca_file"; "client_cert" and
+ * "client_key" present a client certificate; "insecure": true turns the
+ * verification off (logged at start). Needs a host with plugin ABI 1.6.
  *
  * The request goes upstream with its method, path and query, body and
  * headers -- less the hop-by-hop ones (Connection and what it names,
@@ -21,6 +28,8 @@ typedef struct {
     char prefix[256];
     char upstream[512];
     uint64_t timeout_ms;
+    char ca_file[512], client_cert[512], client_key[512]; /* "" = none */
+    int insecure;
 } route;
 
 static loom_plugin *me;
@@ -77,7 +86,7 @@ static void on_upstream(const loom_fetch_result *res, void *ud)
     int32_t err = loom_fetch_error(res);
     if (err != LOOM_FETCH_OK) {
         int timeout = err == LOOM_FETCH_E_TOTAL_TIMEOUT || err == LOOM_FETCH_E_READ_TIMEOUT ||
-                      err == LOOM_FETCH_E_CONNECT_TIMEOUT;
+                      err == LOOM_FETCH_E_CONNECT_TIMEOUT || err == LOOM_FETCH_E_TLS_TIMEOUT;
         loom_log(me, LOOM_LOG_WARN, loom_fetch_message(res));
         loom_resp_error(req, timeout ? 504 : 502,
                         timeout ? "upstream timed out" : "upstream unavailable");
@@ -97,6 +106,14 @@ static void on_upstream(const loom_fetch_result *res, void *ud)
     size_t len;
     const void *body = loom_fetch_body(res, &len);
     loom_resp_body(req, body, len);
+    loom_respond(req);
+}
+
+/* The client left: the host cancelled the upstream fetch (its callback will
+ * not run), so the request is released here; the answer goes nowhere. */
+static void on_abort(loom_req *req, void *ud)
+{
+    (void)ud;
     loom_respond(req);
 }
 
@@ -151,8 +168,13 @@ static int32_t handle(loom_req *req, void *ud)
     o.body_len = bl;
     o.content_type = loom_req_header(req, "Content-Type", NULL);
     o.timeout_ms = r->timeout_ms;
+    if (r->ca_file[0]) o.ca_file = r->ca_file;
+    if (r->client_cert[0]) o.client_cert = r->client_cert;
+    if (r->client_key[0]) o.client_key = r->client_key;
+    if (r->insecure) o.flags |= LOOM_FETCH_INSECURE;
     if (!loom_fetch_start(me, req, &o, on_upstream, req))
         return loom_resp_error(req, 502, "cannot start the upstream request");
+    loom_req_on_abort(req, on_abort, NULL);
     return LOOM_PENDING;
 }
 
@@ -172,13 +194,46 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
         const char *prefix = loom_json_string(loom_json_get(e, "prefix"), NULL);
         const char *up = loom_json_string(loom_json_get(e, "upstream"), NULL);
         const loom_json *t = loom_json_get(e, "timeout");
-        if (!prefix || prefix[0] != '/' || !up || strncmp(up, "http://", 7) != 0) {
-            loom_log(
-                self, LOOM_LOG_ERROR,
-                "config: each route needs \"prefix\": \"/...\" and \"upstream\": \"http://...\"");
+        int https = up && strncmp(up, "https://", 8) == 0;
+        if (!prefix || prefix[0] != '/' || !up || (!https && strncmp(up, "http://", 7) != 0)) {
+            loom_log(self, LOOM_LOG_ERROR,
+                     "config: each route needs \"prefix\": \"/...\" and \"upstream\": "
+                     "\"http://...\" or \"https://...\"");
             return LOOM_EINVAL;
         }
         route *r = &routes[nroutes++];
+        memset(r, 0, sizeof *r);
+        if (https && !LOOM_HAS(fetch_jar_new)) {
+            loom_log(self, LOOM_LOG_ERROR, "https upstreams need a host with plugin ABI 1.6");
+            return LOOM_ENOSYS;
+        }
+        static const char *const files[] = {"ca_file", "client_cert", "client_key"};
+        char *dst[] = {r->ca_file, r->client_cert, r->client_key};
+        for (int k = 0; k < 3; k++) {
+            const loom_json *v = loom_json_get(e, files[k]);
+            if (!v) continue;
+            const char *path = loom_json_string(v, NULL);
+            FILE *f = path ? fopen(path, "r") : NULL;
+            if (!f || strlen(path) >= sizeof r->ca_file) {
+                char msg[700];
+                snprintf(msg, sizeof msg, "config: route %s: \"%s\" %s%s", prefix, files[k],
+                         path ? "cannot be read: " : "must be a file name", path ? path : "");
+                loom_log(self, LOOM_LOG_ERROR, msg);
+                if (f) fclose(f);
+                return LOOM_EINVAL;
+            }
+            fclose(f);
+            snprintf(dst[k], sizeof r->ca_file, "%s", path);
+        }
+        r->insecure = loom_json_type(loom_json_get(e, "insecure")) == LOOM_JSON_TRUE;
+        if (r->insecure) {
+            char msg[400];
+            snprintf(msg, sizeof msg,
+                     "route %s: upstream %s is not verified (\"insecure\": true): anyone on the "
+                     "path can read and change this traffic",
+                     prefix, up);
+            loom_log(self, LOOM_LOG_WARN, msg);
+        }
         snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
         snprintf(r->upstream, sizeof r->upstream, "%s", up);
         size_t ul = strlen(r->upstream);

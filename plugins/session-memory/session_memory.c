@@ -1,7 +1,10 @@
 /* session-memory: a session store in this worker's memory. For development
- * and tests: sessions live in one process (run with --single or one worker)
- * and are gone on restart. Expired entries are dropped on lookup and by a
- * sweep every minute. Config: {"max_sessions": 100000}. */
+ * and tests: sessions live in one process (the server refuses it with more
+ * than one worker: run with --single or --workers 1) and are gone on
+ * restart. Each session has a version for the host's compare-and-set saves;
+ * one loop thread runs every operation, so each is atomic by construction.
+ * Expired entries are dropped on lookup and by a sweep every minute.
+ * Config: {"max_sessions": 100000}. */
 #define _POSIX_C_SOURCE 200809L
 #include <loom/loom.h>
 
@@ -17,10 +20,12 @@ typedef struct entry {
     char *data;
     size_t len;
     int64_t expires;
+    uint64_t version;
 } entry;
 
 static entry *buckets[NBUCKETS];
 static size_t count, max_sessions = 100000;
+static uint64_t last_version; /* versions never repeat, even for a re-created ID */
 static loom_timer *sweeper;
 
 static size_t hash(const char *s)
@@ -59,34 +64,46 @@ static entry **find(const char *id)
     return NULL;
 }
 
-static int32_t st_load(void *ud, const char *id, loom_session_done_fn done, void *ctx)
+static int32_t st_load(void *ud, const char *id, loom_session_vdone_fn done, void *ctx)
 {
     (void)ud;
     entry **pp = find(id);
     if (!pp) {
-        done(ctx, LOOM_ENOTFOUND, NULL, 0);
+        done(ctx, LOOM_ENOTFOUND, NULL, 0, 0);
         return 0;
     }
-    done(ctx, 0, (*pp)->data, (*pp)->len);
+    done(ctx, 0, (*pp)->data, (*pp)->len, (*pp)->version);
     return 0;
 }
 
-static int32_t st_save(void *ud, const char *id, const char *data, size_t len, int64_t expires,
-                       loom_session_done_fn done, void *ctx)
+/* The stored state of a compare that failed. */
+static void conflict(entry **pp, loom_session_vdone_fn done, void *ctx)
+{
+    if (pp)
+        done(ctx, LOOM_ECONFLICT, (*pp)->data, (*pp)->len, (*pp)->version);
+    else
+        done(ctx, LOOM_ECONFLICT, NULL, 0, 0);
+}
+
+static int32_t st_save_if(void *ud, const char *id, const char *data, size_t len, int64_t expires,
+                          uint64_t version, loom_session_vdone_fn done, void *ctx)
 {
     (void)ud;
+    entry **pp = find(id);
+    if (pp ? (*pp)->version != version : version != 0) {
+        conflict(pp, done, ctx);
+        return 0;
+    }
     char *copy = malloc(len + 1);
     if (!copy) return LOOM_ENOMEM;
     memcpy(copy, data, len);
     copy[len] = 0;
-    entry **pp = find(id);
+    entry *e;
     if (pp) {
-        free((*pp)->data);
-        (*pp)->data = copy;
-        (*pp)->len = len;
-        (*pp)->expires = expires;
+        e = *pp;
+        free(e->data);
     } else {
-        entry *e = calloc(1, sizeof *e);
+        e = calloc(1, sizeof *e);
         char *eid = strdup(id);
         if (!e || !eid || count >= max_sessions) {
             free(e);
@@ -95,15 +112,30 @@ static int32_t st_save(void *ud, const char *id, const char *data, size_t len, i
             return count >= max_sessions ? LOOM_ELIMIT : LOOM_ENOMEM;
         }
         e->id = eid;
-        e->data = copy;
-        e->len = len;
-        e->expires = expires;
         size_t b = hash(id);
         e->next = buckets[b];
         buckets[b] = e;
         count++;
     }
-    done(ctx, 0, NULL, 0);
+    e->data = copy;
+    e->len = len;
+    e->expires = expires;
+    e->version = ++last_version;
+    done(ctx, 0, NULL, 0, e->version);
+    return 0;
+}
+
+static int32_t st_destroy_if(void *ud, const char *id, uint64_t version, loom_session_vdone_fn done,
+                             void *ctx)
+{
+    (void)ud;
+    entry **pp = find(id);
+    if (!pp || (*pp)->version != version) {
+        conflict(pp, done, ctx);
+        return 0;
+    }
+    drop(pp);
+    done(ctx, 0, NULL, 0, 0);
     return 0;
 }
 
@@ -153,8 +185,10 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     memset(&st, 0, sizeof st);
     st.size = sizeof st;
     st.name = "memory";
-    st.load = st_load;
-    st.save = st_save;
+    st.flags = LOOM_SESSION_STORE_PROCESS_LOCAL;
+    st.load_versioned = st_load;
+    st.save_if = st_save_if;
+    st.destroy_if = st_destroy_if;
     st.destroy = st_destroy;
     st.touch = st_touch;
     int32_t rc = loom_session_store_register(self, &st);

@@ -2,6 +2,15 @@
  * by every worker (WAL mode, a busy timeout), so sessions survive a restart
  * and any worker can serve any client. Every query runs on the thread pool
  * (loom_work_queue); expired rows are swept there too, on a timer.
+ *
+ * Each row has a version for the host's compare-and-set saves. Every
+ * operation is one statement (UPDATE/INSERT/DELETE ... RETURNING), hence one
+ * atomic step for every process that shares the file. The pool threads share
+ * one connection, and a job holds its mutex from prepare to finalize: a
+ * statement another thread left open would put ours inside its transaction,
+ * where SQLite answers SQLITE_BUSY at once instead of waiting for the other
+ * process (the busy timeout only works between transactions). A compare that
+ * fails reads the row as it is now, for the host to merge.
  * Config: {"db": "sessions.db", "sweep_interval": 300}. */
 #define _POSIX_C_SOURCE 200809L
 #include <loom/loom.h>
@@ -12,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { OP_LOAD, OP_SAVE, OP_DESTROY, OP_TOUCH, OP_SWEEP };
+enum { OP_LOAD, OP_SAVE_NEW, OP_SAVE_IF, OP_DESTROY_IF, OP_DESTROY, OP_TOUCH, OP_SWEEP, OP_READ };
 
 static loom_plugin *me;
 static sqlite3 *db;
@@ -24,65 +33,147 @@ typedef struct {
     char *data;
     size_t len;
     int64_t expires;
+    uint64_t version;
     int32_t status;
+    int sqlite_rc; /* the SQLite error, for the log line */
+    loom_session_vdone_fn vdone;
     loom_session_done_fn done;
     void *ctx;
 } job;
 
+/* ?1 id, ?2 data, ?3 expires, ?4 now, ?5 version. A statement that returns
+ * a row did its work; one that returns none found the compare false. */
+static const char *const sql[] = {
+    [OP_LOAD] = "SELECT data, version FROM sessions WHERE id = ?1 AND expires > ?4",
+    [OP_SAVE_NEW] = "INSERT INTO sessions(id, data, expires, version) VALUES(?1, ?2, ?3, 1) "
+                    "ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires = "
+                    "excluded.expires, version = sessions.version + 1 "
+                    "WHERE sessions.expires <= ?4 RETURNING version",
+    [OP_SAVE_IF] = "UPDATE sessions SET data = ?2, expires = ?3, version = version + 1 "
+                   "WHERE id = ?1 AND version = ?5 AND expires > ?4 RETURNING version",
+    [OP_DESTROY_IF] = "DELETE FROM sessions WHERE id = ?1 AND version = ?5 AND expires > ?4 "
+                      "RETURNING 0",
+    [OP_DESTROY] = "DELETE FROM sessions WHERE id = ?1",
+    [OP_TOUCH] = "UPDATE sessions SET expires = ?3 WHERE id = ?1 AND expires > ?4 RETURNING 0",
+    [OP_SWEEP] = "DELETE FROM sessions WHERE expires <= ?4",
+    [OP_READ] = "SELECT data, version FROM sessions WHERE id = ?1 AND expires > ?4",
+};
+
+/* Runs one statement; *row is set when it returned a row, and for the
+ * SELECTs the row is copied into the job. Returns the SQLite result. */
+static int exec(job *j, int op, int *row)
+{
+    sqlite3_stmt *st = NULL;
+    *row = 0;
+    int rc = sqlite3_prepare_v2(db, sql[op], -1, &st, NULL);
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
+    if (j->data && (op == OP_SAVE_NEW || op == OP_SAVE_IF))
+        sqlite3_bind_text(st, 2, j->data, (int)j->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, j->expires);
+    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+    sqlite3_bind_int64(st, 5, (int64_t)j->version);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *row = 1;
+        if (op == OP_LOAD || op == OP_READ) {
+            const unsigned char *t = sqlite3_column_text(st, 0);
+            int n = sqlite3_column_bytes(st, 0);
+            j->version = (uint64_t)sqlite3_column_int64(st, 1);
+            free(j->data);
+            j->data = t ? malloc((size_t)n + 1) : NULL;
+            if (!j->data) {
+                sqlite3_finalize(st);
+                return SQLITE_NOMEM;
+            }
+            memcpy(j->data, t, (size_t)n);
+            j->len = (size_t)n;
+        } else if (op == OP_SAVE_NEW || op == OP_SAVE_IF) {
+            j->version = (uint64_t)sqlite3_column_int64(st, 0);
+        }
+        rc = sqlite3_step(st); /* runs the statement to its end: then it is done */
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void run_locked(job *j);
+
 static void run(void *ud)
 {
     job *j = ud;
-    static const char *sql[] = {
-        "SELECT data FROM sessions WHERE id = ?1 AND expires > ?3",
-        "INSERT INTO sessions(id, data, expires) VALUES(?1, ?2, ?3) ON CONFLICT(id) DO UPDATE "
-        "SET data = excluded.data, expires = excluded.expires",
-        "DELETE FROM sessions WHERE id = ?1",
-        "UPDATE sessions SET expires = ?3 WHERE id = ?1",
-        "DELETE FROM sessions WHERE expires <= ?3",
-    };
-    sqlite3_stmt *st = NULL;
-    j->status = LOOM_EINVAL;
-    if (sqlite3_prepare_v2(db, sql[j->op], -1, &st, NULL) != SQLITE_OK) return;
-    if (j->op != OP_SWEEP) sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
-    if (j->op == OP_SAVE) sqlite3_bind_text(st, 2, j->data, (int)j->len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3,
-                       j->op == OP_LOAD || j->op == OP_SWEEP ? (int64_t)time(NULL) : j->expires);
-    int rc = sqlite3_step(st);
-    if (j->op == OP_LOAD) {
-        if (rc == SQLITE_ROW) {
-            const unsigned char *t = sqlite3_column_text(st, 0);
-            int n = sqlite3_column_bytes(st, 0);
-            free(j->data);
-            j->data = malloc((size_t)n + 1);
-            if (j->data && t) {
-                memcpy(j->data, t, (size_t)n);
-                j->len = (size_t)n;
-                j->status = 0;
-            } else {
-                j->status = LOOM_ENOMEM;
-            }
-        } else {
-            j->status = rc == SQLITE_DONE ? LOOM_ENOTFOUND : LOOM_EINVAL;
-        }
-    } else if (rc == SQLITE_DONE) {
-        j->status = j->op == OP_TOUCH && sqlite3_changes(db) == 0 ? LOOM_ENOTFOUND : 0;
+    sqlite3_mutex *m = sqlite3_db_mutex(db);
+    sqlite3_mutex_enter(m);
+    run_locked(j);
+    sqlite3_mutex_leave(m);
+}
+
+static void run_locked(job *j)
+{
+    int row;
+    j->sqlite_rc = exec(j, j->op, &row);
+    if (j->sqlite_rc != SQLITE_OK) {
+        j->status = LOOM_EUNAVAIL;
+        return;
     }
-    sqlite3_finalize(st);
+    switch (j->op) {
+    case OP_LOAD:
+        j->status = row ? 0 : LOOM_ENOTFOUND;
+        break;
+    case OP_TOUCH:
+        j->status = row ? 0 : LOOM_ENOTFOUND;
+        break;
+    case OP_SAVE_NEW:
+    case OP_SAVE_IF:
+    case OP_DESTROY_IF:
+        if (row) {
+            free(j->data);
+            j->data = NULL;
+            j->len = 0;
+            if (j->op == OP_DESTROY_IF) j->version = 0;
+            j->status = 0;
+            break;
+        }
+        /* The compare failed: what is there now? */
+        free(j->data);
+        j->data = NULL;
+        j->len = 0;
+        j->sqlite_rc = exec(j, OP_READ, &row);
+        if (j->sqlite_rc != SQLITE_OK) {
+            j->status = LOOM_EUNAVAIL;
+            break;
+        }
+        if (!row) j->version = 0;
+        j->status = LOOM_ECONFLICT;
+        break;
+    default:
+        j->status = 0;
+    }
 }
 
 static void done(void *ud, int32_t cancelled)
 {
     job *j = ud;
-    if (j->done) {
-        if (cancelled) j->status = LOOM_EGONE;
-        j->done(j->ctx, j->status, j->status == 0 ? j->data : NULL, j->status == 0 ? j->len : 0);
+    if (cancelled) j->status = LOOM_EGONE;
+    if (j->status == LOOM_EUNAVAIL && j->sqlite_rc != SQLITE_OK) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "session-sqlite: a query failed: %s",
+                 sqlite3_errstr(j->sqlite_rc));
+        loom_log(me, LOOM_LOG_ERROR, msg);
     }
+    int with_data = j->status == 0 || j->status == LOOM_ECONFLICT;
+    if (j->vdone)
+        j->vdone(j->ctx, j->status, with_data ? j->data : NULL, with_data ? j->len : 0,
+                 with_data ? j->version : 0);
+    else if (j->done)
+        j->done(j->ctx, j->status, NULL, 0);
     free(j->data);
     free(j);
 }
 
 static int32_t queue(int op, const char *id, const char *data, size_t len, int64_t expires,
-                     loom_session_done_fn fn, void *ctx)
+                     uint64_t version, loom_session_vdone_fn vfn, loom_session_done_fn fn,
+                     void *ctx)
 {
     job *j = calloc(1, sizeof *j);
     if (!j) return LOOM_ENOMEM;
@@ -98,6 +189,8 @@ static int32_t queue(int op, const char *id, const char *data, size_t len, int64
         j->len = len;
     }
     j->expires = expires;
+    j->version = version;
+    j->vdone = vfn;
     j->done = fn;
     j->ctx = ctx;
     int32_t rc = loom_work_queue(me, run, done, j);
@@ -108,37 +201,68 @@ static int32_t queue(int op, const char *id, const char *data, size_t len, int64
     return rc;
 }
 
-static int32_t st_load(void *ud, const char *id, loom_session_done_fn fn, void *ctx)
+static int32_t st_load(void *ud, const char *id, loom_session_vdone_fn fn, void *ctx)
 {
     (void)ud;
-    return queue(OP_LOAD, id, NULL, 0, 0, fn, ctx);
+    return queue(OP_LOAD, id, NULL, 0, 0, 0, fn, NULL, ctx);
 }
 
-static int32_t st_save(void *ud, const char *id, const char *data, size_t len, int64_t expires,
-                       loom_session_done_fn fn, void *ctx)
+static int32_t st_save_if(void *ud, const char *id, const char *data, size_t len, int64_t expires,
+                          uint64_t version, loom_session_vdone_fn fn, void *ctx)
 {
     (void)ud;
-    return queue(OP_SAVE, id, data, len, expires, fn, ctx);
+    return queue(version ? OP_SAVE_IF : OP_SAVE_NEW, id, data, len, expires, version, fn, NULL,
+                 ctx);
+}
+
+static int32_t st_destroy_if(void *ud, const char *id, uint64_t version, loom_session_vdone_fn fn,
+                             void *ctx)
+{
+    (void)ud;
+    return queue(OP_DESTROY_IF, id, NULL, 0, 0, version, fn, NULL, ctx);
 }
 
 static int32_t st_destroy(void *ud, const char *id, loom_session_done_fn fn, void *ctx)
 {
     (void)ud;
-    return queue(OP_DESTROY, id, NULL, 0, 0, fn, ctx);
+    return queue(OP_DESTROY, id, NULL, 0, 0, 0, NULL, fn, ctx);
 }
 
 static int32_t st_touch(void *ud, const char *id, int64_t expires, loom_session_done_fn fn,
                         void *ctx)
 {
     (void)ud;
-    return queue(OP_TOUCH, id, NULL, 0, expires, fn, ctx);
+    return queue(OP_TOUCH, id, NULL, 0, expires, 0, NULL, fn, ctx);
 }
 
 static void sweep(loom_timer *t, void *ud)
 {
     (void)t;
     (void)ud;
-    queue(OP_SWEEP, NULL, NULL, 0, 0, NULL, NULL);
+    queue(OP_SWEEP, NULL, NULL, 0, 0, 0, NULL, NULL, NULL);
+}
+
+/* Sessions tables made before versions get the column (every row version 1). */
+static int add_version_column(void)
+{
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'version'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    has = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (has) return 0;
+    /* Another worker may add it at the same moment: then ours fails, and the
+     * column is there all the same. */
+    sqlite3_exec(db, "ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 1", NULL,
+                 NULL, NULL);
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'version'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    has = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return has ? 0 : -1;
 }
 
 static int32_t init(loom_plugin *self, const char *config, size_t len)
@@ -160,8 +284,9 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     memset(&st, 0, sizeof st);
     st.size = sizeof st;
     st.name = "sqlite";
-    st.load = st_load;
-    st.save = st_save;
+    st.load_versioned = st_load;
+    st.save_if = st_save_if;
+    st.destroy_if = st_destroy_if;
     st.destroy = st_destroy;
     st.touch = st_touch;
     int32_t rc = loom_session_store_register(self, &st);
@@ -182,9 +307,10 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     if (sqlite3_exec(db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                      "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, data TEXT NOT NULL,"
-                     " expires INTEGER NOT NULL);"
+                     " expires INTEGER NOT NULL, version INTEGER NOT NULL DEFAULT 1);"
                      "CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);",
-                     NULL, NULL, &err) != SQLITE_OK) {
+                     NULL, NULL, &err) != SQLITE_OK ||
+        add_version_column()) {
         char msg[600];
         snprintf(msg, sizeof msg, "session-sqlite: %s: %s", path, err ? err : "?");
         loom_log(self, LOOM_LOG_ERROR, msg);

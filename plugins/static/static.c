@@ -15,8 +15,14 @@
  *
  * Responses carry ETag ("size-mtime") and Last-Modified; If-None-Match and
  * If-Modified-Since give 304; one byte range gives 206 (or 416 when it is not
- * satisfiable); several ranges are answered with the whole file (200), and
- * more than LIMIT_RANGES ranges with 416. Small files are read into memory,
+ * satisfiable); 2 to LIMIT_RANGES ranges give a multipart/byteranges 206,
+ * with overlapping and adjacent ranges coalesced first (RFC 9110 §14.2,
+ * §14.6), and more than LIMIT_RANGES ranges 416. Precompressed files
+ * ("precompressed": true, the default, like nginx's gzip_static): when the
+ * client accepts br, zstd or gzip and FILE.br, FILE.zst or FILE.gz is beside
+ * FILE, that variant is served with Content-Encoding, the type of FILE,
+ * Vary: Accept-Encoding and its own ETag; ranges and conditionals apply to
+ * the variant's bytes. Small files are read into memory,
  * larger ones go out with loom_resp_file (sendfile). No directory listing
  * unless show_index is true; names in it are HTML-escaped. Opens and stats
  * run on the loop thread: they are local-disk metadata calls, as in nginx. */
@@ -41,14 +47,16 @@
 #define LIMIT_MOUNTS 64
 #define LIMIT_RANGES 16
 #define LIMIT_PATH 4096
-#define LIMIT_LISTING 10000 /* entries shown in a directory listing */
-#define SMALL_FILE 16384    /* read into memory up to this size */
+#define LIMIT_LISTING 10000       /* entries shown in a directory listing */
+#define SMALL_FILE 16384          /* read into memory up to this size */
+#define MULTIPART_MAX (16u << 20) /* a multipart/byteranges body larger than this: 200 */
 
 typedef struct {
     char prefix[256];
     size_t prefix_len;
     char index[256];
     int show_index;
+    int precompressed;
     int root_fd;
     int64_t max_age;
 } mount;
@@ -240,6 +248,131 @@ static int parse_ranges(const char *h, uint64_t size, range *out)
     return specs ? n : -1;
 }
 
+static int cmp_range(const void *a, const void *b)
+{
+    const range *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Sorts the ranges and merges overlapping and adjacent ones (RFC 9110
+ * §14.2 lets a server coalesce them); returns how many are left. */
+static int coalesce(range *rs, int n)
+{
+    qsort(rs, (size_t)n, sizeof *rs, cmp_range);
+    int k = 0;
+    for (int i = 1; i < n; i++) {
+        if (rs[i].first <= rs[k].last + 1) {
+            if (rs[i].last > rs[k].last) rs[k].last = rs[i].last;
+        } else {
+            rs[++k] = rs[i];
+        }
+    }
+    return k + 1;
+}
+
+/* ---- precompressed variants ---- */
+
+static const struct {
+    const char *suffix, *coding;
+} variants[] = {{".br", "br"}, {".zst", "zstd"}, {".gz", "gzip"}};
+#define NVARIANTS 3
+
+/* Opens the best variant of `rel` (beneath dirfd) that the client accepts:
+ * highest q first, then br, zstd, gzip. Returns its fd (with *st and
+ * *coding set), -1 when none is there or acceptable. */
+static int open_variant(loom_req *req, int dirfd, const char *rel, struct stat *st,
+                        const char **coding)
+{
+    int32_t q[NVARIANTS];
+    int any = 0;
+    for (int i = 0; i < NVARIANTS; i++)
+        any |= (q[i] = loom_accept_encoding(req, variants[i].coding)) > 0;
+    if (!any) return -1;
+    char name[LIMIT_PATH + 8];
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < NVARIANTS; i++)
+            if (q[i] > 0 && (best < 0 || q[i] > q[best])) best = i;
+        if (best < 0) return -1;
+        q[best] = 0;
+        if ((size_t)snprintf(name, sizeof name, "%s%s", rel, variants[best].suffix) >= sizeof name)
+            return -1;
+        int fd = open_beneath(dirfd, name, O_RDONLY);
+        if (fd < 0) continue;
+        if (fstat(fd, st) == 0 && S_ISREG(st->st_mode)) {
+            *coding = variants[best].coding;
+            return fd;
+        }
+        close(fd);
+    }
+}
+
+/* Reads len bytes at off into buf. Returns 0 or -1. */
+static int read_at(int fd, char *buf, uint64_t off, uint64_t len)
+{
+    uint64_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, buf + got, (size_t)(len - got), (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        got += (uint64_t)r;
+    }
+    return 0;
+}
+
+/* A multipart/byteranges 206 of the ranges rs[0..n) (n >= 2, coalesced).
+ * Returns 1 when the body would pass MULTIPART_MAX (the caller sends the
+ * whole file instead), else the handler's result. Takes fd in both cases
+ * but the first. */
+static int32_t send_multipart(loom_req *req, int fd, const range *rs, int n, uint64_t size,
+                              const char *type, const char *etag)
+{
+    static unsigned counter;
+    char boundary[48], part[512];
+    unsigned long long h = 1469598103934665603ull;
+    for (const char *p = etag; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    snprintf(boundary, sizeof boundary, "loom%016llx%08x", h, ++counter);
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int pl =
+            snprintf(part, sizeof part,
+                     "%s--%s\r\nContent-Type: %s\r\nContent-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                     i ? "\r\n" : "", boundary, type, (unsigned long long)rs[i].first,
+                     (unsigned long long)rs[i].last, (unsigned long long)size);
+        total += (uint64_t)pl + rs[i].last - rs[i].first + 1;
+    }
+    total += strlen(boundary) + 8;
+    if (total > MULTIPART_MAX) return 1;
+    char *body = malloc(total + 1);
+    if (!body) {
+        close(fd);
+        return loom_resp_error(req, 500, "out of memory");
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        int pl =
+            snprintf(body + off, total + 1 - off,
+                     "%s--%s\r\nContent-Type: %s\r\nContent-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                     i ? "\r\n" : "", boundary, type, (unsigned long long)rs[i].first,
+                     (unsigned long long)rs[i].last, (unsigned long long)size);
+        off += (size_t)pl;
+        uint64_t len = rs[i].last - rs[i].first + 1;
+        if (read_at(fd, body + off, rs[i].first, len)) {
+            free(body);
+            close(fd);
+            return loom_resp_error(req, 500, "read failed");
+        }
+        off += (size_t)len;
+    }
+    off += (size_t)snprintf(body + off, total + 1 - off, "\r\n--%s--\r\n", boundary);
+    close(fd);
+    char ct[96];
+    snprintf(ct, sizeof ct, "multipart/byteranges; boundary=%s", boundary);
+    int32_t rc = loom_resp_bytes(req, 206, ct, body, off);
+    free(body);
+    return rc;
+}
+
 /* ---- directory listing ---- */
 
 static void html_escape(char **buf, size_t *len, size_t *cap, const char *s)
@@ -398,15 +531,30 @@ static int32_t open_error(loom_req *req, int err)
     }
 }
 
-static int32_t serve_file(loom_req *req, const mount *m, int fd, const struct stat *st,
+/* Serves the regular file fd (`name` beneath dirfd), or its precompressed
+ * variant. Takes fd. */
+static int32_t serve_file(loom_req *req, const mount *m, int fd, const struct stat *fst, int dirfd,
                           const char *name)
 {
-    char etag[64], lm[40], ims_buf[40];
-    (void)ims_buf;
+    char etag[80], lm[40];
+    const char *coding = NULL;
+    struct stat vst;
+    const struct stat *st = fst;
+    if (m->precompressed) {
+        int vfd = open_variant(req, dirfd, name, &vst, &coding);
+        if (vfd >= 0) {
+            close(fd);
+            fd = vfd;
+            st = &vst;
+            loom_resp_header_set(req, "Content-Encoding", coding);
+            loom_resp_header_set(req, "Vary", "Accept-Encoding");
+        }
+    }
     uint64_t size = (uint64_t)st->st_size;
-    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)size,
+    snprintf(etag, sizeof etag, "\"%llx-%llx%s%s\"", (unsigned long long)size,
              (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
-                 (unsigned long long)st->st_mtim.tv_nsec);
+                 (unsigned long long)st->st_mtim.tv_nsec,
+             coding ? "-" : "", coding ? coding : "");
     http_date(st->st_mtime, lm);
     loom_resp_header_set(req, "ETag", etag);
     loom_resp_header_set(req, "Last-Modified", lm);
@@ -447,7 +595,14 @@ static int32_t serve_file(loom_req *req, const mount *m, int fd, const struct st
             char cr[64];
             snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
             loom_resp_header_set(req, "Content-Range", cr);
+            loom_resp_header_set(req, "Content-Encoding", NULL); /* the error text is not coded */
             return loom_resp_error(req, 416, n == 0 ? "Range Not Satisfiable" : "too many ranges");
+        }
+        if (n > 1) n = coalesce(rs, n);
+        if (n > 1) {
+            int32_t rc = send_multipart(req, fd, rs, n, size, content_type(name), etag);
+            if (rc != 1) return rc == LOOM_EGONE ? LOOM_DONE : rc;
+            /* too large a multipart body: the whole file (200) */
         }
         if (n == 1) {
             char cr[96];
@@ -458,7 +613,6 @@ static int32_t serve_file(loom_req *req, const mount *m, int fd, const struct st
             loom_resp_header_set(req, "Content-Range", cr);
             status = 206;
         }
-        /* n > 1: multipart/byteranges is not offered; the whole file (200). */
     }
     loom_resp_status(req, status);
     loom_resp_header_set(req, "Content-Type", content_type(name));
@@ -545,8 +699,9 @@ static int32_t handle(loom_req *req, void *ud)
             int ifd = open_beneath(fd, m->index, O_RDONLY);
             struct stat ist;
             if (ifd >= 0 && fstat(ifd, &ist) == 0 && S_ISREG(ist.st_mode)) {
+                int32_t rc = serve_file(req, m, ifd, &ist, fd, m->index);
                 close(fd);
-                return serve_file(req, m, ifd, &ist, m->index);
+                return rc;
             }
             if (ifd >= 0) close(ifd);
             if (ifd == -ELOOP || ifd == -EXDEV) {
@@ -567,7 +722,7 @@ static int32_t handle(loom_req *req, void *ud)
         close(fd);
         return loom_resp_error(req, 404, "Not Found");
     }
-    return serve_file(req, m, fd, &st, rel);
+    return serve_file(req, m, fd, &st, m->root_fd, rel);
 }
 
 /* ---- set-up ---- */
@@ -636,6 +791,13 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
             strcpy(m->index, index);
         }
         m->show_index = sj && loom_json_type(sj) == LOOM_JSON_TRUE;
+        const loom_json *cj = loom_json_get(mj, "precompressed");
+        m->precompressed = !cj || loom_json_type(cj) == LOOM_JSON_TRUE;
+        if (cj && loom_json_type(cj) != LOOM_JSON_TRUE && loom_json_type(cj) != LOOM_JSON_FALSE) {
+            snprintf(msg, sizeof msg, "static: mounts[%zu].precompressed must be true or false", i);
+            close_all();
+            return fail(self, msg);
+        }
         m->max_age = aj ? loom_json_integer(aj) : 0;
         m->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (m->root_fd < 0) {

@@ -83,6 +83,20 @@ class AbiPlugins(unittest.TestCase):
             self.assertEqual(s.stop(), 0, s.log())
         self.assertIn("plugin old10 1.0.0 loaded", s.log())
 
+    def test_frozen_1_1_plugin_serves(self):
+        """A plugin built from the frozen 1.1 header, using the last entries
+        of the 1.1 table (descriptor watchers), serves in this host."""
+        d = self.plugins_dir("good11")
+        shutil.copy(os.path.join(PLUGINS, "old11.so"), d)
+        with loomtest.Server(plugins_dir=d, args=["--workers", "1"]) as s:
+            status, headers, body = get(s.port, "/old11")
+            self.assertEqual(status, 200, body)
+            self.assertEqual(headers.get("x-plugin-abi"), "1.1")
+            self.assertEqual(json.loads(body), {"abi": "1.1", "events": 1, "byte": "x"})
+            self.assert_old10_serves(s.port)
+            self.assertEqual(s.stop(), 0, s.log())
+        self.assertIn("plugin old11 1.1.0 loaded", s.log())
+
     def test_refused_with_fail(self):
         for kind, (fname, make, reason) in Bad.kinds().items():
             with self.subTest(kind=kind):

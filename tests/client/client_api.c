@@ -337,7 +337,8 @@ static void test_url(void)
                          "http://h:0/",
                          "http://h:65536/",
                          "http://u@h/",
-                         "https://h/",
+                         "ftp://h/",
+                         "https://h:99999/",
                          "http://h h/",
                          "http://[::1/",
                          "mailto:x"};
@@ -523,7 +524,7 @@ static void test_errors(uv_loop_t *loop)
     /* the caps */
     loom_client_config small = {.max_body_size = 1 << 20};
     c = loom_client_new(loop, &small);
-    expect_error(loop, c, url(http_port, "/bomb"), NULL, LOOM_CLIENT_E_TOO_LARGE, NULL);
+    expect_error(loop, c, url(http_port, "/bomb"), NULL, LOOM_CLIENT_E_DECODED_TOO_LARGE, NULL);
     expect_error(loop, c, url(http_port, "/big?n=2000000"), NULL, LOOM_CLIENT_E_TOO_LARGE, NULL);
     r = run(loop, c, "GET", url(http_port, "/big?n=1000000"), NULL);
     CHECK(!loom_client_response_error(r), "under the cap: %s", loom_client_response_message(r));

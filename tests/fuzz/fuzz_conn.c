@@ -97,6 +97,10 @@ static void on_abort(loom__worker *w, loom_req *r)
     (void)r; /* a pending request is finished (freed) by the timer */
 }
 
+#ifdef FUZZ_CONN_TLS
+void fuzz_tls_setup(loom__config *cfg, loom__worker *w); /* fuzz_tls.c */
+#endif
+
 static void setup(void)
 {
     if (worker.loop) return;
@@ -107,6 +111,9 @@ static void setup(void)
     /* Both I/O backends: LOOM_TEST_IO=epoll (or uring) picks one. */
     const char *io = getenv("LOOM_TEST_IO");
     if (io) FUZZ_CHECK(loom__config_set(&cfg, "io", io, err, sizeof err) == 0);
+#ifdef FUZZ_CONN_TLS
+    fuzz_tls_setup(&cfg, &worker);
+#endif
     int fd = loom__listen_socket("127.0.0.1", 0, 0, err, sizeof err);
     FUZZ_CHECK(fd >= 0);
     memset(&addr, 0, sizeof addr);

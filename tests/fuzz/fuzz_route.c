@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char name[16];
             snprintf(name, sizeof name, "r%zu", nroutes);
             loom__route_target t = {(void *)(uintptr_t)(nroutes + 1), NULL, NULL,
-                                    (m & 8) ? name : NULL};
+                                    (m & 8) ? name : NULL, 0};
             if (strlen(pat) == n - 1 &&
                 loom__router_add(rt, methods[m & 7], pat, &t, err, sizeof err) == 0) {
                 routes[nroutes].pattern = pat;

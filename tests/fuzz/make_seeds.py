@@ -194,5 +194,95 @@ def main():
         write("fuzz_multipart", name, raw)
 
 
+def client_hellos():
+    """ClientHellos as OpenSSL's s_client and Python's ssl send them (SNI,
+    ALPN, TLS 1.2 and 1.3, a resumption ticket), captured by a plain socket
+    that answers nothing."""
+    import socket
+    import ssl
+    import subprocess
+    import threading
+    out = {}
+
+    def capture(name, connect):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        got = []
+
+        def accept():
+            c, _ = srv.accept()
+            c.settimeout(2)
+            data = b""
+            try:
+                while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            got.append(data)
+            c.close()
+
+        t = threading.Thread(target=accept)
+        t.start()
+        try:
+            connect(port)
+        except Exception:  # noqa: BLE001 - the server never answers
+            pass
+        t.join(5)
+        srv.close()
+        if got and got[0]:
+            out[name] = got[0]
+
+    def py(version=None, alpn=None, sni="localhost"):
+        def go(port):
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            if version:
+                ctx.maximum_version = version
+            if alpn:
+                ctx.set_alpn_protocols(alpn)
+            raw = socket.create_connection(("127.0.0.1", port), timeout=2)
+            ctx.wrap_socket(raw, server_hostname=sni)
+        return go
+
+    def openssl(*args):
+        def go(port):
+            subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port] + list(args),
+                           input=b"", capture_output=True, timeout=5)
+        return go
+
+    capture("py-tls13-h2", py(alpn=["h2", "http/1.1"]))
+    capture("py-tls12", py(version=ssl.TLSVersion.TLSv1_2, alpn=["http/1.1"], sni="a.example"))
+    capture("py-nosni", py(sni=None))
+    capture("openssl-tls13", openssl("-tls1_3", "-servername", "x.b.example", "-alpn", "h2"))
+    capture("openssl-tls12", openssl("-tls1_2", "-servername", "localhost"))
+    capture("openssl-status", openssl("-status", "-servername", "localhost"))
+    return out
+
+
+def tls():
+    """fuzz_tls: prefix bytes as fuzz_conn's, then what the client sends."""
+    for i, (name, hello) in enumerate(sorted(client_hellos().items())):
+        write("fuzz_tls", name, bytes([0, i, 7]) + hello)
+        write("fuzz_tls", name + "-bytes", bytes([1, i, 7]) + hello)
+        write("fuzz_tls", name + "-cut", bytes([2, i, 7]) + hello[:len(hello) // 2])
+        write("fuzz_tls", name + "-reset-mid", bytes([8 | 3, i, 9]) + hello)
+        write("fuzz_tls", name + "-then-http", bytes([3, i, 7]) + hello +
+              b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    write("fuzz_tls", "plain-http", b"\x00\x00\x01GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    write("fuzz_tls", "not-tls", b"\x00\x00\x01\x00\x01\x02garbage")
+    write("fuzz_tls", "huge-record", b"\x02\x00\x01\x16\x03\x01\xff\xff" + bytes(3000))
+    write("fuzz_tls", "alert", b"\x00\x00\x01\x15\x03\x03\x00\x02\x02\x28")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["tls"]:
+        tls()
+    else:
+        main()
+        tls()

@@ -21,7 +21,8 @@ import loomtest
 from h2lib import END_STREAM, GOAWAY, HEADERS, NO_ERROR, Raw
 
 KEY = "h2-session-key-0123456789abcdef0123456789"
-PLUGINS = ["hello", "echo", "logging", "notes", "static", "cors", "session-memory", "session-demo"]
+PLUGINS = ["hello", "echo", "logging", "notes", "static", "cors", "session-memory", "session-demo",
+           "compress", "ticker"]
 
 
 def plugin_dir():
@@ -45,6 +46,10 @@ class Peers(unittest.TestCase):
         cls.big = os.urandom(3 * 1024 * 1024 + 123)
         with open(os.path.join(cls.www, "big.bin"), "wb") as f:
             f.write(cls.big)
+        cls.text = ("".join("line %d of a text file served compressed\n" % i
+                            for i in range(4000))).encode()
+        with open(os.path.join(cls.www, "big.txt"), "wb") as f:
+            f.write(cls.text)
         cls.plugins = plugin_dir()
         cls.srv = h2lib.H2Server(plugins_dir=cls.plugins, args=["--workers", "1"], config={
             "client_max_size": 65536,
@@ -54,6 +59,7 @@ class Peers(unittest.TestCase):
                 "cors": {"routes": [{"path": "/h2/*", "origins": ["https://app.test"],
                                      "allow_methods": ["GET", "POST"], "max_age": 60}]},
                 "sessions": {"keys": [KEY], "store": "memory", "secure": True},
+                "ticker": {"interval_ms": 100, "max_events": 3},
             }})
         cls.srv.wait_log("listening on")
 
@@ -149,6 +155,24 @@ class Peers(unittest.TestCase):
         self.assertEqual(out, b"Hello, World! 1.1")
         rc, out, err = h2lib.curl("--http2-prior-knowledge", "http://127.0.0.1:%d/" % self.srv.port)
         self.assertNotEqual(rc, 0)
+
+    def test_compress_and_events_over_h2(self):
+        """The compress middleware's body filter (a buffered body filtered on
+        the thread pool, and streamed chunks flushed one by one) and Server-
+        Sent Events, over HTTP/2."""
+        rc, out, err = h2lib.curl("--http2", "-k", "-sS", "-D", "-", "-o", os.devnull,
+                                  "-H", "Accept-Encoding: gzip", self.srv.h2url("/s/big.txt"))
+        self.assertIn(b"content-encoding: gzip", out.lower())
+        st, body = self.curl("/s/big.txt", "--compressed")
+        self.assertEqual((st, body), (200, self.text))
+        st, body = self.curl("/h2/stream?n=5&size=3000&ms=20&type=text", "--compressed")
+        self.assertEqual(body, (bytes(ord("a") + i % 26 for i in range(3000))) * 5)
+        # An event stream: three ticks with rising ids, then the plugin ends it.
+        st, body = self.curl("/ticker/events", "-N", "-H", "Accept: text/event-stream")
+        self.assertEqual(st, 200)
+        self.assertEqual(body.count(b"event: tick"), 3, body)
+        ids = [int(x) for x in re.findall(rb"^id: (\d+)$", body, re.M)]
+        self.assertEqual(ids, sorted(set(ids)), body)
 
     def test_version_host_and_access_log(self):
         st, body = self.curl("/h2/info?x=1")

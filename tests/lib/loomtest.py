@@ -34,11 +34,24 @@ class Server:
     The server's stderr (its log) goes to a file readable through .log().
     """
 
-    def __init__(self, args=(), config=None, plugins_dir=None, env=None, port=None, cmd="serve"):
-        self.port = port or free_port()
+    def __init__(self, args=(), config=None, plugins_dir=None, env=None, port=None, cmd="serve",
+                 listen=None):
+        """listen: ["127.0.0.1:PORT", "127.0.0.1:PORT:tls", ...] in place of
+        --host/--port (self.port is then the first one's port); a config
+        with its own "listen" list needs port= to say which port to wait on."""
         self.tmp = tempfile.mkdtemp(prefix="loomtest-")
         self.logpath = os.path.join(self.tmp, "server.log")
-        argv = [LOOM_BIN, cmd, "--host", "127.0.0.1", "--port", str(self.port)]
+        if listen:
+            self.port = port or int(listen[0].rsplit("]", 1)[-1].split(":")[1])
+            argv = [LOOM_BIN, cmd]
+            for spec in listen:
+                argv += ["--listen", spec]
+        elif config is not None and "listen" in config:
+            self.port = port
+            argv = [LOOM_BIN, cmd]
+        else:
+            self.port = port or free_port()
+            argv = [LOOM_BIN, cmd, "--host", "127.0.0.1", "--port", str(self.port)]
         if plugins_dir is not None:
             argv += ["--plugins-dir", plugins_dir]
         if config is not None:

@@ -2,7 +2,10 @@
 forwarded with hop-by-hop headers removed and X-Forwarded-For added, bodies
 both ways, gzip passed through, pooled upstream connections, 502 when the
 upstream is down, 504 when it is slow, and the upstream request cancelled
-when the client leaves (loom_fetch tied to its request)."""
+when the client leaves (loom_fetch tied to its request). HTTPS upstreams:
+verified with the route's ca_file, refused without it, "insecure" allowed.
+The 1.6 fetch options from a plugin (jarfetch.so): a cookie jar, a proxy,
+a CA file."""
 import gzip
 import json
 import os
@@ -10,9 +13,13 @@ import subprocess
 import sys
 import time
 import unittest
+import shutil
+import tempfile
+import urllib.parse
 import urllib.request
 
 import loomtest
+import tlscerts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -20,9 +27,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Proxy(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        cls.certdir = tempfile.mkdtemp(prefix="loom-proxy-tls-")
+        cls.ca, cert, key = tlscerts.make(cls.certdir)
         cls.up_port = loomtest.free_port()
+        cls.tls_port = loomtest.free_port()
         cls.up = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "upstream.py"),
-                                   str(cls.up_port)])
+                                   str(cls.up_port), str(cls.tls_port), cert, key])
         deadline = time.time() + 15
         while time.time() < deadline:
             try:
@@ -38,13 +48,20 @@ class Proxy(unittest.TestCase):
                                 "proxy": {"routes": [
                                     {"prefix": "/api", "upstream": "http://127.0.0.1:%d" % cls.up_port,
                                      "timeout": 1},
-                                    {"prefix": "/down", "upstream": "http://127.0.0.1:%d" % down}]}}})
+                                    {"prefix": "/down", "upstream": "http://127.0.0.1:%d" % down},
+                                    {"prefix": "/secure", "ca_file": cls.ca,
+                                     "upstream": "https://localhost:%d" % cls.tls_port},
+                                    {"prefix": "/noca",
+                                     "upstream": "https://127.0.0.1:%d" % cls.tls_port},
+                                    {"prefix": "/insecure", "insecure": True,
+                                     "upstream": "https://127.0.0.1:%d" % cls.tls_port}]}}})
 
     @classmethod
     def tearDownClass(cls):
         rc = cls.srv.stop()
         cls.up.terminate()
         cls.up.wait(10)
+        shutil.rmtree(cls.certdir, ignore_errors=True)
         assert rc == 0, cls.srv.log()
 
     def req(self, path, method="GET", body=None, headers=None):
@@ -101,6 +118,20 @@ class Proxy(unittest.TestCase):
         self.assertIn("plugin proxy:", log)
         self.assertIn("127.0.0.1", log)
 
+    def test_https_upstreams(self):
+        st, _, body = self.req("/secure/echo?via=tls")
+        self.assertEqual(st, 200, body)
+        got = json.loads(body)
+        self.assertEqual(got["path"], "/secure/echo?via=tls")
+        # without the CA the upstream is not trusted: 502, and the log says why
+        st, _, _ = self.req("/noca/echo")
+        self.assertEqual(st, 502)
+        log = self.srv.log()
+        self.assertIn("certificate not trusted: https://127.0.0.1:%d/noca/echo" % self.tls_port, log)
+        st, _, body = self.req("/insecure/echo")
+        self.assertEqual(st, 200, body)
+        self.assertIn("is not verified", log)
+
     def test_client_leaving_cancels_upstream(self):
         s = loomtest.connect(self.srv.port)
         s.sendall(b"GET /api/hang HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -115,6 +146,59 @@ class Proxy(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertEqual(n, 1)
+
+
+class PluginFetchOptions(unittest.TestCase):
+    """jarfetch.so: the 1.6 loom_fetch_opts members and cookie jars."""
+
+    def test_jar_proxy_ca(self):
+        d = tempfile.mkdtemp(prefix="loom-jarfetch-")
+        ca, cert, key = tlscerts.make(d)
+        up_port, tls_port = loomtest.free_port(), loomtest.free_port()
+        up = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "upstream.py"), str(up_port),
+                               str(tls_port), cert, key])
+        try:
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                try:
+                    loomtest.connect(tls_port, 0.5).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            plugdir = os.path.join(d, "plugins")
+            os.mkdir(plugdir)
+            shutil.copy(os.path.join(loomtest.LOOM_BUILD, "test-plugins-proxy", "jarfetch.so"),
+                        plugdir)
+            q = urllib.parse.quote
+            with loomtest.Server(plugins_dir=plugdir, args=["--single"]) as srv:
+                def get(path):
+                    with urllib.request.urlopen(srv.url(path), timeout=10) as r:
+                        return r.read().decode()
+                base = "http://127.0.0.1:%d" % up_port
+                out = get("/jar?set=%s&then=%s" % (q(base + "/api/setcookie?v=rye"),
+                                                    q(base + "/api/echo")))
+                body, cookies = out.rsplit("\n", 1)
+                self.assertEqual(json.loads(body)["headers"].get("Cookie"), "flavour=rye")
+                self.assertEqual(cookies, "flavour=rye (11)")
+                # the jar is the plugin's: the next fetch still has it
+                out = get("/jar?set=%s&then=%s" % (q(base + "/api/echo"), q(base + "/api/echo")))
+                self.assertEqual(json.loads(out.rsplit("\n", 1)[0])["headers"].get("Cookie"),
+                                 "flavour=rye")
+                # a proxy that is not there: its own error code
+                dead = "http://127.0.0.1:%d" % loomtest.free_port()
+                out = get("/via?proxy=%s&url=%s" % (q(dead), q(base + "/api/echo")))
+                self.assertTrue(out.startswith("-26 0 proxy unreachable: "), out)
+                # https with and without the CA
+                tls = "https://localhost:%d/api/echo" % tls_port
+                out = get("/via?ca=%s&url=%s" % (q(ca), q(tls)))
+                self.assertTrue(out.startswith("0 200 "), out)
+                out = get("/via?url=%s" % q(tls))
+                self.assertTrue(out.startswith("-19 0 certificate not trusted: " + tls), out)
+                self.assertEqual(srv.stop(), 0)
+        finally:
+            up.terminate()
+            up.wait(10)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class PluginFetchUnload(unittest.TestCase):

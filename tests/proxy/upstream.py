@@ -43,6 +43,12 @@ async def gz(request):
                         headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
 
 
+async def setcookie(request):
+    r = web.Response(text="cookie set")
+    r.headers.add("Set-Cookie", "flavour=%s; Path=/" % request.query.get("v", "oat"))
+    return r
+
+
 async def status(request):
     return web.json_response({"hang_cancelled": state["hang_cancelled"],
                               "peers": len(state["peers"])})
@@ -53,6 +59,23 @@ app.router.add_route("*", "/api/echo", echo)
 app.router.add_get("/api/slow", slow)
 app.router.add_get("/api/hang", hang)
 app.router.add_get("/api/gzip", gz)
+app.router.add_get("/api/setcookie", setcookie)
 app.router.add_get("/state", status)
+app.router.add_route("*", "/{tail:.*}", echo)  # what the https routes forward
+
+
+async def main():
+    # argv: PORT [TLS_PORT CERT KEY]: the same app over TLS too
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1])).start()
+    if len(sys.argv) > 4:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+        await web.TCPSite(runner, "127.0.0.1", int(sys.argv[2]), ssl_context=ctx).start()
+    await asyncio.sleep(600)
+
+
 # aiohttp 3.8 (Debian 12) cancels a handler whose client disconnected.
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+asyncio.run(main())

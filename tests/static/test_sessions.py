@@ -1,16 +1,28 @@
 """Sessions: one store conformance suite run against every store plugin, plus
 the cookie rules (signature, key ring, tampering, timeouts, size limits) and
-what only the SQLite store promises (restart, several workers, sweeping)."""
+what only the SQLite store promises (restart, several workers, sweeping).
+
+Concurrency (issue 23, item 2), on every store: 400 clicks on one session's
+counter (session-demo), 16 at a time from aiohttp clients, end at exactly
+400; two requests that change the same key really conflict, and the handler
+sees it (loom_session_save: LOOM_ECONFLICT; the save at the end: 409 and a
+log line naming the key), while changes to different keys merge."""
+import asyncio
 import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import sqlite3
+import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
+
+import aiohttp
 
 import loomtest
 import weblib
@@ -46,8 +58,49 @@ class Client:
         return st, h, json.loads(body) if st == 200 else body
 
 
+def forge(sid, key=K1, life=1800):
+    """A valid cookie for session ID sid (the test knows the key)."""
+    now = int(time.time())
+    mac = hmac.new(key.encode(), ("%s|%d|%d" % (sid, now, now + life)).encode(),
+                   hashlib.sha256).hexdigest()
+    return "%s.%d.%d.%s" % (sid, now, now + life, mac)
+
+
+def redis_cmd(port, *args):
+    """One command to Redis (RESP); returns the raw reply."""
+    s = loomtest.connect(port)
+    try:
+        s.sendall(("*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a.encode()), a)
+                                                   for a in args)).encode())
+        return s.recv(65536)
+    finally:
+        s.close()
+
+
 def setq(k, v):
     return "/s?k=%s&v=%s" % (k, urllib.parse.quote(json.dumps(v)))
+
+
+async def count_clicks(port, cookie, n, at_once):
+    """n POST /demo/api/count on one cookie, at_once in flight (aiohttp, one
+    connection each); returns the statuses and the last count answered."""
+    conn = aiohttp.TCPConnector(limit=at_once, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=120)
+    statuses, counts = [], []
+    async with aiohttp.ClientSession(connector=conn, timeout=timeout) as http:
+        sem = asyncio.Semaphore(at_once)
+
+        async def one():
+            async with sem:
+                async with http.post("http://127.0.0.1:%d/demo/api/count" % port,
+                                     headers={"Cookie": "loom_session=" + cookie}) as r:
+                    body = await r.read()
+                    statuses.append(r.status)
+                    if r.status == 200:
+                        counts.append(json.loads(body)["count"])
+
+        await asyncio.gather(*(one() for _ in range(n)))
+    return statuses, counts
 
 
 class StoreConformance:
@@ -58,7 +111,7 @@ class StoreConformance:
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="loom-sess-")
-        cls.pdir = weblib.plugin_dir("session-" + cls.store, "sesstest")
+        cls.pdir = weblib.plugin_dir("session-" + cls.store, "sesstest", "session-demo")
         cls.srv = cls.start()
 
     @classmethod
@@ -171,6 +224,92 @@ class StoreConformance:
         st, _, b = c.call("GET", "/s")
         self.assertEqual(b["data"], {"a": "x" * 600})
 
+    def test_concurrent_counter_is_exact(self):
+        """Item 2: 400 clicks, 16 at a time, on one session: 400, none lost."""
+        c = Client(self.srv.port)
+        st, h, b = c.call("POST", "/demo/api/login?user=ann")
+        self.assertEqual((st, b), (200, {"user": "ann", "count": 0}))
+        t0 = time.time()
+        statuses, counts = asyncio.run(count_clicks(self.srv.port, c.cookie, 400, 16))
+        took = time.time() - t0
+        self.assertEqual(statuses.count(200), 400, "statuses: %s" % sorted(set(statuses)))
+        st, h, b = c.call("GET", "/demo/api/me")
+        self.assertEqual(b, {"user": "ann", "count": 400}, "after %.1f s" % took)
+        # every click saw a count of its own: none was written twice
+        self.assertEqual(sorted(counts), list(range(1, 401)))
+        # and 64 at a time (where the old code ended at 78 of 400)
+        statuses, counts2 = asyncio.run(count_clicks(self.srv.port, c.cookie, 400, 64))
+        self.assertEqual(statuses.count(200), 400, "statuses: %s" % sorted(set(statuses)))
+        self.assertEqual(c.call("GET", "/demo/api/me")[2], {"user": "ann", "count": 800})
+        self.assertEqual(sorted(counts2), list(range(401, 801)))
+
+    def hold(self, c, k, v, commit):
+        """Starts POST /s/hold in a thread; returns (go file, thread, result list)."""
+        go = os.path.join(self.tmp, "go-%d" % time.monotonic_ns())
+        out = []
+        q = "/s/hold?k=%s&v=%s&until=%s%s" % (k, urllib.parse.quote(json.dumps(v)),
+                                              urllib.parse.quote(go), "&commit=1" if commit else "")
+        th = threading.Thread(target=lambda: out.append(weblib.req(
+            self.srv.port, q, method="POST", headers={"Cookie": "loom_session=" + c.cookie})))
+        th.start()
+        return go, th, out
+
+    def release(self, go, th, out):
+        with open(go, "w"):
+            pass
+        th.join(30)
+        self.assertFalse(th.is_alive())
+        st, h, body = out[0]
+        return st, h, json.loads(body) if body.startswith(b"{") else body
+
+    def wait_loaded(self, go):
+        """Until the held request has its session (it creates go + ".loaded")."""
+        deadline = time.time() + 10
+        while not os.path.exists(go + ".loaded"):
+            self.assertLess(time.time(), deadline, "the held request never loaded its session")
+            time.sleep(0.01)
+
+    def test_real_conflict_reaches_the_handler(self):
+        c = Client(self.srv.port)
+        c.call("POST", setq("x", 0))
+        go, th, out = self.hold(c, "x", 1, commit=True)
+        self.wait_loaded(go)
+        self.assertEqual(c.call("POST", setq("x", 2))[0], 200)  # changes x meanwhile
+        st, h, b = self.release(go, th, out)
+        self.assertEqual(st, 409, b)
+        self.assertEqual(b["status"], -9)  # LOOM_ECONFLICT
+        self.assertEqual(b["data"], {"x": 2})  # the session as stored, its change dropped
+        self.assertEqual(c.call("GET", "/s")[2]["data"], {"x": 2})
+
+    def test_changes_to_other_keys_merge(self):
+        c = Client(self.srv.port)
+        c.call("POST", setq("x", 0))
+        go, th, out = self.hold(c, "a", 1, commit=True)
+        go2, th2, out2 = self.hold(c, "b", 2, commit=False)
+        self.wait_loaded(go)
+        self.wait_loaded(go2)
+        self.assertEqual(c.call("POST", setq("x", 3))[0], 200)
+        st, h, b = self.release(go, th, out)
+        self.assertEqual((st, b["status"]), (200, 0), b)
+        self.assertEqual(b["data"], {"x": 3, "a": 1})
+        st, h, b = self.release(go2, th2, out2)
+        self.assertEqual(st, 200, b)
+        self.assertEqual(c.call("GET", "/s")[2]["data"], {"x": 3, "a": 1, "b": 2})
+
+    def test_conflict_at_the_end_answers_409_and_logs_the_key(self):
+        c = Client(self.srv.port)
+        c.call("POST", setq("cart", [1]))
+        go, th, out = self.hold(c, "cart", [1, 2], commit=False)
+        self.wait_loaded(go)
+        self.assertEqual(c.call("POST", setq("cart", [1, 3]))[0], 200)
+        st, h, b = self.release(go, th, out)
+        self.assertEqual(st, 409, b)
+        self.assertNotIn("set-cookie", h)
+        self.assertEqual(c.call("GET", "/s")[2]["data"], {"cart": [1, 3]})
+        log = self.srv.wait_log('key "cart" of session %s' % c.cookie[:8])
+        self.assertIn("POST /s/hold", log)
+        self.assertIn("answered 409", log)
+
     def test_idle_and_absolute_timeouts(self):
         srv = self.start(idle_timeout=1, absolute_timeout=100)
         srv2 = self.start(idle_timeout=100, absolute_timeout=1)
@@ -218,6 +357,34 @@ class SqliteStoreTest(StoreConformance, unittest.TestCase):
             self.assertEqual(c.call("GET", "/s", keep=False)[2], {"new": True, "data": {}})
         finally:
             self.assertEqual(srv.stop(), 0)
+
+    def test_table_made_before_versions_is_upgraded(self):
+        tmp = tempfile.mkdtemp(prefix="loom-sess-old-")
+        try:
+            path = os.path.join(tmp, "s.db")
+            db = sqlite3.connect(path)
+            db.execute("CREATE TABLE sessions(id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+                       " expires INTEGER NOT NULL)")
+            sid = "cd" * 16
+            db.execute("INSERT INTO sessions VALUES(?, ?, ?)", (sid, '{"a":1}', int(time.time()) + 600))
+            db.commit()
+            db.close()
+            cfg = sess_config("sqlite", tmp=tmp)
+            srv = loomtest.Server(plugins_dir=self.pdir, args=["--workers", "2"], config=cfg)
+            try:
+                weblib.wait_route(srv.port, "/s")
+                c = Client(srv.port)
+                c.cookie = forge(sid)
+                self.assertEqual(c.call("GET", "/s")[2], {"new": False, "data": {"a": 1}})
+                self.assertEqual(c.call("POST", setq("b", 2))[2]["data"], {"a": 1, "b": 2})
+                self.assertEqual(c.call("GET", "/s")[2]["data"], {"a": 1, "b": 2})
+            finally:
+                self.assertEqual(srv.stop(), 0, srv.log()[-2000:])
+            db = sqlite3.connect(path)
+            self.assertEqual(db.execute("SELECT version FROM sessions WHERE id = ?", (sid,)).fetchone(), (2,))
+            db.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_expired_rows_swept(self):
         srv = self.start(idle_timeout=1)
@@ -273,41 +440,160 @@ class RedisStoreTest(StoreConformance, unittest.TestCase):
         s.close()
         self.assertTrue(1700 <= ttl <= 1800, ttl)
 
-    def test_redis_down_gives_fresh_sessions_then_recovers(self):
-        port = self.redis.port
+    def test_session_written_before_versions_still_reads(self):
+        """A plain string (the format before versions) is version 1."""
+        sid = "ab" * 16
+        self.assertEqual(redis_cmd(self.redis.port, "SET", "t:" + sid, '{"a":1}', "EX", "600"),
+                         b"+OK\r\n")
         c = Client(self.srv.port)
-        c.call("POST", setq("v", 1))
+        c.cookie = forge(sid)
+        self.assertEqual(c.call("GET", "/s")[2], {"new": False, "data": {"a": 1}})
+        self.assertEqual(c.call("POST", setq("b", 2))[2]["data"], {"a": 1, "b": 2})
+        self.assertEqual(redis_cmd(self.redis.port, "TYPE", "t:" + sid), b"+hash\r\n")
+        self.assertIn(b"\r\n2\r\n", redis_cmd(self.redis.port, "HGET", "t:" + sid, "v"))
+        self.assertEqual(c.call("GET", "/s")[2]["data"], {"a": 1, "b": 2})
+
+    def test_redis_down_gives_503_never_a_fresh_session(self):
+        """Item 3: a store that cannot answer is not a logout."""
+        c = Client(self.srv.port)
+        c.call("POST", "/demo/api/login?user=ann")
+        self.assertEqual(c.call("GET", "/demo/api/me")[2], {"user": "ann", "count": 0})
+        port = self.redis.port
         self.redis.stop()
         try:
-            for _ in range(3):
-                st, _, b = c.call("GET", "/s", keep=False)
-                self.assertEqual((st, b), (200, {"new": True, "data": {}}))
+            for _ in range(3):  # fresh connections: both workers
+                for path in ("/s", "/demo/api/me"):
+                    st, h, b = c.call("GET", path, keep=False)
+                    self.assertEqual(st, 503, (path, b))
+                    self.assertNotIn("set-cookie", h)
+                st, h, b = c.call("POST", "/demo/api/count", keep=False)
+                self.assertEqual(st, 503, b)  # not "401: log in first"
+            # a new visitor's session can be made, but not saved: 503, no cookie
+            st, h, b = Client(self.srv.port).call("POST", setq("w", 1))
+            self.assertEqual(st, 503, b)
+            self.assertNotIn("set-cookie", h)
+            # a handler that ignores the load's status does not pass for a success
+            st, h, b = c.call("GET", "/s/ignore", keep=False)
+            self.assertEqual(st, 503, b)
+            log = self.srv.wait_log('store "redis" could not load a session')
+            self.assertIn('store "redis" could not save a session', log)
+            self.assertRegex(log, r"session-redis: .*(cannot connect|lost|no reply)")
         finally:
-            r = weblib.Redis.__new__(weblib.Redis)
-            RedisStoreTest.redis = r
-            import subprocess
-            r.port, r.dir = port, tempfile.mkdtemp(prefix="loom-redis-")
-            r.proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                                       "--save", "", "--appendonly", "no", "--dir", r.dir],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                try:
-                    loomtest.connect(port, 0.5).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            RedisStoreTest.redis = weblib.Redis(port)  # empty: the old session is gone
+        # an absent session (the new Redis never saw it) gives a fresh one again
         deadline = time.time() + 10
-        while time.time() < deadline:
-            c2 = Client(self.srv.port)
-            c2.call("POST", setq("w", 2))
-            if c2.cookie and c2.call("GET", "/s")[2]["data"] == {"w": 2}:
+        while True:
+            st, h, b = c.call("GET", "/s", keep=False)
+            if st == 200 or time.time() > deadline:
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
+        self.assertEqual((st, b), (200, {"new": True, "data": {}}))
+        self.assertEqual(c.call("GET", "/demo/api/me", keep=False)[2], {"user": None, "count": 0})
+        c2 = Client(self.srv.port)
+        self.assertEqual(c2.call("POST", setq("w", 2))[0], 200)
         self.assertEqual(c2.call("GET", "/s")[2]["data"], {"w": 2})
 
 
+def run_serve(pdir, config, *args, timeout=30):
+    """Runs `loom serve` to its end (a server that must refuse to start)."""
+    d = tempfile.mkdtemp(prefix="loom-sess-cfg-")
+    try:
+        cfg = os.path.join(d, "c.json")
+        with open(cfg, "w") as f:
+            json.dump(config, f)
+        p = subprocess.run([loomtest.LOOM_BIN, "serve", "--host", "127.0.0.1", "--port",
+                            str(loomtest.free_port()), "--plugins-dir", pdir, "--config", cfg]
+                           + list(args), capture_output=True, timeout=timeout)
+        return p.returncode, (p.stdout + p.stderr).decode()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 class ConfigTest(unittest.TestCase):
+    def test_memory_store_refuses_more_than_one_worker(self):
+        """Item 4: one line naming the store and --single, and no server."""
+        pdir = weblib.plugin_dir("session-memory", "sesstest")
+        try:
+            cfg = {"plugins": {"sessions": {"keys": [K1], "store": "memory"}}}
+            t0 = time.time()
+            rc, out = run_serve(pdir, cfg, "--workers", "2")
+            self.assertNotEqual(rc, 0, out)
+            self.assertLess(time.time() - t0, 20)
+            lines = [ln for ln in out.splitlines() if "--single" in ln]
+            self.assertEqual(len(lines), 1, out)
+            self.assertIn('store "memory"', lines[0])
+            self.assertNotIn("listening", out.split("--single")[1])  # nothing served after
+            # one worker (or --single) is fine
+            srv = loomtest.Server(plugins_dir=pdir, args=["--workers", "1"], config=cfg)
+            try:
+                weblib.wait_route(srv.port, "/s")
+                c = Client(srv.port)
+                self.assertEqual(c.call("POST", setq("a", 1))[2]["data"], {"a": 1})
+                self.assertEqual(c.call("GET", "/s")[2]["data"], {"a": 1})
+            finally:
+                self.assertEqual(srv.stop(), 0, srv.log()[-2000:])
+        finally:
+            shutil.rmtree(pdir, ignore_errors=True)
+
+    def test_unknown_sessions_key_refused(self):
+        pdir = weblib.plugin_dir("session-memory")
+        try:
+            rc, out = run_serve(pdir, {"plugins": {"sessions": {"keys": [K1], "store": "memory",
+                                                                "idle_timout": 5}}}, "--single")
+            self.assertNotEqual(rc, 0, out)
+            self.assertIn('unknown key "idle_timout"', out)
+        finally:
+            shutil.rmtree(pdir, ignore_errors=True)
+
+    def test_start_up_says_when_sessions_are_missing(self):
+        """Item 11: a plugin that uses sessions, and none configured: one line."""
+        pdir = weblib.plugin_dir("session-sqlite", "session-demo")
+        try:
+            srv = loomtest.Server(plugins_dir=pdir, args=["--workers", "2"], config={})
+            try:
+                log = srv.wait_log("uses sessions, but they are not configured")
+                self.assertEqual(log.count("uses sessions"), 1, log)
+                self.assertIn("plugin session-demo uses sessions", log)
+                self.assertEqual(weblib.req(srv.port, "/demo/api/me")[0], 503)
+            finally:
+                self.assertEqual(srv.stop(), 0)
+            tmp = tempfile.mkdtemp(prefix="loom-sess-")
+            srv = loomtest.Server(plugins_dir=pdir, args=["--single"], config={"plugins": {
+                "sessions": {"keys": [K1], "store": "redis"},
+                "session-sqlite": {"db": os.path.join(tmp, "s.db")}}})
+            try:
+                log = srv.wait_log('the store "redis" is configured, but no loaded plugin')
+                self.assertIn("session-redis.so", log)
+            finally:
+                self.assertEqual(srv.stop(), 0)
+                shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(pdir, ignore_errors=True)
+
+    def test_a_1_1_store_keeps_working_with_a_warning(self):
+        """A store without the versioned operations: old semantics, one warning."""
+        pdir = weblib.plugin_dir("oldstore", "sesstest", "session-demo")
+        try:
+            srv = loomtest.Server(plugins_dir=pdir, args=["--single"], config={"plugins": {
+                "sessions": {"keys": [K1], "store": "old"}}})
+            try:
+                weblib.wait_route(srv.port, "/s")
+                c = Client(srv.port)
+                self.assertEqual(c.call("POST", setq("a", 1))[2]["data"], {"a": 1})
+                c.call("POST", "/s/regenerate")
+                self.assertEqual(c.call("GET", "/s")[2], {"new": False, "data": {"a": 1}})
+                c.call("POST", "/demo/api/login?user=bo")
+                for i in range(1, 4):
+                    self.assertEqual(c.call("POST", "/demo/api/count")[2]["count"], i)
+                log = srv.log()
+                warn = [ln for ln in log.splitlines() if "no versioned operations" in ln]
+                self.assertEqual(len(warn), 1, log)
+                self.assertIn('store "old" (plugin oldstore)', warn[0])
+            finally:
+                self.assertEqual(srv.stop(), 0, srv.log()[-2000:])
+        finally:
+            shutil.rmtree(pdir, ignore_errors=True)
+
     def test_short_key_refused_at_start(self):
         import subprocess
         d = tempfile.mkdtemp(prefix="loom-sess-cfg-")

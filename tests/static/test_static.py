@@ -149,9 +149,14 @@ class StaticTest(unittest.TestCase):
         # If-Range with another validator: the whole file
         st, _, body = self.get("/static/hello.txt", headers={"Range": "bytes=0-4", "If-Range": '"x"'})
         self.assertEqual((st, len(body)), (200, 20))
-        # two ranges: the whole file, once
-        st, _, body = self.get("/static/hello.txt", headers={"Range": "bytes=0-1,3-4"})
-        self.assertEqual((st, len(body)), (200, 20))
+        # two ranges: a multipart/byteranges 206 with both (issue 20; it was
+        # the whole file before); tests/compress covers coalescing
+        st, h, body = self.get("/static/hello.txt", headers={"Range": "bytes=0-1,3-4"})
+        self.assertEqual(st, 206)
+        self.assertTrue(h["content-type"].startswith("multipart/byteranges; boundary="))
+        self.assertEqual(body.count(b"Content-Range: bytes "), 2)
+        self.assertIn(b"Content-Range: bytes 0-1/20\r\n\r\n", body)
+        self.assertIn(b"Content-Range: bytes 3-4/20\r\n\r\n", body)
 
     def test_1000_overlapping_ranges_refused(self):
         rng = "bytes=" + ",".join("0-%d" % (1000 + i) for i in range(1000))

@@ -54,9 +54,9 @@ def wait_route(port, target, status=200, timeout=10.0):
 class Redis:
     """redis-server on a free loopback port, no persistence, in a temp dir."""
 
-    def __init__(self):
+    def __init__(self, port=None):
         import subprocess
-        self.port = loomtest.free_port()
+        self.port = port or loomtest.free_port()
         self.dir = tempfile.mkdtemp(prefix="loom-redis-")
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

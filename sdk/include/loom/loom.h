@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define LOOM_ABI_MAJOR 1
-#define LOOM_ABI_MINOR 1
+#define LOOM_ABI_MINOR 6
 #define LOOM_PLUGIN_MAGIC 0x4d4f4f4cu /* "LOOM" little-endian */
 
 /* ---- results ---------------------------------------------------------- */
@@ -60,11 +60,27 @@ extern "C" {
 #define LOOM_ELIMIT (-6)    /* a configured limit was reached */
 #define LOOM_EBADREQ (-7)   /* the request is malformed; a 400 was already sent */
 #define LOOM_ENOSYS (-8)    /* the host does not have this function */
+/* (1.3) Another request changed the same data meanwhile (sessions: see
+ * loom_session_save). */
+#define LOOM_ECONFLICT (-9)
+/* (1.3) A service the call depends on could not answer (a session store that
+ * is down); the reason is in the server log. Answer 503. */
+#define LOOM_EUNAVAIL (-10)
 
 /* What a handler or middleware returns. */
 #define LOOM_DONE 0    /* answered (or handed the request on) */
 #define LOOM_PENDING 1 /* will answer later, from a callback, with loom_respond */
 #define LOOM_NEXT 2    /* middleware only: run the rest of the chain */
+
+/* (1.2) What loom_req_tls tells about the request's TLS connection. */
+#define LOOM_TLS_PROTOCOL 1           /* "TLSv1.3", "TLSv1.2" */
+#define LOOM_TLS_CIPHER 2             /* OpenSSL's name, e.g. "TLS_AES_128_GCM_SHA256" */
+#define LOOM_TLS_SNI 3                /* the server name the client asked for */
+#define LOOM_TLS_ALPN 4               /* the negotiated protocol, e.g. "http/1.1", "h2" */
+#define LOOM_TLS_RESUMED 5            /* "1" for a resumed session, "0" for a full handshake */
+#define LOOM_TLS_CLIENT_SUBJECT 6     /* the verified client certificate's subject (RFC 2253) */
+#define LOOM_TLS_CLIENT_FINGERPRINT 7 /* its SHA-256, 64 lowercase hex digits */
+#define LOOM_TLS_CLIENT_VERIFY 8      /* "SUCCESS" (a verified certificate) or "NONE" */
 
 /* Log levels for loom_log. */
 #define LOOM_LOG_ERROR 0
@@ -79,6 +95,9 @@ extern "C" {
 
 /* Plugin flags (descriptor). */
 #define LOOM_PLUGIN_RELOADABLE 1u /* may be replaced while the server runs */
+/* (1.3) Its routes use sessions: the server says so in one line at start-up
+ * when sessions are not configured or their store is missing. */
+#define LOOM_PLUGIN_USES_SESSIONS 2u
 
 /* JSON value types (loom_json_type). */
 #define LOOM_JSON_INVALID 0
@@ -99,7 +118,9 @@ typedef struct loom_json loom_json;     /* a read-only JSON value */
 typedef struct loom_timer loom_timer;   /* a host-owned timer */
 typedef struct loom_fetch loom_fetch;   /* (1.1) an HTTP client request started by a plugin */
 typedef struct loom_fetch_result loom_fetch_result; /* (1.1) its outcome, during the callback */
-typedef struct loom_io loom_io; /* (1.1) a host-owned watcher on a plugin's file descriptor */
+typedef struct loom_io loom_io;   /* (1.1) a host-owned watcher on a plugin's file descriptor */
+typedef struct loom_sse loom_sse; /* (1.5) a Server-Sent Events stream on a request */
+typedef struct loom_fetch_jar loom_fetch_jar; /* (1.6) a cookie jar for fetches */
 
 /* ---- callbacks ---------------------------------------------------------- */
 
@@ -139,8 +160,15 @@ typedef void (*loom_fetch_fn)(const loom_fetch_result *res, void *ud);
  * no such session, or it expired) or another negative code. For load, data
  * is the stored JSON text (valid during the call only). */
 typedef void (*loom_session_done_fn)(void *ctx, int32_t status, const char *data, size_t len);
-/* (1.1) The session of a request is loaded (status 0) or could not be
- * (negative; the request then has a fresh empty session anyway). */
+/* (1.3) A versioned store operation finished (see loom_session_store):
+ * status, the stored JSON text (valid during the call only; NULL when there
+ * is none) and its version (0 when there is none). */
+typedef void (*loom_session_vdone_fn)(void *ctx, int32_t status, const char *data, size_t len,
+                                      uint64_t version);
+/* (1.1) loom_session_load finished: status 0 (the session is there, maybe a
+ * fresh empty one) or (1.3) LOOM_EUNAVAIL (the store could not answer; see
+ * loom_session_load). (1.3) loom_session_save finished: 0, LOOM_ECONFLICT or
+ * LOOM_EUNAVAIL (see loom_session_save). */
 typedef void (*loom_session_fn)(loom_req *req, int32_t status, void *ud);
 
 /* (1.1) A watched descriptor is ready: events is LOOM_IO_READ and/or
@@ -148,6 +176,14 @@ typedef void (*loom_session_fn)(loom_req *req, int32_t status, void *ud);
 typedef void (*loom_io_fn)(loom_io *io, int32_t events, void *ud);
 #define LOOM_IO_READ 1
 #define LOOM_IO_WRITE 2
+
+/* (1.4) A request's lifetime, for services that hold something for it (see
+ * loom_req_watch). LOOM_REQ_ABORTED: its client left; the request stays
+ * valid until it is answered. LOOM_REQ_DONE: it is being released; the last
+ * call, after which `req` must not be used. */
+typedef void (*loom_req_watch_fn)(loom_req *req, int32_t event, void *ud);
+#define LOOM_REQ_ABORTED 1
+#define LOOM_REQ_DONE 2
 
 /* ---- size-prefixed structs ---------------------------------------------- */
 
@@ -188,7 +224,28 @@ typedef struct loom_cookie {
  * NUL-terminated string of [0-9a-f]; `expires` is the Unix time after which
  * the store may drop the session (and must not return it from load). A store
  * that is being unloaded still calls done for what it accepted (with a
- * negative status when the work was dropped). */
+ * negative status when the work was dropped). A negative status other than
+ * LOOM_ENOTFOUND and LOOM_ECONFLICT means "the store could not answer": the
+ * host then answers 503 rather than guess, so a store must not report a
+ * failure as LOOM_ENOTFOUND, and should log its reason.
+ *
+ * (1.3) Versioned operations. A store that has them keeps a version with
+ * each session: a number >= 1 that changes with every write of that ID. The
+ * host then loads with load_versioned, writes with save_if and deletes a
+ * regenerated ID with destroy_if; load and save may be NULL. Each compares
+ * and acts in one atomic step in the store (shared by every worker and
+ * machine that uses it); an expired session counts as absent:
+ *  - load_versioned: done(0, data, version), or LOOM_ENOTFOUND.
+ *  - save_if: writes data and expires when the stored version is `version`
+ *    (0: when there is no session with this ID), then done(0, NULL, 0,
+ *    new version). Otherwise it changes nothing and calls done(LOOM_ECONFLICT,
+ *    current data, current version), or done(LOOM_ECONFLICT, NULL, 0, 0)
+ *    when there is no session.
+ *  - destroy_if: deletes the session when its version is `version`, then
+ *    done(0, NULL, 0, 0); otherwise done(LOOM_ECONFLICT, ...) as save_if.
+ * From these the host builds the session semantics described at
+ * loom_session_save. A 1.1 store (without them) still works, with last-
+ * writer-wins saves of the whole session, and a warning at registration. */
 typedef struct loom_session_store {
     uint32_t size;
     uint32_t reserved;
@@ -200,7 +257,18 @@ typedef struct loom_session_store {
     int32_t (*touch)(void *ud, const char *id, int64_t expires, loom_session_done_fn done,
                      void *ctx);
     void *ud;
+    /* ---- 1.3: versioned operations ---- */
+    uint32_t flags; /* LOOM_SESSION_STORE_* */
+    uint32_t reserved2;
+    int32_t (*load_versioned)(void *ud, const char *id, loom_session_vdone_fn done, void *ctx);
+    int32_t (*save_if)(void *ud, const char *id, const char *data, size_t len, int64_t expires,
+                       uint64_t version, loom_session_vdone_fn done, void *ctx);
+    int32_t (*destroy_if)(void *ud, const char *id, uint64_t version, loom_session_vdone_fn done,
+                          void *ctx);
 } loom_session_store;
+/* (1.3) The store keeps sessions in this process only (session-memory): the
+ * server refuses it when it runs more than one worker. */
+#define LOOM_SESSION_STORE_PROCESS_LOCAL 1u
 
 /* (1.1) An HTTP client request. Set size = sizeof(loom_fetch_opts). Every
  * pointer needs to stay valid only during loom_fetch (it is copied). */
@@ -208,7 +276,7 @@ typedef struct loom_fetch_opts {
     uint32_t size;
     uint32_t flags;             /* LOOM_FETCH_* */
     const char *method;         /* NULL = "GET" */
-    const char *url;            /* absolute http:// URL */
+    const char *url;            /* absolute http:// URL (1.6: or https://) */
     const char *const *headers; /* name, value, name, value, ... */
     uint32_t nheaders;          /* number of pairs */
     uint32_t reserved;
@@ -218,9 +286,35 @@ typedef struct loom_fetch_opts {
     uint64_t timeout_ms;         /* whole request; 0 = 300 s */
     uint64_t connect_timeout_ms; /* 0 = 30 s */
     uint64_t read_timeout_ms;    /* between reads; 0 = none */
+    /* ---- 1.6: HTTPS, cookies, proxies (zero/NULL: the 1.1 behaviour) ----
+     * A 1.6 host takes https:// URLs in `url`, verified against the system
+     * store by default (see <loom/client.h> for the rules and errors). */
+    const char *ca_file;        /* https: trust this PEM bundle instead of the system store */
+    const char *client_cert;    /* https: a client certificate (PEM) */
+    const char *client_key;     /* its private key (PEM); NULL = in client_cert */
+    loom_fetch_jar *cookie_jar; /* cookies kept and sent (loom_fetch_jar_new); NULL = none */
+    const char *proxy;          /* "http://[user:password@]host[:port]"; NULL = none */
 } loom_fetch_opts;
-#define LOOM_FETCH_RAW 1u              /* no redirects, no gzip/deflate decoding (proxies) */
+#define LOOM_FETCH_RAW 1u              /* no redirects, no decoding (proxies) */
 #define LOOM_FETCH_RAISE_FOR_STATUS 2u /* status >= 400 is an error (LOOM_FETCH_E_STATUS) */
+#define LOOM_FETCH_INSECURE 4u         /* (1.6) https: do not verify the server (logged) */
+#define LOOM_FETCH_TRUST_ENV 8u        /* (1.6) no `proxy`: http_proxy/https_proxy/no_proxy */
+#define LOOM_FETCH_ALLOW_DOWNGRADE 16u /* (1.6) follow https -> http redirects */
+#define LOOM_FETCH_JAR_UNSAFE 1u       /* (1.6) loom_fetch_jar_new: keep IP hosts' cookies */
+
+/* (1.4) A service: an API one plugin offers others (loom_service_register).
+ * Set size = sizeof(loom_service_def). `table` is the provider's own
+ * function table; it must begin with a uint32_t holding its size in bytes
+ * (the consumer checks it before calling an entry, as LOOM_HAS does for the
+ * host table) and stay valid until the provider's fini. A service grows the
+ * way the ABI does: entries are only appended and `version` goes up; a
+ * change that breaks callers takes a new name. */
+typedef struct loom_service_def {
+    uint32_t size;
+    uint32_t version;  /* >= 1; consumers ask for a minimum */
+    const char *name;  /* [a-z0-9_.-]{1,64}, unique among loaded plugins; copied */
+    const void *table; /* begins with uint32_t size */
+} loom_service_def;
 
 /* (1.1) What went wrong with a fetch (loom_fetch_error), in the spirit of
  * aiohttp's exceptions; loom_fetch_message says it in a line naming the URL. */
@@ -240,6 +334,92 @@ typedef struct loom_fetch_opts {
 #define LOOM_FETCH_E_BAD_RESPONSE (-13)
 #define LOOM_FETCH_E_TOO_LARGE (-14)
 #define LOOM_FETCH_E_NOMEM (-15)
+/* (1.6) The values of LOOM_CLIENT_E_* of the same names in <loom/client.h>. */
+#define LOOM_FETCH_E_CERT_EXPIRED (-17)      /* expired or not yet valid */
+#define LOOM_FETCH_E_CERT_HOSTNAME (-18)     /* for other names (the message lists them) */
+#define LOOM_FETCH_E_CERT_UNTRUSTED (-19)    /* self-signed or an unknown CA */
+#define LOOM_FETCH_E_CERT_CHAIN (-20)        /* the server left out an intermediate */
+#define LOOM_FETCH_E_TLS_VERSION (-21)       /* no TLS 1.2 or 1.3 */
+#define LOOM_FETCH_E_TLS_TIMEOUT (-22)       /* handshake not done within the connect timeout */
+#define LOOM_FETCH_E_TLS_RESET (-23)         /* closed or reset during the handshake */
+#define LOOM_FETCH_E_TLS (-24)               /* any other TLS failure */
+#define LOOM_FETCH_E_TLS_CONFIG (-25)        /* ca_file/client_cert/client_key unusable */
+#define LOOM_FETCH_E_PROXY_CONNECT (-26)     /* the proxy cannot be reached */
+#define LOOM_FETCH_E_PROXY_AUTH (-27)        /* 407 from the proxy */
+#define LOOM_FETCH_E_PROXY_TUNNEL (-28)      /* the proxy refused the CONNECT tunnel */
+#define LOOM_FETCH_E_DECODED_TOO_LARGE (-29) /* a decompression bomb */
+#define LOOM_FETCH_E_DOWNGRADE (-30)         /* an https -> http redirect was refused */
+
+/* ---- 1.5: compression and Server-Sent Events ------------------------------ */
+
+/* (1.5) Where a body filter puts its output: appends `len` bytes (copied).
+ * Returns 0 or LOOM_ENOMEM. Safe to call on the thread pool: each run of a
+ * filter gets its own `ectx`. */
+typedef int32_t (*loom_filter_emit_fn)(void *ectx, const void *data, size_t len);
+#define LOOM_FILTER_FLUSH 1u /* make all output so far decodable (a streamed chunk ends) */
+#define LOOM_FILTER_END 2u   /* this is the last input: finish the coding */
+
+/* (1.5) A response body filter (e.g. a compressor), installed by middleware
+ * with loom_resp_filter, usually from its response phase. Set size =
+ * sizeof(loom_body_filter). The host runs it over every body byte of the
+ * response: a buffered body (loom_resp_body or a loom_resp_file body) in one
+ * call with LOOM_FILTER_FLUSH|LOOM_FILTER_END, each streamed chunk
+ * (loom_resp_stream_write, loom_sse_send) with LOOM_FILTER_FLUSH, and the
+ * stream's end with LOOM_FILTER_END and no input. The Content-Length is that
+ * of the output. */
+typedef struct loom_body_filter {
+    uint32_t size;
+    uint32_t flags; /* none yet: 0 */
+    /* Transforms `len` bytes of `in`, writing output through emit(ectx, ...).
+     * Runs on the loop thread, or on a thread-pool thread for a buffered body
+     * of pool_min bytes or more: it must call no loom function but emit, and
+     * touch nothing but its own `ud`. Returns 0, or a negative code: the
+     * response then fails (a 500 before the head is out, a closed connection
+     * after). */
+    int32_t (*run)(void *ud, const void *in, size_t len, uint32_t flags, loom_filter_emit_fn emit,
+                   void *ectx);
+    /* Called once on the loop thread when the response is done (sent,
+     * failed or aborted), also when run never ran. May be NULL. */
+    void (*release)(void *ud);
+    /* Buffered bodies of at least this many bytes are filtered on the thread
+     * pool, so the loop is not blocked; 0 = always on the loop thread. */
+    uint64_t pool_min;
+    void *ud;
+} loom_body_filter;
+
+/* (1.5) Route flags (loom_route_add_flags). */
+#define LOOM_ROUTE_DECODE_BODY 1u /* decode a gzip, br or zstd request body before the handler */
+
+/* (1.5) Why an event stream ended (loom_sse_close_fn). */
+#define LOOM_SSE_GONE LOOM_EGONE      /* the client left (or stopped reading for write_timeout) */
+#define LOOM_SSE_STOPPING LOOM_ESTATE /* the server is stopping gracefully */
+
+/* (1.5) The last call about an event stream: it ended without
+ * loom_sse_close (the client left, or the server stops). The handle is freed
+ * when this returns; do not use it after. */
+typedef void (*loom_sse_close_fn)(loom_sse *s, int32_t reason, void *ud);
+
+/* (1.5) Options of loom_sse_open. Set size = sizeof(loom_sse_opts). */
+typedef struct loom_sse_opts {
+    uint32_t size;
+    uint32_t flags;        /* none yet: 0 */
+    uint64_t keepalive_ms; /* a comment line after this much silence; 0 = 15000 */
+    uint64_t max_queued;   /* bytes waiting for the client past which sends fail; 0 = 1 MiB */
+    loom_sse_close_fn on_close;
+    void *ud;
+} loom_sse_opts;
+
+/* (1.5) One event. Set size = sizeof(loom_sse_event); NULL fields are left
+ * out. */
+typedef struct loom_sse_event {
+    uint32_t size;
+    uint32_t flags;    /* none yet: 0 */
+    const char *event; /* the event type; no CR, LF */
+    const char *id;    /* the event ID (becomes Last-Event-ID); no CR, LF, NUL */
+    int64_t retry_ms;  /* > 0: the client's reconnection delay */
+    const char *data;  /* may hold CR, LF or CRLF line breaks: one data field per line */
+    size_t data_len;
+} loom_sse_event;
 
 /* ---- the host function table -------------------------------------------- */
 
@@ -353,6 +533,36 @@ typedef struct loom_host_api {
     loom_io *(*io_start)(loom_plugin *self, int32_t fd, int32_t events, loom_io_fn fn, void *ud);
     int32_t (*io_update)(loom_io *io, int32_t events);
     void (*io_stop)(loom_io *io);
+
+    /* ---- 1.2: TLS ---- */
+    const char *(*req_scheme)(loom_req *req);
+    const char *(*req_tls)(loom_req *req, int32_t what);
+
+    /* ---- 1.3: sessions without lost updates ---- */
+    int32_t (*session_save)(loom_req *req, loom_session_fn fn, void *ud);
+
+    /* ---- 1.4: services between plugins ---- */
+    int32_t (*service_register)(loom_plugin *self, const loom_service_def *def);
+    const void *(*service_get)(loom_req *req, const char *name, uint32_t min_version,
+                               uint32_t *version);
+    int32_t (*req_watch)(loom_req *req, loom_req_watch_fn fn, void *ud);
+
+    /* ---- 1.5: compression and Server-Sent Events ---- */
+    int32_t (*resp_filter)(loom_req *req, const struct loom_body_filter *filter);
+    int64_t (*resp_body_size)(loom_req *req);
+    int32_t (*route_add_flags)(loom_plugin *self, const char *method, const char *pattern,
+                               loom_handler_fn fn, void *ud, const char *name, uint32_t flags);
+    loom_sse *(*sse_open)(loom_req *req, const struct loom_sse_opts *opts);
+    int32_t (*sse_send)(loom_sse *s, const struct loom_sse_event *ev);
+    int32_t (*sse_close)(loom_sse *s);
+    const char *(*sse_last_event_id)(loom_sse *s, size_t *len);
+    uint64_t (*sse_queued)(loom_sse *s);
+    uint64_t (*server_requests)(loom_plugin *self);
+
+    /* ---- 1.6: the client on the real web (cookie jars) ---- */
+    loom_fetch_jar *(*fetch_jar_new)(loom_plugin *self, uint32_t flags);
+    void (*fetch_jar_free)(loom_fetch_jar *jar);
+    int64_t (*fetch_jar_cookies)(loom_fetch_jar *jar, const char *url, char *buf, size_t len);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -556,7 +766,11 @@ static inline void *loom_req_alloc(loom_req *req, size_t size)
 {
     return loom__host_api->req_alloc(req, size);
 }
-/* Calls fn once if the client leaves before the response is done. */
+/* Calls fn once if the client leaves before the response is done. A
+ * pending request stays allocated until the plugin answers it (the answer
+ * then goes nowhere): a plugin whose only pending work is a fetch tied to
+ * the request must answer here, because the host cancels that fetch and its
+ * callback does not run. */
 static inline int32_t loom_req_on_abort(loom_req *req, loom_abort_fn fn, void *ud)
 {
     return loom__host_api->req_on_abort(req, fn, ud);
@@ -813,6 +1027,37 @@ static inline const void *loom_fetch_body(const loom_fetch_result *r, size_t *le
     return loom__host_api->fetch_body(r, len);
 }
 
+/* ---- 1.6: cookie jars for fetches -------------------------------------------
+ * A jar keeps the cookies servers set (RFC 6265, as aiohttp's CookieJar:
+ * domain and path matching, Secure only over https, public suffixes and IP
+ * hosts refused unless LOOM_FETCH_JAR_UNSAFE) and sends them on the fetches
+ * given it in loom_fetch_opts.cookie_jar, redirects included. Fetches get
+ * no cookies without a jar: the worker's client is shared by all requests,
+ * so one end user's cookies never reach another's fetch by default. A jar
+ * belongs to the plugin instance that made it and to its worker's thread;
+ * it is freed by loom_fetch_jar_free or at unload, whichever comes first. */
+
+/* A new empty jar (flags: LOOM_FETCH_JAR_*), or NULL (out of memory, or a
+ * host older than 1.6). */
+static inline loom_fetch_jar *loom_fetch_jar_new(loom_plugin *self, uint32_t flags)
+{
+    return LOOM_HAS(fetch_jar_new) ? loom__host_api->fetch_jar_new(self, flags) : NULL;
+}
+/* Frees a jar; fetches that use it keep it until they complete. */
+static inline void loom_fetch_jar_free(loom_fetch_jar *jar)
+{
+    if (LOOM_HAS(fetch_jar_free)) loom__host_api->fetch_jar_free(jar);
+}
+/* Writes the Cookie header value the jar would send to `url` ("a=1; b=2")
+ * into buf (NUL-terminated, cut to len - 1). Returns its full length (0:
+ * no cookie matches), LOOM_EINVAL for a bad URL, or LOOM_ENOSYS. */
+static inline int64_t loom_fetch_jar_cookies(loom_fetch_jar *jar, const char *url, char *buf,
+                                             size_t len)
+{
+    return LOOM_HAS(fetch_jar_cookies) ? loom__host_api->fetch_jar_cookies(jar, url, buf, len)
+                                       : LOOM_ENOSYS;
+}
+
 /* ---- 1.1: file bodies ------------------------------------------------------ */
 
 /* Sets the body to `len` bytes of the open regular file `fd` from `offset`
@@ -831,17 +1076,47 @@ static inline int32_t loom_resp_file(loom_req *req, int32_t fd, uint64_t offset,
  * README) and backed by a store plugin (session-memory, session-sqlite,
  * session-redis). A handler loads the session of its request, reads it as a
  * JSON object and changes it; changed sessions are saved, and the signed
- * cookie sent, when the response is done. A missing, tampered, expired or
- * unknown cookie gives a fresh empty session, never an error. With a streamed
- * response the head is out before the save, so no new cookie can follow:
- * change the session (or regenerate it) in a response that is not streamed. */
+ * cookie sent, when the response is done (or earlier, with loom_session_save).
+ * A missing, tampered, expired or unknown cookie gives a fresh empty session,
+ * never an error; a store that cannot answer gives LOOM_EUNAVAIL, never a
+ * fresh session. With a streamed response the head is out before the save,
+ * so no new cookie can follow: change the session (or regenerate it) in a
+ * response that is not streamed, or commit it with loom_session_save before
+ * the stream starts.
+ *
+ * (1.3) Concurrent requests on one session. Each request works on its own
+ * copy, loaded from the store with its version. A save writes only the keys
+ * this request changed (set, removed, or all of them after regenerate),
+ * merged into the session as stored now, and the store accepts the write
+ * only if nobody wrote in between (compare-and-set on the version):
+ *  - keys changed only by other requests are kept: the host merges and
+ *    retries by itself (a bounded number of times);
+ *  - a key this request changed that another request also changed since
+ *    this one loaded it is a conflict (two requests both read count 5 and
+ *    write 6: one of them must not win silently). Nothing of this request is
+ *    written. loom_session_save reports it as LOOM_ECONFLICT, and the
+ *    handler rereads and retries; the save when the response is done
+ *    replaces a response below 400 with 409 and logs a line naming the key;
+ *  - a session deleted meanwhile (logout elsewhere, expiry) is a conflict
+ *    too: it is not brought back, and the request's session becomes a fresh
+ *    empty one;
+ *  - a store that fails while saving: loom_session_save reports
+ *    LOOM_EUNAVAIL; the save when the response is done replaces a response
+ *    below 400 with 503; both log the store's name and the error.
+ * The rule of thumb: a handler that writes what it computed from what it read
+ * (a counter, a list it appends to) commits with loom_session_save and
+ * retries on LOOM_ECONFLICT; one that only sets values (a user name at login)
+ * may rely on the save when the response is done. With a 1.1 store (one
+ * without versioned operations) saves write the whole session, last writer
+ * wins, and LOOM_ECONFLICT never happens. */
 
 /* A store plugin offers its store (in init). Returns 0 when the host will use
  * it (the "store" key of the sessions config names it; default "sqlite"),
  * LOOM_ESTATE when sessions are not configured, LOOM_ENOTFOUND when another
  * store is chosen (the plugin should then stay idle and return 0 from init),
  * LOOM_EINVAL when the sessions config is invalid (the reason is logged;
- * fail init). */
+ * fail init). (1.3) Also LOOM_EINVAL, logged, for a store flagged
+ * LOOM_SESSION_STORE_PROCESS_LOCAL when the server runs more than one worker. */
 static inline int32_t loom_session_store_register(loom_plugin *self,
                                                   const loom_session_store *store)
 {
@@ -850,7 +1125,13 @@ static inline int32_t loom_session_store_register(loom_plugin *self,
 }
 /* Loads the request's session, then calls fn (on the loop thread; at once
  * when it is already loaded). Return LOOM_PENDING from the handler and answer
- * from fn. LOOM_ESTATE when sessions are not configured (no keys or store). */
+ * from fn. LOOM_ESTATE when sessions are not configured (no keys or store).
+ * (1.3) fn's status is 0, or LOOM_EUNAVAIL when the store could not answer
+ * (the reason is logged): there is then no session -- loom_session_get gives
+ * an empty object that cannot be changed (loom_session_set and the others
+ * return LOOM_EUNAVAIL), nothing is saved and no cookie is sent. Answer 503;
+ * a response below 400 is replaced by a 503 before it is sent, so nothing
+ * that needed the session passes for a success. */
 static inline int32_t loom_session_load(loom_req *req, loom_session_fn fn, void *ud)
 {
     return LOOM_HAS(session_load) ? loom__host_api->session_load(req, fn, ud) : LOOM_ENOSYS;
@@ -862,17 +1143,23 @@ static inline const loom_json *loom_session_get(loom_req *req)
     return LOOM_HAS(session_get) ? loom__host_api->session_get(req) : NULL;
 }
 /* Sets key to the JSON value `json` (len bytes; copied), or removes it when
- * json is NULL. LOOM_EINVAL for invalid JSON, LOOM_ELIMIT beyond max_size. */
+ * json is NULL. LOOM_EINVAL for invalid JSON, LOOM_ELIMIT beyond max_size,
+ * LOOM_ESTATE before the load, during a loom_session_save or once the
+ * response is saved, (1.3) LOOM_EUNAVAIL when the store failed to load it.
+ * The same results apply to regenerate and invalidate. */
 static inline int32_t loom_session_set(loom_req *req, const char *key, const char *json, size_t len)
 {
     return LOOM_HAS(session_set) ? loom__host_api->session_set(req, key, json, len) : LOOM_ENOSYS;
 }
-/* Login: a new session ID for the same data (the old ID is deleted). */
+/* Login: a new session ID for the same data (the old ID is deleted; (1.3)
+ * with a versioned store only if nobody changed it meanwhile -- otherwise
+ * the changes merge as for a save, or it is a conflict). */
 static inline int32_t loom_session_regenerate(loom_req *req)
 {
     return LOOM_HAS(session_regenerate) ? loom__host_api->session_regenerate(req) : LOOM_ENOSYS;
 }
-/* Logout: empties the session, deletes it from the store, expires the cookie. */
+/* Logout: empties the session, deletes it from the store (whatever other
+ * requests wrote to it meanwhile), expires the cookie. */
 static inline int32_t loom_session_invalidate(loom_req *req)
 {
     return LOOM_HAS(session_invalidate) ? loom__host_api->session_invalidate(req) : LOOM_ENOSYS;
@@ -881,6 +1168,55 @@ static inline int32_t loom_session_invalidate(loom_req *req)
 static inline int32_t loom_session_is_new(loom_req *req)
 {
     return LOOM_HAS(session_is_new) ? loom__host_api->session_is_new(req) : LOOM_ENOSYS;
+}
+
+/* ---- 1.2: TLS ------------------------------------------------------------------
+ * Whether a request came over TLS, and what was negotiated. Strings are
+ * copied into the request: they live until its response is done. */
+
+/* "https" for a request that came over TLS, "http" otherwise (also for an
+ * HTTP/2 stream: the scheme of its connection). NULL on a 1.1 host. */
+static inline const char *loom_req_scheme(loom_req *req)
+{
+    return LOOM_HAS(req_scheme) ? loom__host_api->req_scheme(req) : NULL;
+}
+/* One fact about the request's TLS connection (`what` is a LOOM_TLS_*
+ * value), or NULL: not over TLS, not known (no SNI, no ALPN), no client
+ * certificate (for the LOOM_TLS_CLIENT_* facts but LOOM_TLS_CLIENT_VERIFY,
+ * which then says "NONE"), the client already gone, or a 1.1 host. A client
+ * certificate is only ever reported verified: a listener with
+ * "verify_client" refuses a handshake with a certificate that fails. */
+static inline const char *loom_req_tls(loom_req *req, int32_t what)
+{
+    return LOOM_HAS(req_tls) ? loom__host_api->req_tls(req, what) : NULL;
+}
+
+/* ---- 1.3: sessions without lost updates ------------------------------------ */
+
+/* Commits the session's changes now (see "Concurrent requests" above) and
+ * then calls fn on the loop thread (at once when there is nothing to write
+ * or the store answers at once) with:
+ *   0               written (or nothing to write); loom_session_get shows the
+ *                   session as stored now, and its cookie is set on the
+ *                   response (unless the head is out);
+ *   LOOM_ECONFLICT  another request changed a key that this one changed, or
+ *                   deleted the session, since it was loaded. Nothing was
+ *                   written; the session now holds what is stored (a fresh
+ *                   empty one when it was deleted) without this request's
+ *                   changes: read it again, make the change again, commit
+ *                   again -- a bounded number of times, then answer 409;
+ *   LOOM_EUNAVAIL   the store could not answer (logged): answer 503.
+ * While the commit runs the session cannot be changed (LOOM_ESTATE). After
+ * fn, it may be changed and committed again; what is still uncommitted when
+ * the response is done is saved then. A response below 400 is replaced (409
+ * or 503) when the last commit failed and none succeeded after it. Returns
+ * LOOM_ESTATE when the session is not loaded or a commit is running,
+ * LOOM_EUNAVAIL when the store failed to load it, LOOM_EGONE when the client
+ * left; fn is not called then. On a 1.1 host: LOOM_ENOSYS (the session is
+ * saved when the response is done). */
+static inline int32_t loom_session_save(loom_req *req, loom_session_fn fn, void *ud)
+{
+    return LOOM_HAS(session_save) ? loom__host_api->session_save(req, fn, ud) : LOOM_ENOSYS;
 }
 
 /* ---- 1.1: descriptor watchers -------------------------------------------------
@@ -905,6 +1241,201 @@ static inline int32_t loom_io_update(loom_io *io, int32_t events)
 static inline void loom_io_stop(loom_io *io)
 {
     if (LOOM_HAS(io_stop)) loom__host_api->io_stop(io);
+}
+
+/* ---- 1.4: services between plugins ------------------------------------------
+ * A plugin offers an API to other plugins (a database pool, a cache, a
+ * pub/sub channel) as a named, versioned service: a function table of its
+ * own, registered in init. Other plugins look it up per request.
+ *
+ * Lifetimes: a lookup resolves in the registry snapshot the request pinned
+ * when it started, and that snapshot holds the provider instance loaded.
+ * So the table, and everything the provider hands out for the request,
+ * stay valid until the request is done, even when the provider is replaced
+ * or removed meanwhile: in-flight requests finish on the old provider, new
+ * requests see the new one (or none). Do not keep a table past the request
+ * it was looked up for (not in a static, not from init): the next request
+ * may need another one. A provider that holds something for a request
+ * (a connection, a query) learns when the client leaves and when the
+ * request is released through loom_req_watch, and gives it back then. */
+
+/* Offers a service; only during init. Returns 0, LOOM_EINVAL (bad name,
+ * version 0, no table or a table whose size is < 4, or the same name twice
+ * in this plugin), LOOM_ESTATE (not in init). Two loaded plugins offering
+ * the same name is a load error, like two middleware with one name. */
+static inline int32_t loom_service_register(loom_plugin *self, const loom_service_def *def)
+{
+    return LOOM_HAS(service_register) ? loom__host_api->service_register(self, def) : LOOM_ENOSYS;
+}
+/* The table of service `name` with version >= min_version, in the request's
+ * snapshot, or NULL (none loaded, or too old; or a 1.1 host). *version (may
+ * be NULL) gets the provider's version. Valid until the request is done. */
+static inline const void *loom_service_get(loom_req *req, const char *name, uint32_t min_version,
+                                           uint32_t *version)
+{
+    return LOOM_HAS(service_get) ? loom__host_api->service_get(req, name, min_version, version)
+                                 : NULL;
+}
+/* Whether a service table has entry `field` (a member of its struct type):
+ * its size covers it. */
+#define LOOM_SERVICE_HAS(table, type, field)                                                       \
+    ((table) && offsetof(type, field) + sizeof(((type *)0)->field) <= *(const uint32_t *)(table))
+
+/* Calls fn(req, LOOM_REQ_ABORTED, ud) if the client leaves before the
+ * response is done (after the plugin's loom_req_on_abort callback, and only
+ * if that did not answer), and fn(req, LOOM_REQ_DONE, ud) when the request
+ * is released (answered, and for an aborted request, answered too). Any
+ * number of watchers; they run in the order they were added. Meant for
+ * services: a watcher must not answer the request on LOOM_REQ_DONE, and
+ * should release what it held for the request. Returns 0, LOOM_EGONE (the
+ * client already left; fn will only see LOOM_REQ_DONE), LOOM_ESTATE (already
+ * answered; fn is not registered), LOOM_ENOMEM. */
+static inline int32_t loom_req_watch(loom_req *req, loom_req_watch_fn fn, void *ud)
+{
+    return LOOM_HAS(req_watch) ? loom__host_api->req_watch(req, fn, ud) : LOOM_ENOSYS;
+}
+
+/* ---- 1.5: compression and Server-Sent Events ----------------------------------
+ * Each wrapper returns LOOM_ENOSYS (or NULL, 0, -1) on an older host. */
+
+/* Installs a body filter on the response (see loom_body_filter; *filter is
+ * copied). One filter per response. Returns 0, LOOM_ESTATE when the head is
+ * already out or a filter is installed, LOOM_EINVAL for a bad struct. */
+static inline int32_t loom_resp_filter(loom_req *req, const loom_body_filter *filter)
+{
+    return LOOM_HAS(resp_filter) ? loom__host_api->resp_filter(req, filter) : LOOM_ENOSYS;
+}
+/* The size of the response body as it stands: the buffered body's length, a
+ * file body's length, or -1 when the body is streamed (or the host is old). */
+static inline int64_t loom_resp_body_size(loom_req *req)
+{
+    return LOOM_HAS(resp_body_size) ? loom__host_api->resp_body_size(req) : -1;
+}
+/* loom_route_add with LOOM_ROUTE_* flags. With LOOM_ROUTE_DECODE_BODY, a
+ * request body with Content-Encoding gzip, br or zstd is decoded before the
+ * handler runs (the handler sees the decoded body and no Content-Encoding);
+ * client_max_size bounds the decoded size (413), a corrupt body gets 400 and
+ * another coding 415, all before the handler. */
+static inline int32_t loom_route_add_flags(loom_plugin *self, const char *method,
+                                           const char *pattern, loom_handler_fn fn, void *ud,
+                                           const char *name, uint32_t flags)
+{
+    return LOOM_HAS(route_add_flags)
+               ? loom__host_api->route_add_flags(self, method, pattern, fn, ud, name, flags)
+               : LOOM_ENOSYS;
+}
+/* Opens an event stream on the request (opts may be NULL for the defaults):
+ * sends a 200 head with Content-Type: text/event-stream (headers set before
+ * stay; the response phase of the middleware runs first) and takes the
+ * request over: return LOOM_PENDING from the handler. The stream lives until
+ * loom_sse_close, or until opts->on_close reports its end (the client left,
+ * the server stops); no request deadline applies to it meanwhile. A comment
+ * line goes out after keepalive_ms of silence. Returns NULL when the head is
+ * already out, the request was answered or its client is gone: the request
+ * is then still the caller's (answer it, e.g. with loom_resp_error). */
+static inline loom_sse *loom_sse_open(loom_req *req, const loom_sse_opts *opts)
+{
+    return LOOM_HAS(sse_open) ? loom__host_api->sse_open(req, opts) : NULL;
+}
+/* Sends one event (its text is built, passed through the response's body
+ * filter, and flushed). Returns 0; LOOM_EINVAL for CR or LF in event or id;
+ * LOOM_ELIMIT when the bytes still waiting for the client would pass
+ * max_queued (nothing is sent: the client reads too slowly); LOOM_EGONE when
+ * the client left. */
+static inline int32_t loom_sse_send(loom_sse *s, const loom_sse_event *ev)
+{
+    return LOOM_HAS(sse_send) ? loom__host_api->sse_send(s, ev) : LOOM_ENOSYS;
+}
+/* A convenience: sends an event with only data (and an event type, or NULL). */
+static inline int32_t loom_sse_send_data(loom_sse *s, const char *event, const char *data,
+                                         size_t len)
+{
+    loom_sse_event ev = {sizeof(loom_sse_event), 0, event, NULL, 0, data, len};
+    return loom_sse_send(s, &ev);
+}
+/* Ends the stream (the response ends; on_close is not called) and frees the
+ * handle. Returns 0 or LOOM_EGONE (the client had left). */
+static inline int32_t loom_sse_close(loom_sse *s)
+{
+    return LOOM_HAS(sse_close) ? loom__host_api->sse_close(s) : LOOM_ENOSYS;
+}
+/* The Last-Event-ID the client sent on (re)connecting, or NULL. Valid as
+ * long as the stream. */
+static inline const char *loom_sse_last_event_id(loom_sse *s, size_t *len)
+{
+    return LOOM_HAS(sse_last_event_id) ? loom__host_api->sse_last_event_id(s, len) : NULL;
+}
+/* Bytes of this stream's connection not yet taken by the client's socket. */
+static inline uint64_t loom_sse_queued(loom_sse *s)
+{
+    return LOOM_HAS(sse_queued) ? loom__host_api->sse_queued(s) : 0;
+}
+/* Requests this worker process has received since it started. */
+static inline uint64_t loom_server_requests(loom_plugin *self)
+{
+    return LOOM_HAS(server_requests) ? loom__host_api->server_requests(self) : 0;
+}
+
+/* How acceptable content coding `coding` (e.g. "gzip", "identity") is to
+ * the client, from its Accept-Encoding fields (RFC 9110 §12.5.3): the
+ * q-value times 1000 (0 = not acceptable). A coding not listed takes the q of
+ * "*"; identity is acceptable unless excluded by "identity;q=0" or by "*;q=0"
+ * without an identity entry. No Accept-Encoding field: only identity (1000).
+ * Built on loom_req_header_n only (no table entry). */
+static inline int32_t loom_accept_encoding(loom_req *req, const char *coding)
+{
+    size_t cl = 0, vl;
+    while (coding[cl]) cl++;
+    int is_identity = cl == 8;
+    for (size_t i = 0; i < 8 && is_identity; i++) is_identity = coding[i] == "identity"[i];
+    int32_t q_coding = -1, q_star = -1, any = 0;
+    const char *v;
+    for (uint32_t idx = 0; (v = loom_req_header_n(req, "Accept-Encoding", idx, &vl)) != NULL;
+         idx++) {
+        any = 1;
+        size_t i = 0;
+        while (i < vl) {
+            while (i < vl && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+            size_t ts = i;
+            while (i < vl && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t') i++;
+            size_t tl = i - ts;
+            int32_t q = 1000;
+            while (i < vl && v[i] != ',') {
+                /* parameters: only q counts */
+                while (i < vl && (v[i] == ' ' || v[i] == '\t' || v[i] == ';')) i++;
+                if (i + 1 < vl && (v[i] == 'q' || v[i] == 'Q') && v[i + 1] == '=') {
+                    i += 2;
+                    int32_t w = 0, scale = 1000;
+                    if (i < vl && v[i] >= '0' && v[i] <= '1') w = (v[i++] - '0') * 1000;
+                    if (i < vl && v[i] == '.') {
+                        i++;
+                        for (int d = 0; d < 3 && i < vl && v[i] >= '0' && v[i] <= '9'; d++)
+                            w += (v[i++] - '0') * (scale /= 10);
+                    }
+                    q = w > 1000 ? 1000 : w;
+                }
+                while (i < vl && v[i] != ',' && v[i] != ';') i++;
+            }
+            if (tl == 0) continue;
+            if (tl == 1 && v[ts] == '*') {
+                q_star = q;
+                continue;
+            }
+            if (tl != cl) continue;
+            int same = 1;
+            for (size_t k = 0; k < tl && same; k++) {
+                char a = v[ts + k], b = coding[k];
+                if (a >= 'A' && a <= 'Z') a = (char)(a + 32);
+                if (b >= 'A' && b <= 'Z') b = (char)(b + 32);
+                same = a == b;
+            }
+            if (same) q_coding = q;
+        }
+    }
+    if (q_coding >= 0) return q_coding;
+    if (is_identity) return q_star == 0 ? 0 : 1000;
+    if (!any) return 0;
+    return q_star > 0 ? q_star : 0;
 }
 
 #ifdef __cplusplus

@@ -6,7 +6,8 @@
  *   GET  /h2/wait         never answers by itself: its abort stops its timer
  *   GET  /h2/fetch?url=U  answers with what a fetch of U got; a fetch of the
  *                         request, cancelled by the host on abort
- *   GET  /h2/stream?n=&size=&ms=  streams n pieces of size bytes, ms apart
+ *   GET  /h2/stream?n=&size=&ms=[&type=text]  streams n pieces of size bytes,
+ *                         ms apart (octet-stream, or text/plain)
  *   GET  /h2/big?size=N   a buffered body of N bytes (a known pattern)
  *   POST /h2/echo         the body back, with what the handler saw
  *   GET  /h2/info         method, path, query, version, Host, Cookie as JSON
@@ -163,7 +164,10 @@ static int32_t h_stream(loom_req *req, void *ud)
     if (!s->piece) return LOOM_ENOMEM;
     for (uint64_t i = 0; i < s->size; i++) s->piece[i] = (char)('a' + i % 26);
     st.stream_started++;
-    loom_resp_header_set(req, "Content-Type", "text/plain");
+    const char *type = loom_req_query(req, "type", 0, NULL);
+    loom_resp_header_set(req, "Content-Type",
+                         type && strcmp(type, "text") == 0 ? "text/plain"
+                                                           : "application/octet-stream");
     loom_resp_stream_start(req);
     loom_req_on_abort(req, stream_abort, s);
     s->t = loom_timer_start(me, ms, ms, stream_tick, s);

@@ -1,4 +1,5 @@
-"""bench/h2bench.py: the HTTP/2 workloads of bench/run (`--only h2`).
+"""HTTP/2 workloads of bench/run (--only h2, or one of h2-tls, h2c,
+h2-page100).
 
 loom, nginx and h2o, one worker each, HTTP/2 on, all three with the same
 ECDSA P-256 certificate, each with a TLS listener (h2 by ALPN) and a
@@ -29,6 +30,7 @@ import subprocess
 import tempfile
 import time
 
+WORKLOADS = ["h2", "h2-tls", "h2c", "h2-page100"]
 PORTS = {"loom": (8120, 8121), "nginx": (8122, 8123), "h2o": (8124, 8125)}
 SIZES = [1024] * 20 + [4096] * 40 + [16384] * 30 + [65536] * 10
 SERVERS = ("loom", "nginx", "h2o")
@@ -56,11 +58,11 @@ def cert(d):
     return c, k
 
 
-def start_loom(run, d, www, c, k):
+def start_loom(b, d, www, c, k):
     plugins = os.path.join(d, "loom-plugins")
     os.mkdir(plugins)
     for p in ("hello", "static"):
-        shutil.copy(os.path.join(run.BUILD, "plugins", p + ".so"), plugins)
+        shutil.copy(os.path.join(b.BUILD, "plugins", p + ".so"), plugins)
     tls, h2c = PORTS["loom"]
     cfg = os.path.join(d, "loom.json")
     with open(cfg, "w") as f:
@@ -69,14 +71,14 @@ def start_loom(run, d, www, c, k):
                 ' "tls": {"cert": "%s", "key": "%s"},'
                 ' "plugins": {"static": {"mounts": [{"prefix": "/a", "root": "%s/a"}]}}}'
                 % (tls, h2c, c, k, www))
-    return subprocess.Popen(run.on_server_cpu([run.LOOM, "serve", "--single", "--config", cfg,
+    return subprocess.Popen(b.on_server_cpu([b.LOOM, "serve", "--single", "--config", cfg,
                                                "--plugins-dir", plugins, "--log-level", "warn"]),
                             stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(d, "loom.log"), "w"),
-                            preexec_fn=run.raise_nofile)
+                            preexec_fn=b.raise_nofile)
 
 
-def start_nginx(run, d, www, c, k):
+def start_nginx(b, d, www, c, k):
     tls, h2c = PORTS["nginx"]
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
@@ -89,11 +91,11 @@ def start_nginx(run, d, www, c, k):
                 "    ssl_certificate %s; ssl_certificate_key %s;\n"
                 "    location = / { default_type text/plain; return 200 \"Hello, World!\"; }\n"
                 "    location /a/ { root %s; } } }\n" % (d, d, tls, h2c, c, k, www))
-    return subprocess.Popen(run.on_server_cpu(["nginx", "-c", conf, "-p", d]),
+    return subprocess.Popen(b.on_server_cpu(["nginx", "-c", conf, "-p", d]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_h2o(run, d, www, c, k):
+def start_h2o(b, d, www, c, k):
     tls, h2c = PORTS["h2o"]
     conf = os.path.join(d, "h2o.conf")
     user = "user: root\n" if os.geteuid() == 0 else ""
@@ -103,18 +105,18 @@ def start_h2o(run, d, www, c, k):
                 "    certificate-file: %s\n    key-file: %s\n"
                 "listen:\n  host: 127.0.0.1\n  port: %d\n"
                 "hosts: {default: {paths: {/: {file.dir: %s}}}}\n" % (user, d, tls, c, k, h2c, www))
-    return subprocess.Popen(run.on_server_cpu(["h2o", "-c", conf]), stdout=subprocess.DEVNULL,
+    return subprocess.Popen(b.on_server_cpu(["h2o", "-c", conf]), stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(d, "h2o.log"), "w"))
 
 
-def h2load(run, urls, pid, seconds, conns, streams, logfile):
+def h2load(b, urls, pid, seconds, conns, streams, logfile):
     """One measurement: rps, CPU µs per request, p99 ms, errors, requests."""
     args = ["h2load", "-t1", "-c%d" % conns, "-m%d" % streams, "-D", str(seconds),
             "--log-file", logfile] + list(urls)
-    before = run.cpu_times(pid)
-    p = subprocess.run(run.on_client_cpu(args), capture_output=True, text=True,
+    before = b.cpu_times(pid)
+    p = subprocess.run(b.on_client_cpu(args), capture_output=True, text=True,
                        timeout=seconds + 60)
-    (ns0, t0), (ns1, t1) = before, run.cpu_times(pid)
+    (ns0, t0), (ns1, t1) = before, b.cpu_times(pid)
     out = p.stdout
     m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
                   r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
@@ -136,33 +138,34 @@ def h2load(run, urls, pid, seconds, conns, streams, logfile):
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1000.0 if lat else 0.0
     os.unlink(logfile)
     return {"rps": rps, "cpu_us": round((ns1 - ns0) / 1000 / done, 3),
-            "cpu_us_ticks": round((t1 - t0) * 1e6 / run.HZ / done, 2), "p99_ms": round(p99, 3),
+            "cpu_us_ticks": round((t1 - t0) * 1e6 / b.HZ / done, 2), "p99_ms": round(p99, 3),
             "errors": errors, "requests": done}
 
 
-def rounds(run, workload, servers, a, add, conns, streams, logfile):
+def rounds(b, workload, servers, a, add, conns, streams, logfile):
     """bench/run's interleaved(), with h2load: servers is [(name, urls, pid)]."""
     per = {name: [] for name, _, _ in servers}
     for r in range(a.rounds):
         k = r % len(servers)
         for pos, (name, urls, pid) in enumerate(servers[k:] + servers[:k]):
-            if run.SETTLE:
-                subprocess.run(run.on_client_cpu(["h2load", "-t1", "-c%d" % conns,
-                                                  "-m%d" % streams, "-D", str(run.SETTLE)]
+            if b.SETTLE:
+                subprocess.run(b.on_client_cpu(["h2load", "-t1", "-c%d" % conns,
+                                                  "-m%d" % streams, "-D", str(b.SETTLE)]
                                                  + list(urls)), capture_output=True,
-                               timeout=run.SETTLE + 60)
-            m = h2load(run, urls, pid, a.seconds, conns, streams, logfile)
+                               timeout=b.SETTLE + 60)
+            m = h2load(b, urls, pid, a.seconds, conns, streams, logfile)
             m.update({"round": r + 1, "position": pos + 1})
             per[name].append(m)
-            run.log("%-12s round %d/%d  %-6s %s" % (workload, r + 1, a.rounds, name, m))
-    run.add_medians(workload, servers, per, add)
+            b.log("%-12s round %d/%d  %-6s %s" % (workload, r + 1, a.rounds, name, m))
+    b.add_medians(workload, servers, per, add)
 
 
-def run_h2(run, a, add):
-    """Adds the rows of the three HTTP/2 workloads (called by bench/run)."""
+def run(b, a, secs, want, add, anchor_pids, env):
+    """Adds the rows of the HTTP/2 workloads asked for (bench/run calls it
+    with its helpers as b)."""
     for name in SERVERS:
         for port in PORTS[name]:
-            if run.port_open(port):
+            if b.port_open(port):
                 raise SystemExit("bench/run: port %d is already in use by another process" % port)
     d = tempfile.mkdtemp(prefix="loom-bench-h2-")
     os.chmod(d, 0o755)  # nginx's worker runs as another user and reads www/
@@ -170,16 +173,16 @@ def run_h2(run, a, add):
     c, k = cert(d)
     procs = {}
     try:
-        procs["loom"] = start_loom(run, d, www, c, k)
-        procs["nginx"] = start_nginx(run, d, www, c, k)
-        procs["h2o"] = start_h2o(run, d, www, c, k)
+        procs["loom"] = start_loom(b, d, www, c, k)
+        procs["nginx"] = start_nginx(b, d, www, c, k)
+        procs["h2o"] = start_h2o(b, d, www, c, k)
         for name in SERVERS:
             for port in PORTS[name]:
-                if not run.wait_port(port) or procs[name].poll() is not None:
+                if not b.wait_port(port) or procs[name].poll() is not None:
                     raise SystemExit("bench/run: %s did not start on %d (see %s)" % (name, port, d))
         time.sleep(0.3)
         for name in SERVERS:
-            run.check_pinned("%s h2" % name, procs[name].pid)
+            b.check_pinned("%s h2" % name, procs[name].pid)
         # Every server must answer every URL over h2 before anything is measured.
         for name in SERVERS:
             tls, h2c = PORTS[name]
@@ -193,14 +196,17 @@ def run_h2(run, a, add):
         logfile = os.path.join(d, "h2load.log")
         for wl, make in (("h2-tls", lambda t, h: ["https://127.0.0.1:%d/" % t]),
                          ("h2c", lambda t, h: ["http://127.0.0.1:%d/" % h])):
+            if not (want("h2") or want(wl)):
+                continue
             servers = [(n, make(*PORTS[n]), procs[n].pid) for n in SERVERS]
             for _, urls, _ in servers:  # the first seconds pay for page faults
-                subprocess.run(run.on_client_cpu(["h2load", "-t1", "-c64", "-m16", "-D", "1"]
+                subprocess.run(b.on_client_cpu(["h2load", "-t1", "-c64", "-m16", "-D", "1"]
                                                  + urls), capture_output=True, timeout=60)
-            rounds(run, wl, servers, a, add, 64, 16, logfile)
-        servers = [(n, ["https://127.0.0.1:%d%s" % (PORTS[n][0], p) for p in assets],
-                    procs[n].pid) for n in SERVERS]
-        rounds(run, "h2-page100", servers, a, add, 8, 100, logfile)
+            rounds(b, wl, servers, a, add, 64, 16, logfile)
+        if want("h2") or want("h2-page100"):
+            servers = [(n, ["https://127.0.0.1:%d%s" % (PORTS[n][0], p) for p in assets],
+                        procs[n].pid) for n in SERVERS]
+            rounds(b, "h2-page100", servers, a, add, 8, 100, logfile)
     finally:
         for p in procs.values():
             p.terminate()
@@ -212,9 +218,9 @@ def run_h2(run, a, add):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def add_targets(by, target, paired):
-    """The HTTP/2 targets for bench/run's report: per round, loom against the
-    better of nginx and h2o."""
+def targets(b, by, target, t):
+    """Issue 18's targets for bench/run's report: per round, loom against
+    the better of nginx and h2o."""
     for wl in ("h2-tls", "h2c", "h2-page100"):
         rows = {s: by.get((wl, s)) for s in SERVERS}
         if not all(rows.values()):
