@@ -4,6 +4,7 @@ header, and the h2test plugin, driven by curl (--http2 over TLS,
 --http2-prior-knowledge over h2c), nghttp, h2load and a raw HTTP/2 client
 (python3-h2's HPACK). Runs on both I/O backends (http2.peers.epoll)."""
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from h2lib import END_STREAM, GOAWAY, HEADERS, NO_ERROR, Raw
 
 KEY = "h2-session-key-0123456789abcdef0123456789"
 PLUGINS = ["hello", "echo", "logging", "notes", "static", "cors", "session-memory", "session-demo",
-           "compress", "ticker"]
+           "compress", "ticker", "proxy"]
 
 
 def plugin_dir():
@@ -50,6 +51,21 @@ class Peers(unittest.TestCase):
                             for i in range(4000))).encode()
         with open(os.path.join(cls.www, "big.txt"), "wb") as f:
             f.write(cls.text)
+        # An HTTP/1.1 upstream for the proxy plugin.
+        class Up(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = ("upstream saw %s from %s" % (
+                    self.path, self.headers.get("X-Forwarded-For"))).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        cls.up = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Up)
+        threading.Thread(target=cls.up.serve_forever, daemon=True).start()
         cls.plugins = plugin_dir()
         cls.srv = h2lib.H2Server(plugins_dir=cls.plugins, args=["--workers", "1"], config={
             "client_max_size": 65536,
@@ -60,11 +76,14 @@ class Peers(unittest.TestCase):
                                      "allow_methods": ["GET", "POST"], "max_age": 60}]},
                 "sessions": {"keys": [KEY], "store": "memory", "secure": True},
                 "ticker": {"interval_ms": 100, "max_events": 3},
+                "proxy": {"routes": [{"prefix": "/up", "upstream": "http://127.0.0.1:%d"
+                                      % cls.up.server_address[1]}]},
             }})
         cls.srv.wait_log("listening on")
 
     @classmethod
     def tearDownClass(cls):
+        cls.up.shutdown()
         rc = cls.srv.stop()
         log = cls.srv.log()
         shutil.rmtree(cls.dir, ignore_errors=True)
@@ -130,6 +149,8 @@ class Peers(unittest.TestCase):
         for i in (1, 2):
             st, body = self.curl("/demo/api/count", *common, "-X", "POST")
             self.assertEqual(json.loads(body), {"user": "ann", "count": i})
+        # proxy: an HTTP/2 request forwarded to an HTTP/1.1 upstream
+        self.assertEqual(self.curl("/up/x?y=1"), (200, b"upstream saw /up/x?y=1 from 127.0.0.1"))
         # the frozen 1.0 plugin, unchanged
         st, body = self.curl("/old10/ann?q=x%20y", "-H", "X-Old: yes")
         self.assertEqual((st, json.loads(body)), (200, {"abi": "1.0", "name": "ann", "q": "x y",
