@@ -1,6 +1,8 @@
 /* The `loom` command: one binary for the server, the client and the SDK tools. */
 #include "cli/cli.h"
 
+#include <loom/loom.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +17,8 @@ static const char usage[] =
     "  check-plugin FILE.so     print a plugin's descriptor, or why it cannot load\n"
     "  dev-cert [DIR]           write a self-signed certificate for localhost (HTTPS in "
     "development)\n"
-    "  plugins [--port N]       list the plugins of a running server (needs \"admin\": true)\n"
+    "  plugins [--port N]       list each worker's plugins of a running server (needs\n"
+    "                           \"admin\": true; --json for the raw listing)\n"
     "  version                  print the version and the plugin ABI version\n"
     "\n"
     "loom --help shows this text; loom COMMAND --help shows a command's options.\n";
@@ -36,7 +39,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
     if (strcmp(cmd, "dev-cert") == 0) return loom__cmd_dev_cert(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("loom %s\n", LOOM_VERSION);
+        printf("loom %s (plugin ABI %d.%d)\n", LOOM_VERSION, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);
         return 0;
     }
     fprintf(stderr, "loom: unknown command '%s' (see loom --help)\n", cmd);

@@ -4,6 +4,7 @@
 #include "http/parser.h"
 #include "http/token.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define P(ll) ((loom__parser *)(ll))
@@ -636,4 +637,48 @@ int loom__parser_error_status(const loom__parser *p, const char **reason)
 {
     if (reason) *reason = p->reason ? p->reason : "bad request";
     return p->status ? p->status : 400;
+}
+
+size_t loom__parser_request_line(const loom__parser *p, char *buf, size_t len, size_t max_target)
+{
+    const loom_req *r = p->req;
+    if (!r || len == 0) return 0;
+    const char *method, *target;
+    size_t mlen, tlen;
+    int major = -1, minor = -1;
+    if (p->headers_done) { /* copied into the request */
+        method = r->method;
+        mlen = r->method_len;
+        target = r->target;
+        tlen = r->target_len;
+        major = r->http_major;
+        minor = r->http_minor;
+    } else {
+        /* Still in the caller's buffer, from p->base (loom__parser_pending):
+         * the method is whole once the target has begun. */
+        if (!p->base || p->url_len == 0 || r->method_len == 0) return 0;
+        method = p->base;
+        mlen = r->method_len;
+        target = p->base + p->url_off;
+        tlen = p->url_len;
+        const char *v = target + tlen;
+        if (p->url_off + p->url_len + 9 <= p->head_end && v[0] == ' ' &&
+            memcmp(v + 1, "HTTP/", 5) == 0 && v[6] >= '0' && v[6] <= '9' && v[7] == '.' &&
+            v[8] >= '0' && v[8] <= '9') {
+            major = v[6] - '0';
+            minor = v[8] - '0';
+        }
+    }
+    /* A target that was cut here, or not seen to its end, ends in "...". */
+    int cut = tlen > max_target || major < 0;
+    if (tlen > max_target) tlen = max_target;
+    int n;
+    if (major < 0)
+        n = snprintf(buf, len, "%.*s %.*s%s", (int)mlen, method, (int)tlen, target,
+                     cut ? "..." : "");
+    else
+        n = snprintf(buf, len, "%.*s %.*s%s HTTP/%d.%d", (int)mlen, method, (int)tlen, target,
+                     cut ? "..." : "", major, minor);
+    if (n < 0) return 0;
+    return (size_t)n < len ? (size_t)n : len - 1;
 }

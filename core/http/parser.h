@@ -85,6 +85,14 @@ static inline void loom__parser_rebase(loom__parser *p, const char *base)
 /* After LOOM__PARSE_ERROR: the HTTP status to answer (400, 413, 414, 431,
  * 501, 505) and a short reason. */
 int loom__parser_error_status(const loom__parser *p, const char **reason);
+/* The request line as far as the parser has it, for the access log of a
+ * request refused before it was handed over (413, 414, 431, 408, ...):
+ * "METHOD TARGET HTTP/x.y" into `buf` (NUL-terminated), the target cut
+ * after `max_target` bytes, and "..." after a target that was cut or not
+ * seen to its end. Valid right after loom__parser_feed returned, or while
+ * the pending bytes are kept (loom__parser_pending). Returns the length, or
+ * 0 when not even the method is known. */
+size_t loom__parser_request_line(const loom__parser *p, char *buf, size_t len, size_t max_target);
 /* True once a request's head is complete and its body is still arriving. */
 static inline int loom__parser_in_body(const loom__parser *p)
 {

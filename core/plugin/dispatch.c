@@ -287,7 +287,11 @@ static void admin(loom_req *r)
         return;
     }
     loom__worker *w = loom__req_worker(r);
+    /* The listing request itself is in flight on the current snapshot: do
+     * not count it. */
+    x->snap->requests--;
     char *t = loom__host_listing(w->host);
+    x->snap->requests++;
     r->resp.status = 200;
     loom__resp_header_set(r, "Content-Type", 12, "application/json", 16);
     loom__resp_body_copy(r, t ? t : "{}", t ? strlen(t) : 2);

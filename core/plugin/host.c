@@ -103,15 +103,56 @@ char **loom__plugin_list(const loom__config *cfg, size_t *n)
     return paths;
 }
 
-int loom__plugin_name_taken(const loom_plugin *p, loom_plugin *const *set, size_t n, char *err,
-                            size_t errlen)
+/* Edit distance of two short names (for "did you mean"); capped at 9. */
+static size_t distance(const char *a, const char *b)
 {
-    for (size_t k = 0; k < n; k++)
-        if (strcmp(set[k]->name, p->name) == 0) {
-            snprintf(err, errlen, "plugin name '%s' is already loaded from %s", p->name,
-                     set[k]->src_path);
-            return 1;
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 9;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            if (up + 1 < best) best = up + 1;
+            row[j] = best;
+            diag = up;
         }
+    }
+    return row[lb] < 9 ? row[lb] : 9;
+}
+
+/* Every object under "plugins" must be for a loaded plugin, for a plugin
+ * file that is there but skipped, for one that is disabled ("enabled":
+ * false), or the core's own "sessions":
+ * anything else is a typo that would otherwise be ignored. Returns 0, or -1
+ * after logging one line that names the key. */
+static int check_plugin_sections(const loom__config *cfg, loom_plugin *const *ps, size_t np)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(cfg->plugins, key, v)
+    {
+        if (strcmp(key, "sessions") == 0 || json_is_false(json_object_get(v, "enabled"))) continue;
+        size_t i = 0;
+        while (i < np && strcmp(ps[i]->name, key) != 0) i++;
+        if (i < np) continue;
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s.so", cfg->plugins_dir, key);
+        if (strchr(key, '/') == NULL && stat(path, &st) == 0) continue;
+        const char *near = distance(key, "sessions") <= 2 ? "sessions" : NULL;
+        for (i = 0; i < np && !near; i++)
+            if (distance(key, ps[i]->name) <= 2) near = ps[i]->name;
+        loom__err(
+            "config: \"plugins\": {\"%s\": ...}: no plugin named '%s' is loaded from %s%s%s%s", key,
+            key, cfg->plugins_dir, near ? " (did you mean '" : "", near ? near : "",
+            near ? "'?)" : "");
+        return -1;
+    }
     return 0;
 }
 
@@ -141,14 +182,15 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     size_t np = 0;
     for (size_t i = 0; i < n; i++) {
         char err[512];
-        loom_plugin *p = loom__plugin_load(h, paths[i], NULL, err, sizeof err);
-        if (p && loom__plugin_name_taken(p, ps, np, err, sizeof err)) {
-            loom__plugin_discard(p);
-            p = NULL;
-        }
+        loom__load_opts o = {.taken = ps, .ntaken = np};
+        loom_plugin *p = loom__plugin_load(h, paths[i], &o, err, sizeof err);
         if (!p) {
             loom__err("plugin %s: %s", paths[i], err);
             if (!cfg->on_plugin_error_skip) failed = 1;
+            /* Skipped: not tried again until the file changes. */
+            char hash[65];
+            if (!o.incomplete && loom__file_sha256(paths[i], hash) == 0)
+                loom__reload_refuse(h, paths[i], hash, o.conflict ? o.conflict->name : NULL);
         } else {
             ps[np++] = p;
             loom__info("plugin %s %s loaded from %s (%zu routes, %zu middleware)", p->name,
@@ -158,7 +200,8 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     }
     free(paths);
     loom__snapshot *s = NULL;
-    while (!failed) {
+    int bad_config = !failed && check_plugin_sections(cfg, ps, np) != 0;
+    while (!failed && !bad_config) {
         char err[512];
         long culprit;
         s = loom__snapshot_build(h, ps, np, err, sizeof err, &culprit);
@@ -173,11 +216,13 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
         }
         failed = 1;
     }
-    if (failed) {
-        loom__err("not starting: fix or remove the plugins above, or set "
-                  "\"on_plugin_error\": \"skip\"");
+    if (failed || bad_config) {
+        if (failed)
+            loom__err("not starting: fix or remove the plugins above, or set "
+                      "\"on_plugin_error\": \"skip\"");
         for (size_t i = 0; i < np; i++) loom__plugin_discard(ps[i]);
         free(ps);
+        loom__reload_forget_refused(h);
         rmdir(h->private_dir);
         free(h->private_dir);
         free(h);
@@ -234,6 +279,7 @@ void loom__host_free(loom__host *h)
     free(h->states);
     for (size_t i = 0; i < h->nzombies; i++) loom__plugin_discard(h->zombies[i]);
     free(h->zombies);
+    loom__reload_forget_refused(h);
     if (h->private_dir) rmdir(h->private_dir);
     loom__session_host_free(h);
     free(h->private_dir);

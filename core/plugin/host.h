@@ -120,6 +120,22 @@ typedef struct loom__snapshot {
     size_t nservices;
 } loom__snapshot;
 
+/* What inotify said last about one file name of the plugins directory
+ * (watch.c): IN_CREATE or IN_MODIFY means someone is writing it. */
+typedef struct {
+    char *name;
+    uint64_t at;   /* loop time, ms */
+    uint32_t mask; /* the event's IN_* bits */
+} loom__file_event;
+
+/* A file that was refused (not a plugin, init failed, its name taken): it is
+ * not tried again until its content changes (reload.c). */
+typedef struct {
+    char *path;
+    char hash[65];
+    char *conflict; /* the name it collided with (retried once that is gone), or NULL */
+} loom__refused;
+
 struct loom__host {
     loom__worker *w;
     uv_loop_t *loop;
@@ -128,8 +144,9 @@ struct loom__host {
     loom_plugin **plugins; /* the current set, in load order */
     size_t nplugins;
     char *private_dir;
-    uint64_t next_generation;
-    loom_plugin **zombies; /* unloaded but waiting for timers/work to finish */
+    uint64_t next_generation; /* counts successful loads */
+    uint64_t next_copy;       /* names private copies */
+    loom_plugin **zombies;    /* unloaded but waiting for timers/work to finish */
     size_t nzombies;
     struct {
         char *name;
@@ -141,6 +158,13 @@ struct loom__host {
     uv_poll_t *watch;     /* heap handles: freed by their close callbacks, */
     uv_timer_t *debounce; /* which may run after the host is gone */
     int watching;
+    uint64_t burst_start; /* loop time of the first change of this burst; 0 = none */
+    uint64_t last_change; /* loop time of the latest change */
+    uint64_t retry_at;    /* a rescan for files that were not ready; 0 = none */
+    loom__file_event *events;
+    size_t nevents;
+    loom__refused *refused;
+    size_t nrefused;
     uint64_t reloads;               /* successful swaps, for the admin listing */
     struct loom_client *client;     /* lent to plugins (fetch.c), created on first use */
     struct loom_client *client_raw; /* the same, without decoding (LOOM_FETCH_RAW) */
@@ -197,23 +221,53 @@ void loom__host_free(loom__host *h);
  * then the rest alphabetically; disabled ones left out. Returns a malloc'd
  * array of malloc'd paths, or NULL (logged) when the directory is unreadable. */
 char **loom__plugin_list(const loom__config *cfg, size_t *n);
-/* Whether another instance in set[0..n) has p's name; then says so in err. */
-int loom__plugin_name_taken(const loom_plugin *p, loom_plugin *const *set, size_t n, char *err,
-                            size_t errlen);
 /* Starts watching the plugins directory (inotify, debounced). */
 void loom__reload_start(loom__host *h);
 /* Stops the watcher. */
 void loom__reload_stop(loom__host *h);
+/* (Re)arms the rescan timer for the earliest of: the end of the current
+ * burst of changes, and h->retry_at. */
+void loom__watch_arm(loom__host *h);
+/* The IN_* bits of the last event seen for the file at `path` (0 when none)
+ * and its loop time in *at. */
+uint32_t loom__watch_last(loom__host *h, const char *path, uint64_t *at);
+/* Forgets the events of names older than `before` (loop time, ms). */
+void loom__watch_prune(loom__host *h, uint64_t before);
 /* Rescans the plugins directory now: loads new files, reloads changed ones,
- * unloads deleted ones. A bad new version leaves the old one serving. */
+ * unloads deleted ones. A bad new version leaves the old one serving; a file
+ * still being written is tried again later; a refused file is remembered by
+ * its hash and not tried again until it changes. */
 void loom__reload_rescan(loom__host *h);
+/* Remembers that the file at `path` with content `hash` was refused;
+ * `conflict` is the name it collided with, or NULL. */
+void loom__reload_refuse(loom__host *h, const char *path, const char *hash, const char *conflict);
+/* Forgets every refused file (SIGHUP retries them all). */
+void loom__reload_forget_refused(loom__host *h);
 /* The admin listing of loaded plugins as JSON text (malloc'd). */
 char *loom__host_listing(loom__host *h);
 
-/* Loads one plugin file into a new instance (dlopen a private copy, check
- * the descriptor, run init). Returns NULL with the reason in `err`. */
-loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash, char *err,
+/* Options and results of loom__plugin_load. */
+enum { LOOM__TRUNCATED = 1, LOOM__CHANGED = 2 };
+typedef struct {
+    const char *hash;          /* the sha256 the caller read, or NULL */
+    loom_plugin *const *taken; /* instances whose names the new one must not have */
+    size_t ntaken;
+    int incomplete;              /* out: LOOM__TRUNCATED or LOOM__CHANGED while read, else 0 */
+    const loom_plugin *conflict; /* out: the instance whose name it has */
+} loom__load_opts;
+
+/* Loads one plugin file into a new instance: copies it to the private
+ * directory, checks that the copy is a whole ELF file (loom__elf_whole),
+ * dlopens it, checks the descriptor and that its name is not taken, and runs
+ * its init. Returns NULL with the reason in `err` (and o->incomplete or
+ * o->conflict set when that is the reason). */
+loom_plugin *loom__plugin_load(loom__host *h, const char *path, loom__load_opts *o, char *err,
                                size_t errlen);
+/* Whether the ELF file at `path` is whole: 0 when its headers and segments
+ * fit in it (or it is no ELF file at all: dlopen says why), 1 when it is
+ * shorter than they say or its header is still zero (being written), -1
+ * when it cannot be read. `err` holds the reason when not 0. */
+int loom__elf_whole(const char *path, char *err, size_t errlen);
 /* Opens a private copy of a plugin file and makes the loader's checks
  * without running its init (for `loom check-plugin`). On success *out is the
  * descriptor with name and version strdup'ed (the caller frees them) and the

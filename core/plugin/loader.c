@@ -3,7 +3,7 @@
  * A plugin is never dlopen'ed from the plugins directory itself: glibc hands
  * back the cached handle for a path (or inode) it already has, and a file
  * overwritten in place would change pages that are mapped. Each load gets a
- * private copy named <name>.<generation>.<hash>.so. */
+ * private copy named <file>.<n>.<hash>.so (n counts the copies made). */
 #include "plugin/host.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -135,9 +135,11 @@ static int check_entry(void *dl, const char *lp, loom_plugin_desc *out, char *er
     return 0;
 }
 
-loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash, char *err,
+loom_plugin *loom__plugin_load(loom__host *h, const char *path, loom__load_opts *o, char *err,
                                size_t errlen)
 {
+    o->incomplete = 0;
+    o->conflict = NULL;
     loom_plugin *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "out of memory");
@@ -145,20 +147,13 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash
     }
     p->host = h;
     p->src_path = strdup(path);
-    p->generation = ++h->next_generation;
     p->load_time = time(NULL);
-    if (hash)
-        memcpy(p->hash, hash, 65);
-    else if (loom__file_sha256(path, p->hash)) {
-        snprintf(err, errlen, "cannot read: %s", strerror(errno));
-        goto fail;
-    }
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     char lp[4096];
-    snprintf(lp, sizeof lp, "%s/%.*s.%llu.%.12s.so", h->private_dir,
+    snprintf(lp, sizeof lp, "%s/%.*s.%llu.so", h->private_dir,
              (int)(strlen(base) > 3 ? strlen(base) - 3 : strlen(base)), base,
-             (unsigned long long)p->generation, p->hash);
+             (unsigned long long)++h->next_copy);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", lp);
     if (loom__install_file(path, tmp, lp, 0)) {
@@ -166,8 +161,41 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash
         goto fail;
     }
     p->load_path = strdup(lp);
+    if (!p->load_path) {
+        unlink(lp);
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    /* Everything from here on reads the private copy, which nobody writes:
+     * its hash is what is loaded, whatever happens to the file meanwhile. */
+    if (loom__file_sha256(lp, p->hash)) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        goto fail;
+    }
+    /* Named <file>.<n>.<hash>.so, so that a listing of the private
+     * directory says what each copy is. */
+    char named[4200];
+    snprintf(named, sizeof named, "%.*s.%.12s.so", (int)(strlen(lp) - 3), lp, p->hash);
+    char *np = strdup(named);
+    if (!np || rename(lp, named) != 0) {
+        free(np);
+        snprintf(err, errlen, "cannot rename %s: %s", lp, strerror(errno));
+        goto fail;
+    }
+    free(p->load_path);
+    p->load_path = np;
+    if (o->hash && strcmp(o->hash, p->hash) != 0) {
+        snprintf(err, errlen, "changed while it was being read");
+        o->incomplete = LOOM__CHANGED;
+        goto fail;
+    }
+    int whole = loom__elf_whole(np, err, errlen);
+    if (whole != 0) {
+        o->incomplete = whole > 0 ? LOOM__TRUNCATED : 0;
+        goto fail;
+    }
     dlerror();
-    p->dl = dlopen(lp, RTLD_NOW | RTLD_LOCAL);
+    p->dl = dlopen(np, RTLD_NOW | RTLD_LOCAL);
     if (!p->dl) {
         const char *e = dlerror();
         const char *colon = e ? strrchr(e, ':') : NULL;
@@ -175,9 +203,22 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash
                  colon ? colon + 2 : (e ? e : "unknown"));
         goto fail;
     }
-    if (check_entry(p->dl, lp, &p->d, err, errlen)) goto fail;
+    if (check_entry(p->dl, np, &p->d, err, errlen)) goto fail;
     p->name = strdup(p->d.name);
     p->version = strdup(p->d.version ? p->d.version : "0");
+    if (!p->name || !p->version) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    /* A name already in the set refuses the file before its init runs:
+     * init may open files or databases the loaded one holds. */
+    for (size_t k = 0; k < o->ntaken; k++)
+        if (strcmp(o->taken[k]->name, p->name) == 0) {
+            snprintf(err, errlen, "plugin name '%s' is already loaded from %s", p->name,
+                     o->taken[k]->src_path);
+            o->conflict = o->taken[k];
+            goto fail;
+        }
     p->config = plugin_config(h, p->name);
     char *ctext = json_dumps(p->config, JSON_COMPACT);
     p->d.bind(&loom__api_table);
@@ -190,6 +231,7 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, const char *hash
                  p->last_error ? p->last_error : "");
         goto fail;
     }
+    p->generation = ++h->next_generation;
     return p;
 fail:
     loom__plugin_discard(p);
@@ -214,6 +256,7 @@ int loom__plugin_inspect(const char *path, loom_plugin_desc *out, char *err, siz
         snprintf(err, errlen, "cannot read: %s", strerror(errno));
         goto done;
     }
+    if (loom__elf_whole(lp, err, errlen) != 0) goto done;
     dlerror();
     dl = dlopen(lp, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {

@@ -114,11 +114,14 @@ void loom__access_log_write(loom__access_log *l, loom__conn *c, const loom_req *
     if (b->len > 32768) loom__access_log_flush(l);
 }
 
-void loom__access_log_error(loom__access_log *l, loom__conn *c, int status)
+void loom__access_log_error(loom__access_log *l, loom__conn *c, int status, const char *line,
+                            size_t len)
 {
     char addr[64];
-    loom__buf_printf(&l->buf, "%s - - [%s] \"-\" %d - \"-\" \"-\"\n",
-                     loom__access_log_addr(c, addr, sizeof addr), timestamp(l), status);
+    loom__buf *b = &l->buf;
+    loom__buf_printf(b, "%s - - [%s] ", loom__access_log_addr(c, addr, sizeof addr), timestamp(l));
+    put_quoted(b, line, len);
+    loom__buf_printf(b, " %d - \"-\" \"-\"\n", status);
 }
 
 void loom__access_log_flush(loom__access_log *l)

@@ -19,8 +19,11 @@
 loom__access_log *loom__access_log_open(const char *path, int format, char *err, size_t errlen);
 /* Adds the line for a finished request. */
 void loom__access_log_write(loom__access_log *l, loom__conn *c, const loom_req *r);
-/* Adds a line for a request that could not be parsed. */
-void loom__access_log_error(loom__access_log *l, loom__conn *c, int status);
+/* Adds a line for a request refused before it was complete: `line` is what
+ * was parsed of its request line (len bytes; quoted and escaped here), or
+ * NULL for "-". */
+void loom__access_log_error(loom__access_log *l, loom__conn *c, int status, const char *line,
+                            size_t len);
 /* Writes out what is gathered. */
 void loom__access_log_flush(loom__access_log *l);
 /* Flushes and closes. */

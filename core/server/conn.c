@@ -559,7 +559,11 @@ static void send_error(loom__conn *c, int status, const char *reason)
     loom__resp_write_error(b, status, reason);
     c->closing = 1;
     loom__debug("closing connection after %d: %s", status, reason);
-    if (c->w->access_log) loom__access_log_error(c->w->access_log, c, status);
+    if (c->w->access_log) {
+        char line[1200]; /* what was parsed of the request line */
+        size_t n = loom__parser_request_line(&c->parser, line, sizeof line, 1024);
+        loom__access_log_error(c->w->access_log, c, status, n ? line : NULL, n);
+    }
 }
 
 /* A plaintext listener with "redirect_to_https": every request gets a 308

@@ -339,6 +339,9 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     cfg.min_length = 1024;
     cfg.pool_min = 65536;
     const loom_json *c = loom_config(self), *v;
+    static const char *const keys[] = {"encodings", "types",  "min_length",
+                                       "pool_min",  "levels", NULL};
+    if (loom_config_check_keys(self, c, NULL, keys)) return LOOM_EINVAL;
 
     if ((v = loom_json_get(c, "encodings"))) {
         if (loom_json_type(v) != LOOM_JSON_ARRAY || loom_json_size(v) == 0 ||

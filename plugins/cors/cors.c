@@ -178,9 +178,10 @@ static void on_response(loom_req *req, void *ud)
 
 /* ---- config ---- */
 
+/* Logs msg (unless NULL: already logged), frees the rules, fails init. */
 static int32_t fail(loom_plugin *self, const char *msg)
 {
-    loom_log(self, LOOM_LOG_ERROR, msg);
+    if (msg) loom_log(self, LOOM_LOG_ERROR, msg);
     rules_free();
     return LOOM_EINVAL;
 }
@@ -218,6 +219,11 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)len;
     char msg[512];
     const loom_json *cfg = loom_config(self);
+    static const char *const top[] = {"routes", NULL};
+    static const char *const route_keys[] = {
+        "path",          "origins",           "allow_headers", "expose_headers",
+        "allow_methods", "allow_credentials", "max_age",       NULL};
+    if (loom_config_check_keys(self, cfg, NULL, top)) return LOOM_EINVAL;
     const loom_json *rs = cfg ? loom_json_get(cfg, "routes") : NULL;
     if (!rs) return 0;
     if (loom_json_type(rs) != LOOM_JSON_ARRAY || loom_json_size(rs) > LIMIT_RULES)
@@ -225,6 +231,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     static const char *keys[] = {"origins", "allow_headers", "expose_headers", "allow_methods"};
     for (size_t i = 0; i < loom_json_size(rs); i++) {
         const loom_json *rj = loom_json_at(rs, i);
+        snprintf(msg, sizeof msg, "routes[%zu]", i);
+        if (loom_config_check_keys(self, rj, msg, route_keys)) return fail(self, NULL);
         rule *r = &rules[nrules++];
         memset(r, 0, sizeof *r);
         const loom_json *pj = loom_json_get(rj, "path");

@@ -37,6 +37,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
 {
     (void)config;
     (void)len;
+    static const char *const no_keys[] = {NULL};
+    if (loom_config_check_keys(self, loom_config(self), NULL, no_keys)) return LOOM_EINVAL;
     int32_t rc = loom_route_add(self, "POST", "/data", post_data, NULL);
     if (rc == LOOM_OK) rc = loom_route_add(self, "POST", "/echo", echo_json, NULL);
     return rc;

@@ -11,6 +11,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
 {
     (void)config;
     (void)len;
+    static const char *const no_keys[] = {NULL};
+    if (loom_config_check_keys(self, loom_config(self), NULL, no_keys)) return LOOM_EINVAL;
     return loom_route_add(self, "GET", "/", hello, NULL);
 }
 

@@ -33,6 +33,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)config;
     (void)len;
     me = self;
+    static const char *const no_keys[] = {NULL};
+    if (loom_config_check_keys(self, loom_config(self), NULL, no_keys)) return LOOM_EINVAL;
     loom_middleware_def def = {sizeof def, LOOM_ORDER_FIRST, "logging",   NULL,
                                NULL,       on_request,       on_response, NULL};
     return loom_middleware_add(self, &def);

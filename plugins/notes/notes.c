@@ -146,6 +146,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)config;
     (void)len;
     me = self;
+    static const char *const keys[] = {"db", NULL};
+    if (loom_config_check_keys(self, loom_config(self), NULL, keys)) return LOOM_EINVAL;
     const loom_json *p = loom_json_get(loom_config(self), "db");
     const char *path = p ? loom_json_string(p, NULL) : "notes.db";
     if (!path) return LOOM_EINVAL;

@@ -187,10 +187,17 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
         loom_log(self, LOOM_LOG_ERROR, "needs a host with the 1.1 client");
         return LOOM_ENOSYS;
     }
+    static const char *const top[] = {"routes", NULL};
+    static const char *const route_keys[] = {"prefix",      "upstream",   "timeout",  "ca_file",
+                                             "client_cert", "client_key", "insecure", NULL};
+    if (loom_config_check_keys(self, loom_config(self), NULL, top)) return LOOM_EINVAL;
     const loom_json *rs = loom_json_get(loom_config(self), "routes");
     nroutes = 0;
     for (size_t i = 0; rs && i < loom_json_size(rs) && nroutes < MAX_ROUTES; i++) {
         const loom_json *e = loom_json_at(rs, i);
+        char where[32];
+        snprintf(where, sizeof where, "routes[%zu]", i);
+        if (loom_config_check_keys(self, e, where, route_keys)) return LOOM_EINVAL;
         const char *prefix = loom_json_string(loom_json_get(e, "prefix"), NULL);
         const char *up = loom_json_string(loom_json_get(e, "upstream"), NULL);
         const loom_json *t = loom_json_get(e, "timeout");

@@ -200,6 +200,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
 {
     (void)config;
     (void)len;
+    static const char *const keys[] = {NULL};
+    if (loom_config_check_keys(self, loom_config(self), NULL, keys)) return LOOM_EINVAL;
     int32_t rc = loom_route_add(self, "GET", "/demo", get_page, NULL);
     if (!rc) rc = loom_route_add(self, "GET", "/demo/api/me", api, (void *)(intptr_t)ME);
     if (!rc) rc = loom_route_add(self, "POST", "/demo/api/login", api, (void *)(intptr_t)LOGIN);

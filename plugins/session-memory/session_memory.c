@@ -179,6 +179,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)config;
     (void)len;
     const loom_json *c = loom_config(self);
+    static const char *const keys[] = {"max_sessions", NULL};
+    if (loom_config_check_keys(self, c, NULL, keys)) return LOOM_EINVAL;
     const loom_json *m = c ? loom_json_get(c, "max_sessions") : NULL;
     if (m && loom_json_integer(m) > 0) max_sessions = (size_t)loom_json_integer(m);
     loom_session_store st;

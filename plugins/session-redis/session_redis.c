@@ -321,6 +321,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)len;
     me = self;
     const loom_json *c = loom_config(self);
+    static const char *const keys[] = {"host", "port", "prefix", NULL};
+    if (loom_config_check_keys(self, c, NULL, keys)) return LOOM_EINVAL;
     const loom_json *h = c ? loom_json_get(c, "host") : NULL;
     const loom_json *p = c ? loom_json_get(c, "port") : NULL;
     const loom_json *x = c ? loom_json_get(c, "prefix") : NULL;

@@ -271,6 +271,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)len;
     me = self;
     const loom_json *c = loom_config(self);
+    static const char *const keys[] = {"db", "sweep_interval", NULL};
+    if (loom_config_check_keys(self, c, NULL, keys)) return LOOM_EINVAL;
     const loom_json *dj = c ? loom_json_get(c, "db") : NULL;
     const loom_json *sj = c ? loom_json_get(c, "sweep_interval") : NULL;
     const char *path = dj ? loom_json_string(dj, NULL) : "sessions.db";

@@ -746,6 +746,10 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)len;
     char msg[512];
     const loom_json *cfg = loom_config(self);
+    static const char *const top[] = {"mounts", NULL};
+    static const char *const mount_keys[] = {"prefix",  "root",          "index", "show_index",
+                                             "max_age", "precompressed", NULL};
+    if (loom_config_check_keys(self, cfg, NULL, top)) return LOOM_EINVAL;
     const loom_json *ms = cfg ? loom_json_get(cfg, "mounts") : NULL;
     if (!ms) return 0; /* nothing to serve */
     if (loom_json_type(ms) != LOOM_JSON_ARRAY)
@@ -754,6 +758,11 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     if (n > LIMIT_MOUNTS) return fail(self, "static: more than 64 \"mounts\"");
     for (size_t i = 0; i < n; i++) {
         const loom_json *mj = loom_json_at(ms, i);
+        snprintf(msg, sizeof msg, "mounts[%zu]", i);
+        if (loom_config_check_keys(self, mj, msg, mount_keys)) {
+            close_all();
+            return LOOM_EINVAL;
+        }
         mount *m = &mounts[nmounts];
         memset(m, 0, sizeof *m);
         m->root_fd = -1;

@@ -357,6 +357,8 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
 {
     (void)config;
     (void)len;
+    static const char *const no_keys[] = {NULL};
+    if (loom_config_check_keys(self, loom_config(self), NULL, no_keys)) return LOOM_EINVAL;
     rng_state = loom_now_ns() | 1;
     int32_t rc = loom_route_add(self, "GET", "/json", json, NULL);
     if (!rc) rc = loom_route_add(self, "GET", "/plaintext", plaintext, NULL);

@@ -159,6 +159,9 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     (void)len;
     me = self;
     const loom_json *c = loom_config(self);
+    static const char *const keys[] = {"interval_ms", "retry_ms", "max_events", "keepalive_ms",
+                                       NULL};
+    if (loom_config_check_keys(self, c, NULL, keys)) return LOOM_EINVAL;
     interval_ms = opt(c, "interval_ms", 1000);
     retry_ms = opt(c, "retry_ms", 1000);
     max_events = opt(c, "max_events", 0);

@@ -462,6 +462,33 @@ class Core(unittest.TestCase):
         for l in lines:
             self.assertRegex(l, clf)
 
+    def test_access_log_of_refused_requests_has_their_request_line(self):
+        """413, 414 and 431 are answered before the request is handed on;
+        the access log still says which request it was, as far as it was
+        read (a target cut after 1024 bytes ends in "...")."""
+        cases = [
+            (b"POST /alog-413 HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n", 413),
+            (b"GET /alog-431 HTTP/1.1\r\nHost: a\r\n" + b"X-A: b\r\n" * 200 + b"\r\n", 431),
+            (b"GET /alog-431b HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+            (b"GET /alog-414" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+        ]
+        for raw, status in cases:
+            rs = loomtest.exchange(self.port, raw)
+            self.assertEqual(rs[0][0], status)
+        want = [r'"POST /alog-413 HTTP/1\.1" 413 - "-" "-"$',
+                r'"GET /alog-431 HTTP/1\.1" 431 - "-" "-"$',
+                r'"GET /alog-431b HTTP/1\.1" 431 - "-" "-"$',
+                r'"GET /alog-414' + "a" * (1024 - len("/alog-414")) + r'\.\.\." 414 - "-" "-"$']
+        deadline = time.time() + 5
+        while True:
+            with open(self.alog) as f:
+                lines = f.read().splitlines()
+            missing = [w for w in want if not any(re.search(w, l) for l in lines)]
+            if not missing or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(missing, [], "\n".join(l[:200] for l in lines[-10:]))
+
 
 if __name__ == "__main__":
     loomtest.main()

@@ -89,6 +89,59 @@ class ShippedPlugins(unittest.TestCase):
             self.assertEqual(json.loads(out)["title"], "new")
             self.assertEqual(srv.stop(), 0)
 
+    # ---- config typos (issue 23, item 10) ----
+
+    def start_refused(self, plugins_dir, config):
+        """Starts loom with `config`; it must refuse to start. Returns its output."""
+        cfg = os.path.join(self.dir, "typo.json")
+        with open(cfg, "w") as f:
+            json.dump(config, f)
+        p = subprocess.run([loomtest.LOOM_BIN, "serve", "--host", "127.0.0.1", "--port",
+                            str(loomtest.free_port()), "--plugins-dir", plugins_dir, "--config", cfg,
+                            "--single"], capture_output=True, timeout=30)
+        out = (p.stdout + p.stderr).decode()
+        self.assertNotEqual(p.returncode, 0, out)
+        return out
+
+    def lines_with(self, out, *words):
+        return [ln for ln in out.splitlines() if all(w in ln for w in words)]
+
+    def test_config_typos_stop_startup(self):
+        """A misspelt key in a plugin's config, and a config object for a
+        plugin that is not loaded, each stop the server with one line that
+        names the key (and the plugin); the core's "sessions" and a disabled
+        plugin's object are not refused."""
+        cors_dir = os.path.join(self.dir, "cors-only")
+        os.makedirs(cors_dir, exist_ok=True)
+        shutil.copy(os.path.join(loomtest.PLUGINS_DIR, "cors.so"), cors_dir)
+        out = self.start_refused(cors_dir, {"plugins": {"cors": {"routes": [
+            {"path": "/api/*", "orgins": ["https://app.example.com"]}]}}})
+        self.assertEqual(len(self.lines_with(out, "plugin cors", '"orgins"', "routes[0]")), 1, out)
+        out = self.start_refused(self.plugins, {"plugins": {
+            "notes": {"db": self.db}, "sesions": {"keys": ["k" * 32]}}})
+        bad = self.lines_with(out, "'sesions'")
+        self.assertEqual(len(bad), 1, out)
+        self.assertIn("did you mean 'sessions'", bad[0])
+        self.assertNotIn("fix or remove the plugins above", out)
+        out = self.start_refused(self.plugins, {"plugins": {"note": {"db": self.db}}})
+        self.assertEqual(len(self.lines_with(out, "'note'", "did you mean 'notes'")), 1, out)
+        with loomtest.Server(plugins_dir=self.plugins, args=["--single"], config={"plugins": {
+                "notes": {"db": self.db}, "sessions": {"keys": ["k" * 32]},
+                "gone": {"enabled": False}}}) as srv:
+            srv.wait_log("listening on")
+            self.assertEqual(srv.stop(), 0, srv.log())
+
+    def test_every_shipped_plugin_refuses_unknown_keys(self):
+        names = sorted(f[:-3] for f in os.listdir(loomtest.PLUGINS_DIR) if f.endswith(".so"))
+        self.assertGreaterEqual(len(names), 11, names)
+        for name in names:
+            d = os.path.join(self.dir, "only-" + name)
+            os.makedirs(d, exist_ok=True)
+            shutil.copy(os.path.join(loomtest.PLUGINS_DIR, name + ".so"), d)
+            out = self.start_refused(d, {"plugins": {name: {"no_such_key": 1}}})
+            self.assertEqual(len(self.lines_with(out, "plugin %s:" % name, '"no_such_key"')), 1,
+                             out)
+
 
 if __name__ == "__main__":
     loomtest.main()

@@ -4,6 +4,7 @@ within a second while the other keeps serving, a crash loop backs off, a
 graceful stop finishes requests in flight on every worker, SIGHUP reaches
 every worker, and the pid file."""
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -246,6 +247,56 @@ class Workers(unittest.TestCase):
                 self.assertFalse(os.path.exists(pidfile))
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+    def test_plugins_listing_per_worker_and_version(self):
+        """`loom plugins` prints a table per worker (every worker, though
+        each connection reaches one), the listing request does not count
+        itself in flight, --json gives the raw listings; `loom version`
+        names the plugin ABI."""
+        d = tempfile.mkdtemp(prefix="loom-workers-")
+        try:
+            plugins = os.path.join(d, "plugins")
+            os.mkdir(plugins)
+            shutil.copy(os.path.join(RELOAD, "v1", "version.so"), plugins)
+            with loomtest.Server(plugins_dir=plugins, args=["--workers", "2"],
+                                 config={"admin": True}, env=ENV) as srv:
+                srv.wait_log("[w1 ")
+                for _ in range(2):
+                    srv.wait_log("plugin version 1.0.1 loaded")
+                p = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(srv.port)],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                blocks = p.stdout.split("\n\n")
+                self.assertEqual(len(blocks), 2, p.stdout)
+                for wid, block in enumerate(blocks):
+                    lines = block.strip("\n").splitlines()
+                    self.assertRegex(lines[0], r"^worker %d \(pid \d+\): 1 plugin, 0 reloads$" % wid)
+                    self.assertRegex(lines[1], r"^NAME +VERSION +GEN +SHA256 +IN FLIGHT +LOADED AT$")
+                    self.assertRegex(lines[2], r"^version +1\.0\.1 +1 +[0-9a-f]{12} +0 +"
+                                     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+                    self.assertEqual(len(lines), 3, block)
+                # one request pending somewhere: in flight 1 in all, not 1 per listing
+                t = threading.Thread(target=get, args=(srv.port, "/slow"))
+                t.start()
+                time.sleep(0.25)
+                p = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(srv.port),
+                                    "--json"], capture_output=True, text=True, timeout=30)
+                t.join(10)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                listings = [json.loads(ln) for ln in p.stdout.splitlines()]
+                self.assertEqual([x["worker"] for x in listings], [0, 1])
+                self.assertEqual({x["workers"] for x in listings}, {2})
+                self.assertEqual(sum(x["plugins"][0]["inflight"] for x in listings), 1, listings)
+                self.assertEqual(srv.stop(), 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        p = subprocess.run([loomtest.LOOM_BIN, "version"], capture_output=True, text=True,
+                           timeout=10)
+        with open(os.path.join(loomtest.LOOM_SRC, "sdk/include/loom/loom.h")) as f:
+            h = f.read()
+        abi = "%s.%s" % (re.search(r"#define LOOM_ABI_MAJOR (\d+)", h).group(1),
+                         re.search(r"#define LOOM_ABI_MINOR (\d+)", h).group(1))
+        self.assertRegex(p.stdout, r"^loom \d+\.\d+\.\d+ \(plugin ABI %s\)\n$" % re.escape(abi))
 
     def test_single_and_one_worker(self):
         for args in (["--single"], ["--workers", "1"]):

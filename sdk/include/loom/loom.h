@@ -971,6 +971,80 @@ static inline const char *loom_json_dump(loom_req *req, const loom_json *j, size
     return loom__host_api->json_dump(req, j, len);
 }
 
+/* ---- config checking (SDK helper, no table entry: works on any 1.x host) -- */
+
+/* Appends the NUL-terminated `s` to buf (size `cap`, `*n` used), truncating. */
+static inline void loom__cfg_cat(char *buf, size_t cap, size_t *n, const char *s)
+{
+    while (*s && *n + 1 < cap) buf[(*n)++] = *s++;
+    buf[*n] = '\0';
+}
+
+/* Checks the keys of a config object, so that a typo ("orgins") stops the
+ * server instead of being ignored. `obj` is the plugin's config
+ * (loom_config) or an object inside it; `where` names it in the message
+ * ("routes[2]"; NULL for the plugin's own object); `known` is the
+ * NULL-terminated list of the keys the plugin reads there. Returns LOOM_OK
+ * when every key of `obj` is known (or `obj` is NULL: absent). Otherwise --
+ * an unknown key, or `obj` not an object -- logs one error line that names
+ * the plugin, the key, where it is and the keys that are known, and
+ * returns LOOM_EINVAL, which init should return:
+ *
+ *     static const char *const top[] = {"routes", NULL};
+ *     if (loom_config_check_keys(self, loom_config(self), NULL, top)) return LOOM_EINVAL;
+ *
+ * logs: plugin cors: unknown config key "rutes" (known: routes).
+ * The key "enabled" is the host's and never reaches the plugin. Messages
+ * longer than 512 bytes are cut. */
+static inline int32_t loom_config_check_keys(loom_plugin *self, const loom_json *obj,
+                                             const char *where, const char *const *known)
+{
+    char msg[512];
+    size_t n = 0;
+    msg[0] = '\0';
+    if (!obj) return LOOM_OK;
+    if (loom_json_type(obj) != LOOM_JSON_OBJECT) {
+        loom__cfg_cat(msg, sizeof msg, &n, "config");
+        if (where) {
+            loom__cfg_cat(msg, sizeof msg, &n, " ");
+            loom__cfg_cat(msg, sizeof msg, &n, where);
+        }
+        loom__cfg_cat(msg, sizeof msg, &n, " must be an object");
+        loom_log(self, LOOM_LOG_ERROR, msg);
+        return LOOM_EINVAL;
+    }
+    for (size_t i = 0; i < loom_json_size(obj); i++) {
+        const char *key = loom_json_key_at(obj, i, NULL);
+        size_t k = 0;
+        for (; key && known && known[k]; k++) {
+            const char *a = known[k], *b = key;
+            while (*a && *a == *b) a++, b++;
+            if (*a == *b) break;
+        }
+        if (!key || (known && known[k])) continue;
+        loom__cfg_cat(msg, sizeof msg, &n, "unknown config key \"");
+        loom__cfg_cat(msg, sizeof msg, &n, key);
+        loom__cfg_cat(msg, sizeof msg, &n, "\"");
+        if (where) {
+            loom__cfg_cat(msg, sizeof msg, &n, " in ");
+            loom__cfg_cat(msg, sizeof msg, &n, where);
+        }
+        if (!known || !known[0]) {
+            loom__cfg_cat(msg, sizeof msg, &n, " (this plugin takes no config)");
+        } else {
+            loom__cfg_cat(msg, sizeof msg, &n, " (known: ");
+            for (k = 0; known[k]; k++) {
+                if (k) loom__cfg_cat(msg, sizeof msg, &n, ", ");
+                loom__cfg_cat(msg, sizeof msg, &n, known[k]);
+            }
+            loom__cfg_cat(msg, sizeof msg, &n, ")");
+        }
+        loom_log(self, LOOM_LOG_ERROR, msg);
+        return LOOM_EINVAL;
+    }
+    return LOOM_OK;
+}
+
 /* ---- 1.1: the HTTP client -------------------------------------------------
  * The server's own client (connection pool, DNS cache, timeouts, redirects,
  * gzip) on the worker's loop. Each wrapper returns LOOM_ENOSYS-like results
