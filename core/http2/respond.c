@@ -307,10 +307,21 @@ void loom__h2_respond_error(loom__h2_stream *s, int status, const char *why)
     s->phase = H2S_RESPONSE;
     if (submit(s, s->body != H2B_NONE)) reset(s);
     if (h->w->access_log) {
-        if (r->method && r->target)
+        if (r->method && r->target && r->target_len <= 1024) {
             loom__access_log_write(h->w->access_log, h->c, r);
-        else
-            loom__access_log_error(h->w->access_log, h->c, status);
+        } else {
+            /* What is known of the request line, as HTTP/1.1 logs an early
+             * refusal: a long target cut after 1024 bytes, "-" for none. */
+            char line[1200];
+            int k = 0;
+            if (r->method)
+                k = snprintf(line, sizeof line, "%.64s %.1024s%s HTTP/2.0", r->method,
+                             r->target ? r->target : "-",
+                             r->target && r->target_len > 1024 ? "..." : "");
+            if (k < 0) k = 0;
+            if (k >= (int)sizeof line) k = (int)sizeof line - 1;
+            loom__access_log_error(h->w->access_log, h->c, status, k ? line : NULL, (size_t)k);
+        }
     }
     loom__h2_schedule(h);
 }

@@ -166,10 +166,12 @@ static int pseudo(loom__h2_stream *s, const char *name, size_t nl, const char *v
         r->is_head = vl == 4 && memcmp(value, "HEAD", 4) == 0;
         if (!r->method) return refuse(s, 500, "out of memory");
     } else if (IS(":path")) {
-        if (vl > cfg->max_line_size) return refuse(s, 414, "request-target too long");
-        r->target = loom__arena_strndup(&r->arena, value, vl);
+        /* Too long: its start is kept for the access log, as HTTP/1.1 does. */
+        int too_long = vl > cfg->max_line_size;
+        r->target = loom__arena_strndup(&r->arena, value, too_long ? 1024 : vl);
         r->target_len = (uint32_t)vl;
         if (!r->target) return refuse(s, 500, "out of memory");
+        if (too_long) return refuse(s, 414, "request-target too long");
     } else if (IS(":authority")) {
         s->authority = loom__arena_strndup(&r->arena, value, vl);
         s->authority_len = (uint32_t)vl;

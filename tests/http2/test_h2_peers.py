@@ -362,6 +362,15 @@ class Peers(unittest.TestCase):
             self.assertEqual(c.response(slow)[0], 200)
         finally:
             c.close()
+        # Refused requests are in the access log with what is known of them.
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            long_target = [ln for ln in self.srv.access() if '" 414 ' in ln]
+            if long_target:
+                break
+            time.sleep(0.1)
+        self.assertTrue(long_target)
+        self.assertIn('"GET /' + "p" * 1023 + '... HTTP/2.0" 414', long_target[-1])
 
     # ---- graceful ends (last: they stop the server) ----
 
