@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PORT ?= 8080
 
-.PHONY: all deps build run run-tfb test install sanitize fuzz format clean bench
+.PHONY: all deps build run run-tfb test install sanitize fuzz format clean bench package
 
 all: build
 
@@ -32,6 +32,11 @@ test: deps build
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package (binary, plugins, SDK, systemd units, /etc/loom/loom.json,
+# loom(1)) in $(BUILD)/loom_VERSION-1_ARCH.deb.
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 sanitize:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DLOOM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"

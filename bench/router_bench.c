@@ -57,10 +57,10 @@ int main(void)
         char p[128], err[128];
         for (int i = 0; i < sizes[s]; i++) {
             pattern(i, p, sizeof p);
-            loom__route_target t = {(void *)1, NULL, NULL, NULL, 0};
+            loom__route_target t = {(void *)1, NULL, NULL, NULL, 0, NULL};
             loom__router_add(rt, "GET", p, &t, err, sizeof err);
         }
-        loom__route_target t = {(void *)1, NULL, NULL, NULL, 0};
+        loom__route_target t = {(void *)1, NULL, NULL, NULL, 0, NULL};
         loom__router_add(rt, "GET", "/", &t, err, sizeof err);
         char last_static[64], last_regex[64];
         snprintf(last_static, sizeof last_static, "/static/page%d.html", sizes[s] - 1);

@@ -17,8 +17,10 @@ static const char usage[] =
     "  check-plugin FILE.so     print a plugin's descriptor, or why it cannot load\n"
     "  dev-cert [DIR]           write a self-signed certificate for localhost (HTTPS in "
     "development)\n"
-    "  plugins [--port N]       list each worker's plugins of a running server (needs\n"
-    "                           \"admin\": true; --json for the raw listing)\n"
+    "  plugins [--admin H:P]    list each worker's plugins of a running server (its admin\n"
+    "                           listener; --json for the raw listings)\n"
+    "  status [--admin H:P]     show a running server: workers, requests, plugins\n"
+    "  check-config FILE        check a config file; print every problem, start nothing\n"
     "  version                  print the version and the plugin ABI version\n"
     "\n"
     "loom --help shows this text; loom COMMAND --help shows a command's options.\n";
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "plugins") == 0) return loom__cmd_plugins(argc - 2, argv + 2);
     if (strcmp(cmd, "new-plugin") == 0) return loom__cmd_new_plugin(argc - 2, argv + 2);
     if (strcmp(cmd, "check-plugin") == 0) return loom__cmd_check_plugin(argc - 2, argv + 2);
+    if (strcmp(cmd, "status") == 0) return loom__cmd_status(argc - 2, argv + 2);
+    if (strcmp(cmd, "check-config") == 0) return loom__cmd_check_config(argc - 2, argv + 2);
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
     if (strcmp(cmd, "dev-cert") == 0) return loom__cmd_dev_cert(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -16,6 +16,10 @@ pkgs=(
   abigail-tools
   chromium
   nghttp2-client python3-h2
+  # operating loom (issue 22): systemd notify/activation, the .deb and its
+  # checks, the metrics and dashboard tests
+  libsystemd-dev systemd dpkg-dev file lintian man-db
+  python3-prometheus-client python3-websockets
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(h2o nodejs gnuplot-nox linux-perf valgrind)

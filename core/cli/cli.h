@@ -9,6 +9,8 @@ int loom__cmd_plugins(int argc, char **argv);
 int loom__cmd_fetch(int argc, char **argv);
 int loom__cmd_new_plugin(int argc, char **argv);
 int loom__cmd_check_plugin(int argc, char **argv);
+int loom__cmd_status(int argc, char **argv);
+int loom__cmd_check_config(int argc, char **argv);
 int loom__cmd_dev_cert(int argc, char **argv);
 
 #endif

@@ -1,69 +1,32 @@
 /* `loom plugins`: what a running server has loaded, per worker.
  *
- * The listing is GET /_loom/plugins (with "admin": true, loopback only),
- * answered by whichever worker the kernel hands the connection to. Each
- * answer says how many workers there are, so the command connects again
- * (a new source port lands on another SO_REUSEPORT listener by hash) until
- * it has heard from every worker or MAX_TRIES per worker have gone by. */
+ * The listing is GET /_loom/plugins on the server's admin listener (found
+ * as `loom status` finds it: cli/admin_client.h), answered by whichever
+ * worker the kernel hands the connection to. Each answer says how many
+ * workers there are, so the command connects again (a new source port
+ * lands on another SO_REUSEPORT listener by hash) until it has heard from
+ * every worker or MAX_TRIES per worker have gone by. */
+#include "cli/admin_client.h"
 #include "cli/cli.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
 #define MAX_TRIES 16 /* connections per worker before giving up on the rest */
 #define MAX_WORKERS 1024
 
 /* One GET /_loom/plugins. Returns the parsed body, or NULL after printing
- * why (connect failure, not 200, not JSON). */
-static json_t *fetch_listing(const struct sockaddr_in *a, const char *host)
+ * why (not reachable, a token wanted, not 200, not JSON). */
+static json_t *fetch_listing(const loom__admin_addr *a)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        fprintf(stderr, "loom plugins: socket: %s\n", strerror(errno));
-        return NULL;
-    }
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (const struct sockaddr *)a, sizeof *a) < 0) {
-        fprintf(stderr, "loom plugins: cannot connect to %s:%d: %s\n", host, ntohs(a->sin_port),
-                strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    char req[256];
-    int rl = snprintf(req, sizeof req,
-                      "GET /_loom/plugins HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host);
-    if (write(fd, req, (size_t)rl) != rl) {
-        fprintf(stderr, "loom plugins: cannot send the request: %s\n", strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    static char resp[1 << 20];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof resp - 1 && (n = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
-        got += (size_t)n;
-    close(fd);
-    resp[got] = '\0';
-    char *body = strstr(resp, "\r\n\r\n");
-    if (strncmp(resp, "HTTP/1.1 200", 12) != 0 || !body) {
-        char *eol = strchr(resp, '\r');
-        if (eol) *eol = '\0';
-        fprintf(stderr, "loom plugins: the server answered '%s' (is \"admin\": true set?)\n",
-                got ? resp : "nothing");
-        return NULL;
-    }
+    char *body = NULL;
+    if (loom__admin_get(a, "/_loom/plugins", "plugins", &body)) return NULL;
     json_error_t je;
-    json_t *j = json_loads(body + 4, 0, &je);
+    json_t *j = json_loads(body, 0, &je);
+    free(body);
     if (!json_is_object(j) || !json_is_integer(json_object_get(j, "worker"))) {
         fprintf(stderr, "loom plugins: the listing is not what loom sends (%s)\n",
                 j ? "no worker id" : je.text);
@@ -135,42 +98,11 @@ static void print_table(json_t *w)
     free(cell);
 }
 
-int loom__cmd_plugins(int argc, char **argv)
+/* Hears from every worker (or gives up after MAX_TRIES each) and prints a
+ * table (or a JSON line) per worker. Returns the exit status. */
+static int list(const loom__admin_addr *a, int as_json)
 {
-    const char *host = "127.0.0.1";
-    int port = 8080, as_json = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
-            host = argv[++i];
-        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            port = atoi(argv[++i]);
-        } else if (strcmp(argv[i], "--json") == 0) {
-            as_json = 1;
-        } else {
-            int help = strcmp(argv[i], "--help") == 0;
-            fprintf(help ? stdout : stderr,
-                    "usage: loom plugins [--host ADDR] [--port N] [--json]\n"
-                    "Lists the plugins each worker of a running server has loaded, one table\n"
-                    "per worker: name, version, generation, file hash (sha256, first 12 hex\n"
-                    "digits), requests in flight, load time, and the last refused reload.\n"
-                    "--json prints each worker's listing as the server sends it, one line\n"
-                    "per worker. The server must run with \"admin\": true (GET /_loom/plugins,\n"
-                    "loopback only).\n");
-            return help ? 0 : 2;
-        }
-    }
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    if (port < 1 || port > 65535) {
-        fprintf(stderr, "loom plugins: --port '%d': not a port\n", port);
-        return 2;
-    }
-    a.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-        fprintf(stderr, "loom plugins: --host '%s': not an IPv4 address\n", host);
-        return 2;
-    }
-    json_t *first = fetch_listing(&a, host);
+    json_t *first = fetch_listing(a);
     if (!first) return 1;
     json_int_t nw = json_integer_value(json_object_get(first, "workers"));
     if (nw < 1 || nw > MAX_WORKERS) nw = 1; /* an older server does not say */
@@ -190,7 +122,7 @@ int loom__cmd_plugins(int argc, char **argv)
             json_decref(j);
         }
         if (nseen == (size_t)nw || tries >= MAX_TRIES * nw) break;
-        if (!(j = fetch_listing(&a, host))) break;
+        if (!(j = fetch_listing(a))) break;
     }
     for (json_int_t id = 0; id < nw; id++) {
         if (!seen[id]) continue;
@@ -210,4 +142,38 @@ int loom__cmd_plugins(int argc, char **argv)
     for (json_int_t id = 0; id < nw; id++) json_decref(seen[id]);
     free(seen);
     return nseen == (size_t)nw ? 0 : 1;
+}
+
+int loom__cmd_plugins(int argc, char **argv)
+{
+    loom__admin_addr a = {0};
+    int as_json = 0;
+    for (int i = 0; i < argc; i++) {
+        int t = loom__admin_option(&a, argc, argv, &i, "plugins");
+        if (t < 0) {
+            loom__admin_addr_free(&a);
+            return 2;
+        }
+        if (t) continue;
+        if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+            continue;
+        }
+        int help = strcmp(argv[i], "--help") == 0;
+        fprintf(help ? stdout : stderr,
+                "usage: loom plugins [--admin HOST:PORT] [--config FILE] [--token TOKEN] [--json]\n"
+                "Lists the plugins each worker of a running server has loaded, one table\n"
+                "per worker: name, version, generation, file hash (sha256, first 12 hex\n"
+                "digits), requests in flight, load time, and the last refused reload.\n"
+                "--json prints each worker's listing as the server sends it, one line\n"
+                "per worker. It asks the server's admin listener (GET /_loom/plugins).\n"
+                "\n" LOOM__ADMIN_OPTIONS "  --host ADDR, --port N  the admin address in two parts\n"
+                "  --json             print the listings as the server sends them\n");
+        loom__admin_addr_free(&a);
+        return help ? 0 : 2;
+    }
+    loom__admin_finish(&a, "plugins");
+    int rc = list(&a, as_json);
+    loom__admin_addr_free(&a);
+    return rc;
 }

@@ -1,5 +1,6 @@
 /* `loom serve`: read the configuration, bind, and run the server. */
 #include "cli/cli.h"
+#include "cli/serve_ops.h"
 #include "http/response.h"
 #include "plugin/host.h"
 #include "server/access_log.h"
@@ -12,6 +13,7 @@
 #include "util/config.h"
 #include "util/log.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,8 @@ static const char serve_usage[] =
     "  --workers N          worker processes (default 0 = one per CPU)\n"
     "  --single             one process, no master (for debuggers and tests)\n"
     "  --access-log FILE    Combined Log Format access log; '-' for stdout (default off)\n"
+    "  --error-log FILE     write the error log to FILE instead of stderr\n"
+    "  --admin HOST:PORT    serve metrics, the dashboard and status on an admin listener\n"
     "  --pid-file FILE      write the server's pid to FILE\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n"
     "  --set KEY=VALUE      set any config key, e.g. --set header_timeout=5\n"
@@ -41,7 +45,8 @@ static const char serve_usage[] =
     "\n"
     "config keys (JSON; times in seconds, sizes in bytes):\n"
     "  host, port, plugins_dir, workers, access_log, pid_file, log_level,\n"
-    "  access_log_format (\"combined\", or \"combined_tls\": with TLS protocol and cipher),\n"
+    "  access_log_format (\"combined\"; \"combined_tls\": with TLS protocol and cipher;\n"
+    "    \"json\": one object per line with timings, route pattern and plugin),\n"
     "  listen ([{\"host\", \"port\", \"tls\", \"redirect_to_https\", \"http2\", \"h2c\",\n"
     "    \"client_ca\", \"verify_client\": \"off\"|\"optional\"|\"require\"}] or\n"
     "    [\"HOST:PORT[:tls]\"]),\n"
@@ -58,7 +63,17 @@ static const char serve_usage[] =
     "  io_recv_buffers (256 receive buffers of 4 KiB per worker on io_uring; rounded up\n"
     "    to a power of two; more for many connections sending at once),\n"
     "  http2_max_streams (100: SETTINGS_MAX_CONCURRENT_STREAMS of each HTTP/2 connection),\n"
-    "  plugins ({\"name\": {\"enabled\": true, ...plugin config}})\n";
+    "  plugins ({\"name\": {\"enabled\": true, ...plugin config}}),\n"
+    "  admin (false; true listens on 127.0.0.1:9090; {\"listen\": \"HOST:PORT\", \"token\":\n"
+    "    \"...\"}: Prometheus /metrics, the dashboard at /, /api/status; an address that is\n"
+    "    not loopback needs a token),\n"
+    "  error_log (stderr; a file is reopened on SIGUSR1)\n"
+    "\n"
+    "signals: SIGTERM, SIGINT graceful stop (a second SIGINT: at once); SIGHUP rescans\n"
+    "plugins, reloads TLS certificates and reads log_level again from the config file;\n"
+    "SIGUSR1 reopens the log files (after a rotation).\n"
+    "systemd: Type=notify readiness (NOTIFY_SOCKET) and socket activation (LISTEN_FDS,\n"
+    "matched to the listeners by address) work when systemd provides them.\n";
 
 static void builtin_hello(loom__worker *w, loom_req *r)
 {
@@ -103,6 +118,8 @@ static const struct {
     {"--pid-file", "pid_file"},
     {"--log-level", "log_level"},
     {"--listen", "listen"},
+    {"--error-log", "error_log"},
+    {"--admin", "admin"},
     {"--tls-cert", "tls_cert"},
     {"--tls-key", "tls_key"},
 };
@@ -171,6 +188,7 @@ typedef struct {
     loom__listen_set ls;
     int single, workers;
     loom__tls_server *tls; /* checked before binding; NULL without TLS listeners */
+    loom__serve_ops ops;   /* metrics, log files, systemd (serve_ops.h) */
 } serve_ctx;
 
 /* Said once every worker serves (plugins loaded), not before: a server
@@ -184,10 +202,27 @@ static void announce(void *arg)
         loom__info("loom %s listening on %s://%s%s%s:%d/ (%s)", LOOM_VERSION,
                    lc->tls ? "https" : "http", v6 ? "[" : "", lc->host, v6 ? "]" : "",
                    sc->ls.ports[l],
-                   sc->single         ? "single process"
+                   lc->admin          ? "admin"
+                   : sc->single       ? "single process"
                    : sc->workers == 1 ? "1 worker"
                                       : "workers");
     }
+    char status[64];
+    snprintf(status, sizeof status, "serving with %d worker%s", sc->workers,
+             sc->workers == 1 ? "" : "s");
+    loom__serve_ops_ready(&sc->ops, status);
+}
+
+/* The signals that stop or reload the server, or reopen its logs. */
+static sigset_t *stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+    return set;
 }
 
 /* One worker: its own loop, listeners, access log and plugin instances. */
@@ -223,12 +258,20 @@ static int run_worker(void *arg, int id, const int *fds, int ready_fd)
     }
     int rc = LOOM__EXIT_CONFIG;
     if (loom__worker_init(&w, &loop, cfg, fds, id) < 0) goto out;
+    if (ready_fd < 0) {
+        /* --single: the loop's signal handlers are in place; a stop signal
+         * held since the port was bound is delivered to them now. */
+        sigset_t stops;
+        sigprocmask(SIG_UNBLOCK, stop_signals(&stops), NULL);
+    }
+    loom__serve_ops_worker(&sc->ops, &w);
     if (cfg->plugins_dir) {
         if (!loom__host_start(&w, cfg)) goto out;
         w.handle = loom__dispatch;
         w.on_abort = loom__dispatch_abort;
         w.on_stopped = stop_host;
     }
+    loom__serve_ops_serving(&w);
     if (ready_fd >= 0) {
         ssize_t wr = write(ready_fd, "r", 1);
         (void)wr;
@@ -247,7 +290,24 @@ out:
     }
     uv_loop_close(&loop);
     loom__access_log_close(alog);
+    loom__serve_ops_worker_end(&w);
     return rc;
+}
+
+/* Writes this process's pid to `path` by a rename. Returns 0 or -1. */
+static int write_pid_file(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    int ok = fprintf(f, "%d\n", (int)getpid()) > 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 int loom__cmd_serve(int argc, char **argv)
@@ -259,7 +319,7 @@ int loom__cmd_serve(int argc, char **argv)
         }
     loom__config cfg;
     loom__config_defaults(&cfg);
-    int single = 0, rc = 2, opened = 0;
+    int single = 0, rc = 2, opened = 0, pid_written = 0;
     serve_ctx sc;
     memset(&sc, 0, sizeof sc);
     if (parse_args(&cfg, argc, argv, &single)) goto out;
@@ -301,6 +361,20 @@ int loom__cmd_serve(int argc, char **argv)
     sc.cfg = &cfg;
     sc.single = single;
     sc.workers = workers;
+    /* Once the port accepts, a stop signal must stop us gracefully, not by
+     * its default action: hold them until the master (sigtimedwait) or the
+     * single worker (its loop's handlers) takes them. */
+    sigset_t stops;
+    sigprocmask(SIG_BLOCK, stop_signals(&stops), NULL);
+    /* The pid file is whole before the port accepts: whoever sees the port
+     * answer can read it (written under a temporary name, then renamed). */
+    if (cfg.pid_file) {
+        if (write_pid_file(cfg.pid_file) < 0) {
+            fprintf(stderr, "loom serve: pid file '%s': cannot write\n", cfg.pid_file);
+            goto out;
+        }
+        pid_written = 1;
+    }
     /* Every worker gets its own socket per listener, all bound with
      * SO_REUSEPORT so the kernel spreads connections; port 0 binds the
      * first and reuses its port. */
@@ -309,14 +383,9 @@ int loom__cmd_serve(int argc, char **argv)
         goto out;
     }
     opened = 1;
-    if (cfg.pid_file) {
-        FILE *f = fopen(cfg.pid_file, "w");
-        if (!f) {
-            fprintf(stderr, "loom serve: pid file '%s': cannot write\n", cfg.pid_file);
-            goto out;
-        }
-        fprintf(f, "%d\n", (int)getpid());
-        fclose(f);
+    if (loom__serve_ops_start(&sc.ops, &cfg, workers, err, sizeof err)) {
+        fprintf(stderr, "loom serve: %s\n", err);
+        goto out;
     }
     if (single) {
         rc = run_worker(&sc, 0, loom__listen_set_worker(&sc.ls, 0), -1);
@@ -324,10 +393,12 @@ int loom__cmd_serve(int argc, char **argv)
         if (rc == LOOM__EXIT_CONFIG) rc = 1;
     } else {
         loom__info("starting %d worker%s", workers, workers == 1 ? "" : "s");
+        loom__serve_ops_master(&sc.ops);
         rc = loom__master_run(&cfg, &sc.ls, run_worker, announce, &sc);
     }
-    if (cfg.pid_file) unlink(cfg.pid_file);
 out:
+    if (pid_written) unlink(cfg.pid_file);
+    loom__serve_ops_end(&sc.ops);
     if (opened) loom__listen_set_free(&sc.ls);
     loom__tls_server_unref(sc.tls);
     loom__config_free(&cfg);

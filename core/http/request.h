@@ -77,6 +77,12 @@ typedef struct loom_req {
 
     void *host_data; /* the server's per-request state (routing, plugins) */
     void *pstream;   /* the protocol's per-request state: its HTTP/2 stream (NULL: HTTP/1.1) */
+    /* Who answered, for the access log: the route pattern ("(unmatched)",
+     * "(middleware)") and the plugin, or NULL. Set before the answer is
+     * sent; they live as long as the request. */
+    const char *route;
+    const char *plugin;
+    uint64_t handler_ns; /* from handing it to its plugin to the answer (with metrics or a log) */
 } loom_req;
 
 /* Allocates a new request with its own arena. NULL when out of memory. */

@@ -15,6 +15,7 @@
  * Proxy-Connection, Transfer-Encoding, Upgrade, TE) are dropped: HTTP/2
  * forbids them (RFC 9113 §8.2.2). Names are sent lowercase. */
 #include "http2/h2.h"
+#include "admin/metrics.h"
 #include "http/date.h"
 #include "http/response.h"
 #include "http/status.h"
@@ -306,6 +307,7 @@ void loom__h2_respond_error(loom__h2_stream *s, int status, const char *why)
     r->bytes_sent = s->body == H2B_MEM ? n : 0;
     s->phase = H2S_RESPONSE;
     if (submit(s, s->body != H2B_NONE)) reset(s);
+    loom__metrics_rejected(h->w->metrics, status);
     if (h->w->access_log) {
         if (r->method && r->target && r->target_len <= 1024) {
             loom__access_log_write(h->w->access_log, h->c, r);

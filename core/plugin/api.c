@@ -5,6 +5,7 @@
 #include "http/response.h"
 #include "plugin/form.h"
 #include "plugin/host.h"
+#include "admin/metrics.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -20,7 +21,7 @@ static void api_log(loom_plugin *self, int32_t level, const char *msg)
 {
     if (level < 0) level = 0;
     if (level > 3) level = 3;
-    loom__log(level, "plugin %s: %s", self ? self->name : "?", msg ? msg : "");
+    loom__log_plugin(level, "plugin %s: %s", self ? self->name : "?", msg ? msg : "");
 }
 
 static const loom_json *api_config(loom_plugin *self)
@@ -52,7 +53,7 @@ static int32_t api_route_add_flags(loom_plugin *self, const char *method, const 
     /* Check the pattern now, so init fails with the reason rather than the
      * snapshot later. */
     loom__router *probe = loom__router_new();
-    loom__route_target t = {(void *)fn, ud, self, NULL, flags};
+    loom__route_target t = {(void *)fn, ud, self, NULL, flags, NULL};
     char err[256];
     int bad = probe ? loom__router_add(probe, method, pattern, &t, err, sizeof err) : -1;
     loom__router_free(probe);
@@ -698,11 +699,18 @@ typedef struct {
     loom_work_run_fn run;
     loom_work_done_fn done;
     void *ud;
+    loom__mslot *m; /* the worker's metrics slot (queued/running jobs), or NULL */
+    int ran;
 } work_item;
 
 static void work_run(uv_work_t *w)
 {
     work_item *it = (work_item *)w;
+    if (it->m) { /* on a pool thread: atomic, unlike the loop's counters */
+        __atomic_fetch_sub(&it->m->pool_queued, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&it->m->pool_running, 1, __ATOMIC_RELAXED);
+    }
+    it->ran = 1;
     it->run(it->ud);
 }
 
@@ -711,6 +719,9 @@ static void work_after(uv_work_t *w, int status)
     work_item *it = (work_item *)w;
     loom_plugin *p = it->owner;
     p->works--;
+    if (it->m)
+        __atomic_fetch_sub(it->ran ? &it->m->pool_running : &it->m->pool_queued, 1,
+                           __ATOMIC_RELAXED);
     if (it->done) it->done(it->ud, p->unloading || status == UV_ECANCELED);
     free(it);
     if (p->unloading && p->works == 0) {
@@ -735,7 +746,10 @@ static int32_t api_work_queue(loom_plugin *self, loom_work_run_fn run, loom_work
     it->run = run;
     it->done = done;
     it->ud = ud;
+    it->m = self->host->w && self->host->w->metrics ? self->host->w->metrics->slot : NULL;
+    if (it->m) __atomic_fetch_add(&it->m->pool_queued, 1, __ATOMIC_RELAXED);
     if (uv_queue_work(self->host->loop, &it->w, work_run, work_after) < 0) {
+        if (it->m) __atomic_fetch_sub(&it->m->pool_queued, 1, __ATOMIC_RELAXED);
         free(it);
         return LOOM_EINVAL;
     }

@@ -6,6 +6,7 @@
  * during a callback is only recorded, and completed when the callback
  * returns. */
 #include "plugin/host.h"
+#include "admin/metrics.h"
 #include "http/response.h"
 #include "http/status.h"
 #include "util/log.h"
@@ -22,6 +23,34 @@ static loom__rctx *ctx(loom_req *r)
     return r->host_data;
 }
 
+/* Who answered (for the access log) and the request's metrics. */
+static void note_answer(loom_req *r, loom__rctx *x)
+{
+    const loom__route_meta *m = x->route ? x->route->meta : NULL;
+    r->plugin = x->by ? x->by->name : NULL;
+    r->route = m ? m->pattern : x->by ? "(middleware)" : "(unmatched)";
+    loom__mworker *mw = x->mw;
+    if (!x->timed) return;
+    r->handler_ns = uv_hrtime() - x->start_ns;
+    if (!mw) return;
+    unsigned ms = loom__metrics_method_slot(r->method_id);
+    uint16_t sid;
+    if (m) {
+        loom__route_meta *wm = (loom__route_meta *)m;
+        if (!(sid = wm->series[ms]))
+            sid = wm->series[ms] =
+                loom__metrics_series(mw, r->plugin, m->pattern, ms == 9 ? "other" : r->method);
+    } else if (x->by) {
+        sid = loom__metrics_series(mw, r->plugin, "(middleware)", ms == 9 ? "other" : r->method);
+    } else {
+        sid = loom__metrics_unmatched(mw, ms, r->method);
+    }
+    /* 499: the client left before the answer (as nginx logs it). */
+    int st = x->aborted ? 499 : r->resp.status ? r->resp.status : 200;
+    loom__metrics_observe(mw, sid, st, r->handler_ns);
+    loom__m_sub(&mw->slot->inflight, 1);
+}
+
 static void complete(loom_req *r)
 {
     loom__rctx *x = ctx(r);
@@ -34,6 +63,7 @@ static void complete(loom_req *r)
     loom__snapshot *s = x->snap;
     loom__worker *w = loom__req_worker(r);
     loom__host *h = w ? w->host : NULL;
+    note_answer(r, x);
     if (x->fetches) loom__fetch_cancel_request(r);
     /* Services give back what they held for the request while the snapshot
      * still holds them loaded. */
@@ -138,6 +168,7 @@ static void run_chain(loom_req *r)
         loom__reg_mw *m = &x->snap->chain[x->mw_next++];
         x->mw_ran = x->mw_next;
         if (!m->on_request) continue;
+        x->by = m->owner; /* until it passes the request on */
         x->in_call++;
         int32_t rc = m->on_request(r, m->ud);
         x->in_call--;
@@ -175,6 +206,7 @@ static void route(loom_req *r)
     loom__rctx *x = ctx(r);
     const loom__route_target *t = NULL;
     char allow[128];
+    x->by = NULL;
     int st = loom__router_match(x->snap->router, r->method, x->path, x->path_len, &t, x->caps,
                                 &x->ncaps, allow, sizeof allow);
     if (st == LOOM__ROUTE_NOT_FOUND) {
@@ -187,6 +219,7 @@ static void route(loom_req *r)
         return;
     }
     x->route = t;
+    x->by = t->owner;
     if ((t->flags & LOOM_ROUTE_DECODE_BODY) && loom__dispatch_decode_body(r)) return;
     x->in_call++;
     int32_t rc = ((loom_handler_fn)t->fn)(r, t->ud);
@@ -277,28 +310,6 @@ static int decode_path(loom_req *r, char **out, size_t *outlen)
     return 0;
 }
 
-/* The opt-in admin listing; only for clients on this machine. */
-static void admin(loom_req *r)
-{
-    loom__rctx *x = ctx(r);
-    loom__dispatch_remote(r);
-    if (strcmp(x->remote, "127.0.0.1") != 0 && strcmp(x->remote, "::1") != 0) {
-        loom__dispatch_error(r, 403, "the admin listing is only served to loopback clients");
-        return;
-    }
-    loom__worker *w = loom__req_worker(r);
-    /* The listing request itself is in flight on the current snapshot: do
-     * not count it. */
-    x->snap->requests--;
-    char *t = loom__host_listing(w->host);
-    x->snap->requests++;
-    r->resp.status = 200;
-    loom__resp_header_set(r, "Content-Type", 12, "application/json", 16);
-    loom__resp_body_copy(r, t ? t : "{}", t ? strlen(t) : 2);
-    free(t);
-    loom__dispatch_respond(r);
-}
-
 void loom__dispatch(loom__worker *w, loom_req *r)
 {
     loom__host *h = w->host;
@@ -318,14 +329,12 @@ void loom__dispatch(loom__worker *w, loom_req *r)
     loom__snapshot_ref(x->snap);
     x->snap->requests++;
     x->start_ns = uv_hrtime();
+    if ((x->mw = w->metrics)) loom__m_add(&x->mw->slot->inflight, 1);
+    x->timed = x->mw || w->access_log;
     if (decode_path(r, &x->path, &x->path_len)) {
         x->path = (char *)"/";
         x->path_len = 1;
         loom__dispatch_error(r, 400, "invalid path");
-        return;
-    }
-    if (h->cfg->admin && x->path_len == 14 && memcmp(x->path, "/_loom/plugins", 14) == 0) {
-        admin(r);
         return;
     }
     run_chain(r);

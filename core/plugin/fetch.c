@@ -7,6 +7,7 @@
  * answered or aborted), so no callback ever reaches a plugin that cannot
  * take it. */
 #include "plugin/host.h"
+#include "admin/metrics.h"
 #include "util/log.h"
 
 #include <loom/client.h>
@@ -71,6 +72,8 @@ static void jar_unuse(loom_fetch *f)
 static void on_done(loom_client_response *resp, void *ud)
 {
     loom_fetch *f = ud;
+    if (f->owner->host && f->owner->host->w)
+        loom__metrics_fetch(f->owner->host->w->metrics, loom_client_response_error(resp));
     unlink_owner(f);
     unlink_req(f);
     jar_unuse(f);

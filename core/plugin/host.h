@@ -106,6 +106,14 @@ struct loom_plugin {
     char *last_error;
 };
 
+/* What a route of a snapshot leads to beyond its handler (router target's
+ * meta): its pattern, and its metrics series per method slot (made on first
+ * use by the worker that owns the snapshot). */
+typedef struct {
+    const char *pattern; /* the plugin's copy */
+    uint16_t series[10]; /* LOOM__M_METHODS; index + 1, 0 = not made yet */
+} loom__route_meta;
+
 typedef struct loom__snapshot {
     int refs;                                     /* the host's current pointer counts as one */
     int64_t requests;                             /* pinned by requests right now */
@@ -118,6 +126,7 @@ typedef struct loom__snapshot {
     size_t nplugins;
     loom__reg_service *services; /* every plugin's, by name (service.c) */
     size_t nservices;
+    loom__route_meta *metas; /* one per route of its plugins */
 } loom__snapshot;
 
 /* What inotify said last about one file name of the plugins directory
@@ -184,6 +193,7 @@ typedef struct {
     uint8_t responded; /* loom_respond was called (or the response phase began) */
     uint8_t aborted;
     uint8_t in_call;
+    uint8_t timed; /* metrics or the access log want the handler's time */
     const loom__route_target *route;
     uint32_t ncaps;
     char *path; /* decoded path, NUL-terminated */
@@ -196,9 +206,11 @@ typedef struct {
     void *form;                      /* parsed form fields (form.c) */
     void *session;                   /* the request's session, once loaded (session.c) */
     loom__watch *watch, *watch_tail; /* loom_req_watch, in order (service.c) */
-    loom__filter *filter; /* the response body filter (filter.c), or NULL */
-    loom_sse *sse;        /* the event stream this request carries (sse.c), or NULL */
+    loom__filter *filter;            /* the response body filter (filter.c), or NULL */
+    loom_sse *sse;                   /* the event stream this request carries (sse.c), or NULL */
     uint64_t start_ns;
+    loom_plugin *by;          /* the plugin answering: the route's, or a middleware's */
+    struct loom__mworker *mw; /* the worker's metrics, when they are on */
     /* Not zeroed for a new request (loom__dispatch): only caps[0..ncaps) and
      * remote up to its NUL are ever read. */
     char remote[64]; /* "" until formatted */

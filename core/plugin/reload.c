@@ -11,6 +11,7 @@
  * that arrived by rename (IN_MOVED_TO) is whole by construction. A refused
  * file is remembered by its hash and not tried again until it changes. */
 #include "plugin/host.h"
+#include "admin/admin.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -105,6 +106,8 @@ static int64_t age_ms(const struct stat *st)
 
 void loom__reload_rescan(loom__host *h)
 {
+    uint64_t t0 = uv_hrtime();
+    int failures = 0;
     size_t n = 0;
     char **paths = loom__plugin_list(h->cfg, &n);
     if (!paths) return;
@@ -176,6 +179,7 @@ void loom__reload_rescan(loom__host *h)
             loom__info("plugin file %s now holds %s (was %s)", paths[i], p->name, old->name);
         }
         if (!p) {
+            failures++;
             loom__err("plugin %s: %s%s", paths[i], err,
                       old ? "; the loaded version keeps serving" : "; not loaded");
             loom__reload_refuse(h, paths[i], hash, o.conflict ? o.conflict->name : NULL);
@@ -207,6 +211,7 @@ void loom__reload_rescan(loom__host *h)
     if (!changed || !next || !fresh) {
         free(next);
         free(fresh);
+        loom__admin_reload_done(h, 0, failures, 0);
         return;
     }
     char err[512];
@@ -219,6 +224,7 @@ void loom__reload_rescan(loom__host *h)
         for (size_t i = 0; i < nf; i++) loom__plugin_discard(fresh[i]);
         free(next);
         free(fresh);
+        loom__admin_reload_done(h, 0, failures + 1, 0);
         return;
     }
     for (size_t i = 0; i < nf; i++)
@@ -231,6 +237,7 @@ void loom__reload_rescan(loom__host *h)
     h->reloads++;
     free(fresh);
     loom__host_publish(h, s);
+    loom__admin_reload_done(h, 1, failures, uv_hrtime() - t0);
 }
 
 char *loom__host_listing(loom__host *h)

@@ -27,6 +27,7 @@
  *   max_size          bytes of session JSON (16384) */
 #include "plugin/session.h"
 #include "http/response.h"
+#include "admin/metrics.h"
 #include "util/log.h"
 
 #include <openssl/crypto.h>
@@ -497,6 +498,7 @@ static void unavailable(sess *s, int32_t code)
 static void loaded(sess *s, int32_t status, const char *data, size_t len, uint64_t version)
 {
     json_t *j = NULL;
+    loom__metrics_session(CTX(s->req)->mw, LOOM__S_LOAD, status != 0 && status != LOOM_ENOTFOUND);
     if (status == 0) j = json_loadb(data, len, 0, NULL);
     if (j && json_is_object(j)) {
         json_decref(s->base);

@@ -30,6 +30,7 @@
  * a time left one click in a few hundred runs without a win in 256 tries.
  * Taking turns, a request only races the other workers. */
 #include "plugin/session.h"
+#include "admin/metrics.h"
 #include "http/response.h"
 #include "util/log.h"
 
@@ -298,6 +299,7 @@ static void on_saved(void *ctx, int32_t st, const char *data, size_t len)
     (void)len;
     sess *s = ctx;
     s->saving = 0;
+    loom__metrics_session(CTX(s->req)->mw, LOOM__S_SAVE, st != 0);
     if (st) {
         failed(s, LOOM__SESS_OP_SAVE, st);
         return;
@@ -310,6 +312,8 @@ static void on_saved_v(void *ctx, int32_t st, const char *data, size_t len, uint
 {
     sess *s = ctx;
     s->saving = 0;
+    /* A conflict is the store doing its job: not an error. */
+    loom__metrics_session(CTX(s->req)->mw, LOOM__S_SAVE, st != 0 && st != LOOM_ECONFLICT);
     if (st == 0) {
         written(s, ver);
         step(s);
@@ -338,6 +342,7 @@ static void on_destroyed(void *ctx, int32_t st, const char *data, size_t len)
     (void)len;
     sess *s = ctx;
     s->saving = 0;
+    loom__metrics_session(CTX(s->req)->mw, LOOM__S_DELETE, st != 0 && st != LOOM_ENOTFOUND);
     if (st && st != LOOM_ENOTFOUND) {
         /* a logout that did not happen must not look as if it had */
         failed(s, LOOM__SESS_OP_DELETE, st);
@@ -351,6 +356,8 @@ static void on_destroyed_v(void *ctx, int32_t st, const char *data, size_t len, 
 {
     sess *s = ctx;
     s->saving = 0;
+    loom__metrics_session(CTX(s->req)->mw, LOOM__S_DELETE,
+                          st != 0 && st != LOOM_ECONFLICT && st != LOOM_ENOTFOUND);
     if (st == 0) {
         s->old_id[0] = 0;
         step(s);
@@ -374,8 +381,9 @@ static void on_touched(void *ctx, int32_t st, const char *data, size_t len)
 {
     (void)data;
     (void)len;
-    (void)st; /* a lost touch costs an earlier expiry, nothing else */
+    /* a lost touch costs an earlier expiry, nothing else */
     sess *s = ctx;
+    loom__metrics_session(CTX(s->req)->mw, LOOM__S_TOUCH, st != 0);
     s->saving = 0;
     s->refresh = 0;
     s->cookie_due = 1;

@@ -2,6 +2,7 @@
  * a set of plugin instances, shared read-only by every request that pinned
  * it. */
 #include "plugin/host.h"
+#include "admin/admin.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -92,6 +93,7 @@ static void snapshot_free(loom__snapshot *s)
     free(s->chain);
     free(s->plugins);
     free(s->services);
+    free(s->metas);
     free(s);
 }
 
@@ -108,8 +110,10 @@ loom__snapshot *loom__snapshot_build(loom__host *h, loom_plugin **plugins, size_
     s->router = loom__router_new();
     s->plugins = calloc(n ? n : 1, sizeof *s->plugins);
     if (!s->router || !s->plugins) goto oom;
-    size_t nmw = 0;
-    for (size_t i = 0; i < n; i++) nmw += plugins[i]->nmws;
+    size_t nmw = 0, nroutes = 0, nmeta = 0;
+    for (size_t i = 0; i < n; i++) nmw += plugins[i]->nmws, nroutes += plugins[i]->nroutes;
+    s->metas = calloc(nroutes ? nroutes : 1, sizeof *s->metas);
+    if (!s->metas) goto oom;
     s->chain = calloc(nmw ? nmw : 1, sizeof *s->chain);
     if (!s->chain) goto oom;
     for (size_t i = 0; i < n; i++) {
@@ -118,7 +122,9 @@ loom__snapshot *loom__snapshot_build(loom__host *h, loom_plugin **plugins, size_
         s->plugins[s->nplugins++] = p;
         for (size_t k = 0; k < p->nroutes; k++) {
             loom__reg_route *r = &p->routes[k];
-            loom__route_target t = {(void *)r->fn, r->ud, p, r->name, r->flags};
+            loom__route_meta *meta = &s->metas[nmeta++];
+            meta->pattern = r->pattern;
+            loom__route_target t = {(void *)r->fn, r->ud, p, r->name, r->flags, meta};
             char why[256];
             if (loom__router_add(s->router, r->method, r->pattern, &t, why, sizeof why)) {
                 snprintf(err, errlen, "plugin %s: route %s %s: %s", p->name, r->method, r->pattern,
@@ -189,4 +195,5 @@ void loom__host_publish(loom__host *h, loom__snapshot *s)
     loom__snapshot_ref(s);
     h->current = s;
     if (old) loom__snapshot_unref(h, old);
+    loom__admin_publish_plugins(h);
 }

@@ -21,6 +21,7 @@ typedef struct {
     void *owner;
     const char *name; /* route name or NULL (copied by the router) */
     uint32_t flags;   /* the plugin's LOOM_ROUTE_* flags */
+    void *meta;       /* the owner's, not looked at by the router */
 } loom__route_target;
 
 typedef struct {

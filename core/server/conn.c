@@ -31,6 +31,7 @@
 #include "server/conn.h"
 #include "http/response.h"
 #include "server/access_log.h"
+#include "admin/metrics.h"
 #include "server/proto.h"
 #include "server/uring.h"
 #include "tls/server.h"
@@ -79,6 +80,7 @@ static void conn_free(loom__conn *c)
     }
     if (c->sending) close(c->file_fd);
     close(c->fd);
+    if (w->metrics) loom__metrics_conn(w->metrics, c->mproto, 0);
     free(c);
     w->nconns--;
     loom__worker_conn_closed(w);
@@ -352,7 +354,10 @@ static ssize_t send_some(loom__conn *c, const char *p, size_t len)
 {
     for (;;) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-        if (n >= 0) return n;
+        if (n >= 0) {
+            loom__metrics_bytes(c->w->metrics, 1, (size_t)n);
+            return n;
+        }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
         return uv_translate_sys_error(errno);
@@ -473,6 +478,7 @@ static void file_pump(loom__conn *c)
             off_t off = (off_t)c->file_off;
             ssize_t n = sendfile(c->fd, c->file_fd, &off, want);
             if (n > 0) {
+                loom__metrics_bytes(c->w->metrics, 1, (size_t)n);
                 c->file_off += (uint64_t)n;
                 c->file_left -= (uint64_t)n;
                 turn += (uint64_t)n;
@@ -559,6 +565,7 @@ static void send_error(loom__conn *c, int status, const char *reason)
     loom__resp_write_error(b, status, reason);
     c->closing = 1;
     loom__debug("closing connection after %d: %s", status, reason);
+    loom__metrics_rejected(c->w->metrics, status);
     if (c->w->access_log) {
         char line[1200]; /* what was parsed of the request line */
         size_t n = loom__parser_request_line(&c->parser, line, sizeof line, 1024);
@@ -618,7 +625,10 @@ static void dispatch(loom__conn *c, loom_req *r)
         redirect_https(c, r);
         return;
     }
-    w->handle(w, r);
+    if (c->l->cfg->admin)
+        w->handle_admin(w, r);
+    else
+        w->handle(w, r);
 }
 
 /* Parses and dispatches requests from `data` while the connection may take
@@ -918,6 +928,7 @@ static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
         return;
     }
     c->last_io = uv_now(w->loop);
+    loom__metrics_bytes(w->metrics, 0, (size_t)n);
     if (c->lingering || c->closing) return; /* discard */
     if (c->sniff && sniff(c, buf->base, (size_t)n)) return;
     /* A protocol's frames for a whole read go out in one write (TLS hands
@@ -1047,6 +1058,7 @@ void loom__conn_complete(loom__worker *w, uint64_t ud, int res, uint32_t flags)
             write_done(c, uv_translate_sys_error(-res));
         } else {
             c->wq_off += (size_t)res;
+            loom__metrics_bytes(w->metrics, 1, (size_t)res);
             if (res > 0) c->last_io = uv_now(w->loop);
             if (c->wq_off >= c->wq.len)
                 write_done(c, 0);
@@ -1146,6 +1158,7 @@ void loom__conn_accept(loom__worker *w, loom__listener *l, int fd, const struct 
     }
     c->sniff = l->cfg->tls || (l->cfg->h2c && l->cfg->http2);
     w->nconns++;
+    if (w->metrics) loom__metrics_conn(w->metrics, LOOM__P_HTTP1, 1);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (peer_len > 0 && peer_len <= sizeof c->peer)
@@ -1290,7 +1303,7 @@ void loom__req_finish(loom_req *r)
     } else if (r->resp.streaming && loom__resp_has_body(r)) {
         if (r->http_minor == 1) loom__buf_append(outbuf(c), "0\r\n\r\n", 5);
     }
-    if (w->access_log) loom__access_log_write(w->access_log, c, r);
+    if (w->access_log && !c->l->cfg->admin) loom__access_log_write(w->access_log, c, r);
     int close = r->resp.close;
     c->active = NULL;
     r->conn = NULL;
@@ -1359,6 +1372,11 @@ void loom__conn_drain(loom__conn *c)
 
 void loom__conn_set_proto(loom__conn *c, const loom__proto *p, void *pdata)
 {
+    if (c->w->metrics) {
+        loom__metrics_conn(c->w->metrics, c->mproto, 0);
+        c->mproto = (uint8_t)loom__metrics_proto(p->name);
+        loom__metrics_conn(c->w->metrics, c->mproto, 1);
+    }
     c->proto = p;
     c->pdata = pdata;
     c->sniff = 0;

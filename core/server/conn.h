@@ -55,6 +55,7 @@ struct loom__conn {
     uint8_t pollout_on;       /* a POLLOUT poll is queued */
     uint8_t sniff;            /* the first bytes are still to be looked at (TLS, h2c) */
     uint8_t draining;         /* a graceful stop: answers carry Connection: close */
+    uint8_t mproto;           /* the protocol it is counted under (admin/metrics.h) */
     loom__listener *l;        /* the listener it came from */
     loom__conn_tls *tls;      /* NULL: plaintext */
     const loom__proto *proto; /* NULL: HTTP/1.1 */

@@ -1,8 +1,10 @@
 /* Listening sockets (see listen.h). */
 #include "server/listen.h"
+#include "server/systemd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,15 @@ int loom__listen_set_rebind(loom__listen_set *s, int w, char *err, size_t errlen
     int *row = s->fds + (size_t)w * (size_t)s->nlisten;
     for (int l = 0; l < s->nlisten; l++) {
         if (row[l] >= 0) continue;
+        if (s->inherited && s->inherited[l] >= 0) {
+            row[l] = fcntl(s->inherited[l], F_DUPFD_CLOEXEC, 3);
+            if (row[l] < 0) {
+                snprintf(err, errlen, "socket activation: dup: %s", strerror(errno));
+                loom__listen_set_close_worker(s, w);
+                return -1;
+            }
+            continue;
+        }
         const loom__listen_cfg *lc = &s->cfg->listen[l];
         int port = s->ports[l] ? s->ports[l] : lc->port;
         row[l] = loom__listen_socket(lc->host, port, s->reuseport, err, errlen);
@@ -92,6 +103,43 @@ void loom__listen_set_close_worker(loom__listen_set *s, int w)
     }
 }
 
+/* Matches the sockets systemd passed to the listeners, by address. */
+static int take_inherited(loom__listen_set *s, char *err, size_t errlen)
+{
+    int first, n = loom__sd_listen_fds(&first);
+    if (n == 0) return 0;
+    s->inherited = malloc((size_t)s->nlisten * sizeof *s->inherited);
+    if (!s->inherited) {
+        snprintf(err, errlen, "out of memory");
+        for (int i = 0; i < n; i++) close(first + i);
+        return -1;
+    }
+    for (int l = 0; l < s->nlisten; l++) s->inherited[l] = -1;
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = first + i, used = 0;
+        for (int l = 0; l < s->nlisten && !used && rc == 0; l++) {
+            const loom__listen_cfg *lc = &s->cfg->listen[l];
+            if (s->inherited[l] < 0 && loom__sd_socket_is(fd, lc->host, lc->port)) {
+                s->inherited[l] = fd;
+                s->ports[l] = lc->port;
+                s->ninherited++;
+                used = 1;
+            }
+        }
+        if (!used && rc == 0) {
+            char name[96];
+            snprintf(err, errlen,
+                     "socket activation: the socket systemd passed on %s (fd %d) matches no "
+                     "listener of the config",
+                     loom__sd_socket_name(fd, name, sizeof name), fd);
+            rc = -1;
+        }
+        if (!used) close(fd);
+    }
+    return rc;
+}
+
 int loom__listen_set_open(loom__listen_set *s, const loom__config *cfg, int nworkers, int reuseport,
                           char *err, size_t errlen)
 {
@@ -109,6 +157,10 @@ int loom__listen_set_open(loom__listen_set *s, const loom__config *cfg, int nwor
         return -1;
     }
     for (size_t i = 0; i < n; i++) s->fds[i] = -1;
+    if (take_inherited(s, err, errlen)) {
+        loom__listen_set_free(s);
+        return -1;
+    }
     for (int w = 0; w < nworkers; w++) {
         if (loom__listen_set_rebind(s, w, err, errlen)) {
             loom__listen_set_free(s);
@@ -122,8 +174,13 @@ void loom__listen_set_free(loom__listen_set *s)
 {
     if (s->fds)
         for (int w = 0; w < s->nworkers; w++) loom__listen_set_close_worker(s, w);
+    if (s->inherited)
+        for (int l = 0; l < s->nlisten; l++)
+            if (s->inherited[l] >= 0) close(s->inherited[l]);
     free(s->fds);
     free(s->ports);
+    free(s->inherited);
     s->fds = NULL;
     s->ports = NULL;
+    s->inherited = NULL;
 }

@@ -5,7 +5,14 @@
  * The master binds them all before it forks. When a worker dies its sockets
  * are closed at once, so that the kernel stops routing new connections to a
  * queue nobody accepts from (clients would wait for the respawn, seconds
- * with the crash back-off); the respawned worker gets freshly bound ones. */
+ * with the crash back-off); the respawned worker gets freshly bound ones.
+ *
+ * Socket activation: a listener whose address matches a socket systemd
+ * passed (LISTEN_FDS) is not bound; every worker accepts from that one
+ * socket (a duplicate of it), which the master keeps open for its whole
+ * life. It is the socket that outlives a restart of the service, so it
+ * must be the one accepted from; per-worker sockets beside it would die
+ * with each restart and reset the connections queued on them. */
 #ifndef LOOM_SERVER_LISTEN_H
 #define LOOM_SERVER_LISTEN_H
 
@@ -16,13 +23,16 @@ typedef struct {
     int nworkers;
     int nlisten;
     int reuseport;
-    int *fds;   /* [worker * nlisten + listener]; -1 when closed */
-    int *ports; /* each listener's bound port (a configured 0 resolved by the first bind) */
+    int *fds;       /* [worker * nlisten + listener]; -1 when closed */
+    int *ports;     /* each listener's bound port (a configured 0 resolved by the first bind) */
+    int *inherited; /* each listener's socket from systemd, or -1 (bound by loom) */
+    int ninherited;
 } loom__listen_set;
 
 /* Binds `nworkers` sockets for each of cfg's listeners (with SO_REUSEPORT
- * when `reuseport`). Returns 0, or -1 with a one-line reason in `err` and
- * nothing left open. */
+ * when `reuseport`), or takes the socket systemd passed for it. A passed
+ * socket that matches no listener is an error. Returns 0, or -1 with a
+ * one-line reason in `err` and nothing left open. */
 int loom__listen_set_open(loom__listen_set *s, const loom__config *cfg, int nworkers, int reuseport,
                           char *err, size_t errlen);
 /* The sockets of worker `w` (nlisten of them, in the config's order). */

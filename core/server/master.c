@@ -32,6 +32,12 @@ static double now_s(void)
 }
 
 static sigset_t master_set;
+static const loom__master_hooks *hooks;
+
+void loom__master_set_hooks(const loom__master_hooks *h)
+{
+    hooks = h;
+}
 
 static pid_t spawn(slot *s, loom__listen_set *ls, loom__worker_main fn, void *arg)
 {
@@ -91,6 +97,7 @@ int loom__master_run(const loom__config *cfg, loom__listen_set *ls, loom__worker
     sigaddset(&master_set, SIGINT);
     sigaddset(&master_set, SIGQUIT);
     sigaddset(&master_set, SIGHUP);
+    sigaddset(&master_set, SIGUSR1);
     sigprocmask(SIG_BLOCK, &master_set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -129,6 +136,7 @@ int loom__master_run(const loom__config *cfg, loom__listen_set *ls, loom__worker
         if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
             if (sig == SIGINT) ints++;
             if (!stopping) {
+                if (hooks && hooks->on_stop) hooks->on_stop(arg);
                 loom__info("%s: stopping %d workers gracefully", strsignal(sig), alive);
                 kill_at = now_s() + (double)cfg->shutdown_timeout / 1000.0 + 5.0;
                 /* Close our copies so the port stops accepting at once. */
@@ -142,10 +150,14 @@ int loom__master_run(const loom__config *cfg, loom__listen_set *ls, loom__worker
             stopping = 1;
             for (int i = 0; i < n && forward; i++)
                 if (slots[i].pid > 0) kill(slots[i].pid, sig == SIGQUIT ? SIGTERM : sig);
-        } else if (sig == SIGHUP) {
-            loom__info("SIGHUP: telling %d workers to rescan plugins", alive);
+        } else if (sig == SIGHUP || sig == SIGUSR1) {
+            if (hooks && hooks->on_signal) hooks->on_signal(arg, sig);
+            if (sig == SIGHUP)
+                loom__info("SIGHUP: telling %d workers to rescan plugins", alive);
+            else
+                loom__info("SIGUSR1: telling %d workers to reopen their log files", alive);
             for (int i = 0; i < n; i++)
-                if (slots[i].pid > 0) kill(slots[i].pid, SIGHUP);
+                if (slots[i].pid > 0) kill(slots[i].pid, sig);
         }
         /* Reap. */
         int status;
@@ -177,6 +189,7 @@ int loom__master_run(const loom__config *cfg, loom__listen_set *ls, loom__worker
                         if (slots[k].pid > 0) kill(slots[k].pid, SIGTERM);
                     break;
                 }
+                if (hooks && hooks->on_worker_exit) hooks->on_worker_exit(arg, i, status);
                 /* Quick deaths back off (0.1 s doubling up to 10 s); a worker
                  * that lived a while is back at once. */
                 double delay = 0;

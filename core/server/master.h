@@ -24,6 +24,22 @@ typedef int (*loom__worker_main)(void *arg, int id, const int *fds, int ready_fd
  * then stops instead of respawning it forever. */
 #define LOOM__EXIT_CONFIG 78
 
+/* What the master tells the server's operations side (metrics, logs,
+ * systemd); every hook is optional. */
+typedef struct {
+    /* SIGHUP or SIGUSR1 arrived; called before the master forwards it to
+     * the workers (SIGUSR1: reopen log files). */
+    void (*on_signal)(void *arg, int signum);
+    /* Worker `id` died with wait status `status` while serving (it will be
+     * respawned). */
+    void (*on_worker_exit)(void *arg, int id, int status);
+    /* A stop began (SIGTERM, SIGINT, SIGQUIT). */
+    void (*on_stop)(void *arg);
+} loom__master_hooks;
+
+/* Sets the hooks loom__master_run calls (with its `arg`); NULL for none. */
+void loom__master_set_hooks(const loom__master_hooks *hooks);
+
 /* Runs the master until a stop, with one worker per row of `ls`. Calls
  * `on_ready(arg)` once every worker serves (before that, a worker that
  * cannot start stops the server). Returns the exit status for the whole

@@ -45,7 +45,7 @@ struct loom__worker {
     int listening;
     uv_timer_t sweep;
     uv_timer_t shutdown_timer;
-    uv_signal_t sig[4];
+    uv_signal_t sig[5];
     loom__conn *conns; /* doubly linked list */
     size_t nconns;
     uint64_t requests; /* served, for stats */
@@ -65,6 +65,10 @@ struct loom__worker {
     loom__conn *dead;                  /* closed, freed once their ring operations end */
 
     loom__access_log *access_log;
+    struct loom__mworker *metrics; /* admin/metrics.h; NULL: metrics are off */
+    loom__handler handle_admin;    /* requests that came on the admin listener */
+    /* SIGHUP and SIGUSR1, before the worker's own handling of them. */
+    void (*on_ops_signal)(loom__worker *w, int signum);
     loom__handler handle;
     loom__abort_fn on_abort;
     void (*on_sighup)(loom__worker *w);

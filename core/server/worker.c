@@ -90,6 +90,7 @@ static void on_sweep(uv_timer_t *t)
     loom__worker *w = t->data;
     loom__conn_sweep(w);
     if (w->access_log) loom__access_log_flush(w->access_log);
+    loom__log_flush();    /* error log lines a buffered worker gathered */
     loom__tickets_tick(); /* only in the process that owns the keys (--single) */
 }
 
@@ -105,7 +106,7 @@ static void worker_stopped(loom__worker *w)
     w->stopping = 1;
     close_handle((uv_handle_t *)&w->sweep);
     close_handle((uv_handle_t *)&w->shutdown_timer);
-    for (int i = 0; i < 4; i++) close_handle((uv_handle_t *)&w->sig[i]);
+    for (int i = 0; i < 5; i++) close_handle((uv_handle_t *)&w->sig[i]);
     /* Closing the watchers restored the default actions; a late signal
      * (a master repeating its stop) must not kill a worker that is already
      * finishing cleanly. */
@@ -113,6 +114,7 @@ static void worker_stopped(loom__worker *w)
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
     stop_listening(w);
     loom__tls_watch_stop(w->tls_watch);
     w->tls_watch = NULL;
@@ -166,6 +168,8 @@ void loom__worker_drain(loom__worker *w)
 static void on_signal(uv_signal_t *s, int signum)
 {
     loom__worker *w = s->data;
+    if ((signum == SIGHUP || signum == SIGUSR1) && w->on_ops_signal) w->on_ops_signal(w, signum);
+    if (signum == SIGUSR1) return;
     if (signum == SIGHUP) {
         if (w->tls) loom__tls_reload(w, "SIGHUP");
         if (w->on_sighup) w->on_sighup(w);
@@ -248,8 +252,8 @@ int loom__worker_init(loom__worker *w, uv_loop_t *loop, const loom__config *cfg,
     uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     uv_timer_init(loop, &w->shutdown_timer);
     w->shutdown_timer.data = w;
-    static const int sigs[4] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
-    for (int i = 0; i < 4; i++) {
+    static const int sigs[5] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
+    for (int i = 0; i < 5; i++) {
         uv_signal_init(loop, &w->sig[i]);
         w->sig[i].data = w;
         uv_signal_start(&w->sig[i], on_signal, sigs[i]);

@@ -3,8 +3,11 @@
 #include "util/config.h"
 #include "util/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@ enum kind {
     K_PLUGIN_ERR,
     K_BOOL,
     K_IO,
+    K_ADMIN,
     K_ALOG
 };
 
@@ -53,7 +57,8 @@ static const key_def keys[] = {
     {"shutdown_timeout", K_MS, OFF(shutdown_timeout), 0, 86400},
     {"linger_timeout", K_MS, OFF(linger_timeout), 0, 3600},
     {"on_plugin_error", K_PLUGIN_ERR, OFF(on_plugin_error_skip), 0, 0},
-    {"admin", K_BOOL, OFF(admin), 0, 0},
+    {"admin", K_ADMIN, OFF(admin), 0, 0},
+    {"error_log", K_STR_OR_NULL, OFF(error_log), 0, 0},
     {"io", K_IO, OFF(io), 0, 0},
     {"io_recv_buffers", K_SIZE, OFF(io_recv_buffers), 1, 32768},
     {"handshake_timeout", K_MS, OFF(handshake_timeout), 0.001, 3600},
@@ -116,6 +121,68 @@ static int pick(int *field, const key_def *k, const char *v, const char *const *
     return -1;
 }
 
+/* "admin": true, false, "HOST:PORT" (a flag) or {"listen": "HOST:PORT",
+ * "token": "..."}. The address is checked by loom__config_finish. */
+static int apply_admin(loom__config *c, json_t *j, const char *s, char *err, size_t errlen)
+{
+    if (j && json_is_boolean(j)) {
+        c->admin = json_is_true(j);
+        return 0;
+    }
+    if (!j) {
+        if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0 || strcmp(s, "false") == 0 ||
+            strcmp(s, "0") == 0) {
+            c->admin = s[0] == 't' || s[0] == '1';
+            return 0;
+        }
+        if (!*s || !strchr(s, ':')) {
+            snprintf(err, errlen, "key 'admin': must be true, false or HOST:PORT (got '%s')", s);
+            return -1;
+        }
+        c->admin = 1;
+        set_str(&c->admin_listen, s);
+        return 0;
+    }
+    if (!json_is_object(j)) {
+        snprintf(err, errlen,
+                 "key 'admin': must be true, false or an object {\"listen\": \"HOST:PORT\", "
+                 "\"token\": \"...\"}");
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v)
+    {
+        if (strcmp(k, "listen") != 0 && strcmp(k, "token") != 0) {
+            snprintf(err, errlen, "key 'admin': unknown key '%s' (listen, token)", k);
+            return -1;
+        }
+        if (!json_is_string(v) || !*json_string_value(v)) {
+            snprintf(err, errlen, "key 'admin.%s': must be a non-empty string", k);
+            return -1;
+        }
+    }
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    if (tok) {
+        size_t n = strlen(tok);
+        for (size_t i = 0; i < n; i++)
+            if (tok[i] <= ' ' || tok[i] > '~') {
+                snprintf(err, errlen,
+                         "key 'admin.token': only printable ASCII without spaces may be used");
+                return -1;
+            }
+        if (n < 16) {
+            snprintf(err, errlen, "key 'admin.token': at least 16 characters (got %zu)", n);
+            return -1;
+        }
+    }
+    const char *l = json_string_value(json_object_get(j, "listen"));
+    set_str(&c->admin_listen, l);
+    set_str(&c->admin_token, tok);
+    c->admin = 1;
+    return 0;
+}
+
 /* Applies a value given either as JSON (`j`) or as CLI text (`s`). */
 static int apply(loom__config *c, const key_def *k, json_t *j, const char *s, char *err,
                  size_t errlen)
@@ -151,6 +218,8 @@ static int apply(loom__config *c, const key_def *k, json_t *j, const char *s, ch
             goto type_bool;
         }
         return 0;
+    case K_ADMIN:
+        return apply_admin(c, j, s, err, errlen);
     case K_LEVEL:
     case K_IO:
     case K_ALOG:
@@ -159,7 +228,7 @@ static int apply(loom__config *c, const key_def *k, json_t *j, const char *s, ch
         const char *v = j ? json_string_value(j) : s;
         static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
         static const char *const ios[] = {"auto", "uring", "epoll", NULL};
-        static const char *const alogs[] = {"combined", "combined_tls", NULL};
+        static const char *const alogs[] = {"combined", "combined_tls", "json", NULL};
         if (k->kind != K_PLUGIN_ERR)
             return pick((int *)field, k, v,
                         k->kind == K_LEVEL ? levels
@@ -238,6 +307,7 @@ int loom__config_set(loom__config *c, const char *key, const char *value, char *
         return -1;
     }
     note_key(c, k);
+    if (k->off == OFF(log_level)) c->log_level_flag = 1;
     return apply(c, k, NULL, value, err, errlen);
 }
 
@@ -393,16 +463,75 @@ static int load_listen(loom__config *c, json_t *e, size_t i, char *err, size_t e
     return 0;
 }
 
-int loom__config_finish(loom__config *c, char *err, size_t errlen)
+/* Formats one problem and hands it to the reporter; returns its verdict
+ * (nonzero: stop). */
+static int say(loom__config_report report, void *ud, int *count, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int say(loom__config_report report, void *ud, int *count, const char *fmt, ...)
 {
-    if (c->listen_set && c->host_set) {
-        snprintf(err, errlen,
-                 "'listen' and 'host'/'port' are both set: list every address in 'listen'");
-        return -1;
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    (*count)++;
+    return report(ud, msg);
+}
+
+int loom__is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6)) return 1;
+        /* ::ffff:127.x.x.x */
+        return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
     }
+    return 0;
+}
+
+/* Appends the admin listener ("admin") after the others. */
+static int add_admin(loom__config *c, loom__config_report report, void *ud, int *n)
+{
+    char err[256];
+    int was_set = c->listen_set;
+    loom__listen_cfg *l = new_listen(c, err, sizeof err);
+    c->listen_set = was_set;
+    if (!l) return say(report, ud, n, "%s", err);
+    const char *spec = c->admin_listen ? c->admin_listen : LOOM__ADMIN_DEFAULT;
+    if (parse_addr(l, spec, "key 'admin.listen'", err, sizeof err) || l->tls) {
+        if (l->tls)
+            snprintf(err, sizeof err, "key 'admin.listen': the admin listener is plaintext");
+        free(l->host);
+        c->nlisten--;
+        return say(report, ud, n, "%s", err);
+    }
+    l->admin = 1;
+    l->http2 = 0;
+    /* Never public by accident: another address needs a token. */
+    if (!loom__is_loopback(l->host) && !c->admin_token &&
+        say(report, ud, n,
+            "key 'admin': %s is not a loopback address: set \"token\" too, or listen on "
+            "127.0.0.1",
+            spec))
+        return 1;
+    return 0;
+}
+
+int loom__config_finish_each(loom__config *c, loom__config_report report, void *ud)
+{
+    int n = 0;
+    char err[256];
+#define SAY(...)                                                                                   \
+    do {                                                                                           \
+        if (say(report, ud, &n, __VA_ARGS__)) return n;                                            \
+    } while (0)
+    if (c->listen_set && c->host_set)
+        SAY("'listen' and 'host'/'port' are both set: list every address in 'listen'");
     if (!c->listen_set) {
-        loom__listen_cfg *l = new_listen(c, err, errlen);
-        if (!l || !(l->host = strdup(c->host))) return -1;
+        loom__listen_cfg *l = new_listen(c, err, sizeof err);
+        if (!l || !(l->host = strdup(c->host))) SAY("%s", l ? "out of memory" : err);
         l->port = c->port;
         c->listen_set = 0;
     }
@@ -410,150 +539,183 @@ int loom__config_finish(loom__config *c, char *err, size_t errlen)
     for (size_t i = 0; i < c->nlisten; i++) {
         loom__listen_cfg *l = &c->listen[i];
         if (l->tls && tls_port < 0) tls_port = l->port;
-        if (l->tls && !c->tls) {
-            snprintf(err, errlen,
-                     "listener %s:%d has \"tls\": true but there is no \"tls\" section "
-                     "(certificate and key)",
-                     l->host, l->port);
-            return -1;
-        }
-        if (!l->tls && (l->client_ca || l->verify_client)) {
-            snprintf(err, errlen, "listener %s:%d: 'client_ca' and 'verify_client' need \"tls\"",
-                     l->host, l->port);
-            return -1;
-        }
-        if (l->tls && l->redirect_to_https) {
-            snprintf(err, errlen, "listener %s:%d: 'redirect_to_https' is for plaintext listeners",
-                     l->host, l->port);
-            return -1;
-        }
-        if (l->verify_client && !l->client_ca) {
-            snprintf(err, errlen, "listener %s:%d: 'verify_client' needs 'client_ca'", l->host,
-                     l->port);
-            return -1;
-        }
-        if (l->tls && l->h2c) {
-            snprintf(err, errlen,
-                     "listener %s:%d: 'h2c' is for plaintext listeners (TLS offers "
-                     "h2 by ALPN)",
-                     l->host, l->port);
-            return -1;
-        }
+        if (l->tls && !c->tls)
+            SAY("listener %s:%d has \"tls\": true but there is no \"tls\" section "
+                "(certificate and key)",
+                l->host, l->port);
+        if (!l->tls && (l->client_ca || l->verify_client))
+            SAY("listener %s:%d: 'client_ca' and 'verify_client' need \"tls\"", l->host, l->port);
+        if (l->tls && l->redirect_to_https)
+            SAY("listener %s:%d: 'redirect_to_https' is for plaintext listeners", l->host, l->port);
+        if (l->verify_client && !l->client_ca)
+            SAY("listener %s:%d: 'verify_client' needs 'client_ca'", l->host, l->port);
+        if (l->tls && l->h2c)
+            SAY("listener %s:%d: 'h2c' is for plaintext listeners (TLS offers "
+                "h2 by ALPN)",
+                l->host, l->port);
     }
     for (size_t i = 0; i < c->nlisten; i++) {
         loom__listen_cfg *l = &c->listen[i];
         if (l->redirect_to_https == -1) {
-            if (tls_port < 0) {
-                snprintf(err, errlen,
-                         "listener %s:%d: 'redirect_to_https' needs a TLS listener to send to",
-                         l->host, l->port);
-                return -1;
-            }
+            if (tls_port < 0)
+                SAY("listener %s:%d: 'redirect_to_https' needs a TLS listener to send to", l->host,
+                    l->port);
             l->redirect_to_https = tls_port;
         }
     }
-    return 0;
+    if (c->admin && add_admin(c, report, ud, &n)) return n;
+    /* The same address twice would split its connections between two
+     * kinds of listener (and the admin one must not share a public port). */
+    for (size_t i = 0; i < c->nlisten; i++)
+        for (size_t k = i + 1; k < c->nlisten; k++)
+            if (c->listen[i].port && c->listen[i].port == c->listen[k].port &&
+                strcmp(c->listen[i].host, c->listen[k].host) == 0)
+                SAY("%s%s:%d is listed twice", c->listen[k].admin ? "the admin listener " : "",
+                    c->listen[k].host, c->listen[k].port);
+#undef SAY
+    return n;
 }
 
-int loom__config_load(loom__config *c, const char *path, char *err, size_t errlen)
+/* Keeps the first problem and stops there. */
+typedef struct {
+    char *err;
+    size_t errlen;
+} first_problem;
+
+static int keep_first(void *ud, const char *problem)
 {
+    first_problem *f = ud;
+    snprintf(f->err, f->errlen, "%s", problem);
+    return 1;
+}
+
+int loom__config_finish(loom__config *c, char *err, size_t errlen)
+{
+    first_problem f = {err, errlen};
+    return loom__config_finish_each(c, keep_first, &f) ? -1 : 0;
+}
+
+/* One top-level key of the file. Returns 0, or -1 with the reason in `why`. */
+static int load_key(loom__config *c, const char *name, json_t *v, size_t *listen_entry, char *why,
+                    size_t whylen)
+{
+    if (strcmp(name, "plugins") == 0) {
+        if (!json_is_object(v)) {
+            snprintf(why, whylen,
+                     "key 'plugins': must be an object of plugin name -> config object");
+            return -1;
+        }
+        const char *pn;
+        json_t *pv;
+        json_object_foreach(v, pn, pv)
+        {
+            if (!json_is_object(pv)) {
+                snprintf(why, whylen, "key 'plugins.%s': must be an object", pn);
+                return -1;
+            }
+            json_t *en = json_object_get(pv, "enabled");
+            if (en && !json_is_boolean(en)) {
+                snprintf(why, whylen, "key 'plugins.%s.enabled': must be true or false", pn);
+                return -1;
+            }
+        }
+        json_decref(c->plugins);
+        c->plugins = json_incref(v);
+        return 0;
+    }
+    if (strcmp(name, "listen") == 0) {
+        /* Entries are reported one by one: *listen_entry is the next one. */
+        json_t *e;
+        if (!json_is_array(v) || json_array_size(v) == 0) {
+            *listen_entry = SIZE_MAX;
+            snprintf(why, whylen, "key 'listen': must be a non-empty array");
+            return -1;
+        }
+        for (; *listen_entry < json_array_size(v); (*listen_entry)++) {
+            e = json_array_get(v, *listen_entry);
+            size_t before = c->nlisten;
+            if (load_listen(c, e, *listen_entry, why, whylen)) {
+                /* A bad entry is not kept (its fields may be half set). */
+                for (size_t i = before; i < c->nlisten; i++) {
+                    free(c->listen[i].host);
+                    free(c->listen[i].client_ca);
+                }
+                c->nlisten = before;
+                (*listen_entry)++;
+                return -1;
+            }
+        }
+        *listen_entry = SIZE_MAX;
+        return 0;
+    }
+    if (strcmp(name, "tls") == 0) {
+        if (!json_is_object(v)) {
+            snprintf(why, whylen, "key 'tls': must be an object");
+            return -1;
+        }
+        json_decref(c->tls);
+        c->tls = json_incref(v);
+        return 0;
+    }
+    if (strcmp(name, "plugin_order") == 0) {
+        size_t i;
+        json_t *e;
+        if (!json_is_array(v)) goto bad_order;
+        json_array_foreach(v, i, e) if (!json_is_string(e)) goto bad_order;
+        json_decref(c->plugin_order);
+        c->plugin_order = json_incref(v);
+        return 0;
+    bad_order:
+        snprintf(why, whylen, "key 'plugin_order': must be an array of plugin names");
+        return -1;
+    }
+    const key_def *k = find_key(name);
+    if (!k) {
+        snprintf(why, whylen, "unknown key '%s'", name);
+        return -1;
+    }
+    note_key(c, k);
+    return apply(c, k, v, NULL, why, whylen);
+}
+
+int loom__config_load_each(loom__config *c, const char *path, loom__config_report report, void *ud)
+{
+    int n = 0;
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         if (je.line <= 0)
-            snprintf(err, errlen, "%s: %s", path, je.text);
+            say(report, ud, &n, "%s: %s", path, je.text);
         else
-            snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-        return -1;
+            say(report, ud, &n, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        return n;
     }
     if (!json_is_object(root)) {
-        snprintf(err, errlen, "%s: the top level must be a JSON object", path);
+        say(report, ud, &n, "%s: the top level must be a JSON object", path);
         json_decref(root);
-        return -1;
+        return n;
     }
+    set_str(&c->config_path, path);
     const char *name;
     json_t *v;
-    char why[256];
+    char why[512];
     json_object_foreach(root, name, v)
     {
-        if (strcmp(name, "plugins") == 0) {
-            if (!json_is_object(v)) {
-                snprintf(err, errlen,
-                         "%s: key 'plugins': must be an object of plugin name -> "
-                         "config object",
-                         path);
-                goto fail;
-            }
-            const char *pn;
-            json_t *pv;
-            json_object_foreach(v, pn, pv)
-            {
-                if (!json_is_object(pv)) {
-                    snprintf(err, errlen, "%s: key 'plugins.%s': must be an object", path, pn);
-                    goto fail;
-                }
-                json_t *en = json_object_get(pv, "enabled");
-                if (en && !json_is_boolean(en)) {
-                    snprintf(err, errlen, "%s: key 'plugins.%s.enabled': must be true or false",
-                             path, pn);
-                    goto fail;
-                }
-            }
-            json_decref(c->plugins);
-            c->plugins = json_incref(v);
-            continue;
-        }
-        if (strcmp(name, "listen") == 0) {
-            size_t i;
-            json_t *e;
-            if (!json_is_array(v) || json_array_size(v) == 0) {
-                snprintf(err, errlen, "%s: key 'listen': must be a non-empty array", path);
-                goto fail;
-            }
-            json_array_foreach(v, i, e) if (load_listen(c, e, i, why, sizeof why))
-            {
-                snprintf(err, errlen, "%s: %s", path, why);
-                goto fail;
-            }
-            continue;
-        }
-        if (strcmp(name, "tls") == 0) {
-            if (!json_is_object(v)) {
-                snprintf(err, errlen, "%s: key 'tls': must be an object", path);
-                goto fail;
-            }
-            json_decref(c->tls);
-            c->tls = json_incref(v);
-            continue;
-        }
-        if (strcmp(name, "plugin_order") == 0) {
-            size_t i;
-            json_t *e;
-            if (!json_is_array(v)) goto bad_order;
-            json_array_foreach(v, i, e) if (!json_is_string(e)) goto bad_order;
-            json_decref(c->plugin_order);
-            c->plugin_order = json_incref(v);
-            continue;
-        bad_order:
-            snprintf(err, errlen, "%s: key 'plugin_order': must be an array of plugin names", path);
-            goto fail;
-        }
-        const key_def *k = find_key(name);
-        if (!k) {
-            snprintf(err, errlen, "%s: unknown key '%s'", path, name);
-            goto fail;
-        }
-        note_key(c, k);
-        if (apply(c, k, v, NULL, why, sizeof why)) {
-            snprintf(err, errlen, "%s: %s", path, why);
-            goto fail;
-        }
+        size_t entry = 0;
+        do {
+            if (load_key(c, name, v, &entry, why, sizeof why) == 0) break;
+            if (say(report, ud, &n, "%s: %s", path, why)) goto stop;
+        } while (entry != 0 && entry != SIZE_MAX && entry < json_array_size(v));
     }
+stop:
     json_decref(root);
-    return 0;
-fail:
-    json_decref(root);
-    return -1;
+    return n;
+}
+
+int loom__config_load(loom__config *c, const char *path, char *err, size_t errlen)
+{
+    first_problem f = {err, errlen};
+    return loom__config_load_each(c, path, keep_first, &f) ? -1 : 0;
 }
 
 void loom__config_free(loom__config *c)
@@ -568,6 +730,10 @@ void loom__config_free(loom__config *c)
     free(c->plugins_dir);
     free(c->access_log);
     free(c->pid_file);
+    free(c->admin_listen);
+    free(c->admin_token);
+    free(c->error_log);
+    free(c->config_path);
     json_decref(c->plugins);
     json_decref(c->plugin_order);
     memset(c, 0, sizeof *c);

@@ -23,6 +23,7 @@ typedef struct {
     int h2c;               /* plaintext: HTTP/2 with prior knowledge */
     char *client_ca;       /* TLS: CA file for client certificates (mTLS) */
     int verify_client;     /* TLS: LOOM__VERIFY_* */
+    int admin;             /* the admin listener: its requests go to the admin handler */
 } loom__listen_cfg;
 
 #define LOOM__MAX_LISTEN 16
@@ -63,23 +64,40 @@ typedef struct {
     int on_plugin_error_skip; /* 0 = refuse to start on a bad plugin, 1 = skip it */
     json_t *plugins;          /* "plugins": {"name": {...}}; owned; never NULL */
     json_t *plugin_order;     /* "plugin_order": ["a", ...] or NULL; owned */
-    int admin;                /* serve GET /_loom/plugins */
+    int admin;                /* the admin listener is on (the last entry of `listen`) */
+    char *admin_listen;       /* its "HOST:PORT" (default LOOM__ADMIN_DEFAULT) */
+    char *admin_token;        /* bearer token it requires, or NULL */
+    char *error_log;          /* NULL = stderr, else a file (reopened on SIGUSR1) */
+    char *config_path;        /* the file read (SIGHUP reads log_level from it again) */
+    int log_level_flag;       /* log_level came from a flag, which SIGHUP leaves alone */
     int io;                   /* LOOM__IO_*: how connections do their I/O */
     size_t io_recv_buffers;   /* io_uring: 4 KiB receive buffers per worker (a power of two) */
     size_t http2_max_streams; /* HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS per connection */
 } loom__config;
 
-enum { LOOM__ALOG_COMBINED, LOOM__ALOG_COMBINED_TLS };
+/* "admin": true listens here. */
+#define LOOM__ADMIN_DEFAULT "127.0.0.1:9090"
+
+/* "access_log_format": Combined, Combined + TLS protocol and cipher, JSON lines. */
+enum { LOOM__ALOG_COMBINED, LOOM__ALOG_COMBINED_TLS, LOOM__ALOG_JSON };
 
 /* "io": io_uring when the kernel allows it, else epoll (auto); io_uring or
  * refuse to start (uring); epoll always (epoll). */
 enum { LOOM__IO_AUTO, LOOM__IO_URING, LOOM__IO_EPOLL };
+
+/* Receives one problem (a line without newline); returns nonzero to stop
+ * at this one. */
+typedef int (*loom__config_report)(void *ud, const char *problem);
 
 /* Fills `c` with the defaults. */
 void loom__config_defaults(loom__config *c);
 /* Reads the JSON file at `path` over the current values. Returns 0, or -1
  * with a one-line reason in `err` (which names the file and the key). */
 int loom__config_load(loom__config *c, const char *path, char *err, size_t errlen);
+/* As loom__config_load, but reports every problem of the file to `report`
+ * (one line each, until it asks to stop) instead of the first. Returns the
+ * number reported. */
+int loom__config_load_each(loom__config *c, const char *path, loom__config_report report, void *ud);
 /* Sets one key from a string (as a CLI flag gives it), with the same checks
  * as the file. Returns 0 or -1 with the reason in `err`. */
 int loom__config_set(loom__config *c, const char *key, const char *value, char *err, size_t errlen);
@@ -90,6 +108,10 @@ int loom__config_add_listen(loom__config *c, const char *spec, char *err, size_t
  * "tls" section, and makes the shorthand listener when "listen" is absent.
  * Call once, after the file and the flags. Returns 0 or -1 with the reason. */
 int loom__config_finish(loom__config *c, char *err, size_t errlen);
+/* As loom__config_finish, reporting every problem. Returns their number. */
+int loom__config_finish_each(loom__config *c, loom__config_report report, void *ud);
+/* Whether `host` (an IPv4 or IPv6 literal) is a loopback address. */
+int loom__is_loopback(const char *host);
 /* Releases what the config owns. */
 void loom__config_free(loom__config *c);
 

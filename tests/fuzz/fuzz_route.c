@@ -78,8 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char *pat = strndup(line + 1, n - 1);
             char name[16];
             snprintf(name, sizeof name, "r%zu", nroutes);
-            loom__route_target t = {(void *)(uintptr_t)(nroutes + 1), NULL, NULL,
-                                    (m & 8) ? name : NULL, 0};
+            loom__route_target t = {
+                (void *)(uintptr_t)(nroutes + 1), NULL, NULL, (m & 8) ? name : NULL, 0, NULL};
             if (strlen(pat) == n - 1 &&
                 loom__router_add(rt, methods[m & 7], pat, &t, err, sizeof err) == 0) {
                 routes[nroutes].pattern = pat;

@@ -34,7 +34,9 @@ class Defences(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.plugins = plugin_dir()
-        cls.srv = h2lib.H2Server(plugins_dir=cls.plugins, args=["--single"])
+        cls.aport = loomtest.free_port()
+        cls.srv = h2lib.H2Server(plugins_dir=cls.plugins, args=["--single"], config={
+            "admin": {"listen": "127.0.0.1:%d" % cls.aport}})
         cls.srv.wait_log("listening on")
 
     @classmethod
@@ -92,6 +94,34 @@ class Defences(unittest.TestCase):
         while time.time() < deadline and self.stats()["running"]:
             time.sleep(0.1)
         self.assertEqual(self.stats()["running"], 0)
+
+    def metrics(self):
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.aport, timeout=5) as r:
+            text = r.read().decode()
+        out = {}
+        for ln in text.splitlines():
+            if ln and not ln.startswith("#"):
+                k, v = ln.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def test_metrics_count_h2(self):
+        """The admin listener's metrics see HTTP/2 connections and the
+        requests refused on a stream."""
+        before = self.metrics()
+        c = Raw(self.srv.h2c_port)
+        try:
+            self.assertEqual(c.response(c.request("/"))[0], 200)
+            self.assertEqual(c.response(c.request("/", headers=[("x-f", "v" * 9000)]))[0], 431)
+            m = self.metrics()
+        finally:
+            c.close()
+        self.assertGreaterEqual(m['loom_connections_open{protocol="h2"}'], 1)
+        self.assertGreater(m['loom_connections_total{protocol="h2"}'],
+                           before.get('loom_connections_total{protocol="h2"}', 0))
+        self.assertEqual(m['loom_http_rejected_total{status="4xx"}'],
+                         before.get('loom_http_rejected_total{status="4xx"}', 0) + 1)
 
     def test_upload_beyond_the_windows(self):
         """A body larger than the initial windows: nghttp2 opens them as

@@ -90,7 +90,10 @@ class HotReload(unittest.TestCase):
         os.mkdir(self.plugins)
         install("v1", self.plugins)
         # one process: the leak checks read its /proc entries
-        self.srv = loomtest.Server(plugins_dir=self.plugins, config={"admin": True}, args=["--single"])
+        self.aport = loomtest.free_port()  # the admin listener: `loom plugins` asks it
+        self.srv = loomtest.Server(plugins_dir=self.plugins,
+                                   config={"admin": {"listen": "127.0.0.1:%d" % self.aport}},
+                                   args=["--single"])
         self.port = self.srv.port
         # the port accepts before the plugins are loaded and the directory
         # watched; the announcement comes after both
@@ -168,7 +171,7 @@ class HotReload(unittest.TestCase):
             time.sleep(0.05)
         self.assertIn("not a loadable shared object", self.srv.log())
         self.assertEqual(get(self.port, "/v"), (200, "1", "v1"))
-        listing = json.loads(subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.port),
+        listing = json.loads(subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.aport),
                                              "--json"], capture_output=True, text=True,
                                             timeout=20).stdout)
         p = listing["plugins"][0]
@@ -176,7 +179,7 @@ class HotReload(unittest.TestCase):
         self.assertIn("not a loadable shared object", p["last_error"])
         self.assertEqual(len(p["sha256"]), 64)
         # the table shows the refusal under the plugin's row
-        table = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.port)],
+        table = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(self.aport)],
                                capture_output=True, text=True, timeout=20).stdout.splitlines()
         self.assertRegex(table[2], r"^version +1\.0\.1 +1 +%s +0 " % p["sha256"][:12])
         self.assertRegex(table[3], r"^  last reload refused: not a loadable shared object")

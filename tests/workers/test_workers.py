@@ -258,12 +258,14 @@ class Workers(unittest.TestCase):
             plugins = os.path.join(d, "plugins")
             os.mkdir(plugins)
             shutil.copy(os.path.join(RELOAD, "v1", "version.so"), plugins)
+            aport = loomtest.free_port()  # the admin listener, which `loom plugins` asks
             with loomtest.Server(plugins_dir=plugins, args=["--workers", "2"],
-                                 config={"admin": True}, env=ENV) as srv:
+                                 config={"admin": {"listen": "127.0.0.1:%d" % aport}},
+                                 env=ENV) as srv:
                 srv.wait_log("[w1 ")
                 for _ in range(2):
                     srv.wait_log("plugin version 1.0.1 loaded")
-                p = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(srv.port)],
+                p = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(aport)],
                                    capture_output=True, text=True, timeout=30)
                 self.assertEqual(p.returncode, 0, p.stderr)
                 blocks = p.stdout.split("\n\n")
@@ -279,7 +281,7 @@ class Workers(unittest.TestCase):
                 t = threading.Thread(target=get, args=(srv.port, "/slow"))
                 t.start()
                 time.sleep(0.25)
-                p = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(srv.port),
+                p = subprocess.run([loomtest.LOOM_BIN, "plugins", "--port", str(aport),
                                     "--json"], capture_output=True, text=True, timeout=30)
                 t.join(10)
                 self.assertEqual(p.returncode, 0, p.stderr)
