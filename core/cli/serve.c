@@ -67,6 +67,7 @@ static const char serve_usage[] =
     "  io (\"auto\": io_uring where the kernel allows it, else epoll; \"uring\"; \"epoll\"),\n"
     "  io_recv_buffers (256 receive buffers of 4 KiB per worker on io_uring; rounded up\n"
     "    to a power of two; more for many connections sending at once),\n"
+    "  http2_max_streams (100: SETTINGS_MAX_CONCURRENT_STREAMS of each HTTP/2 connection),\n"
     "  plugins ({\"name\": {\"enabled\": true, ...plugin config}}),\n"
     "  admin (false; true listens on 127.0.0.1:9090; {\"listen\": \"HOST:PORT\", \"token\":\n"
     "    \"...\"}: Prometheus /metrics, the dashboard at /, /api/status; an address that is\n"

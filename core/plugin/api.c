@@ -344,6 +344,7 @@ static uint64_t api_req_start_ns(loom_req *r)
 
 static const char *api_req_http_version(loom_req *r)
 {
+    if (r->http_major == 2) return "HTTP/2.0";
     return r->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 }
 

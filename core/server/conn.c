@@ -902,12 +902,33 @@ static int sniff(loom__conn *c, const char *p, size_t n)
         }
         return 1;
     }
-    size_t k = n < sizeof preface - 1 ? n : sizeof preface - 1;
-    if (c->l->cfg->h2c && c->l->cfg->http2 && loom__proto_h2_start && memcmp(p, preface, k) == 0) {
-        loom__proto_h2_start(c);
-        return 0; /* the preface itself goes to HTTP/2 */
+    if (!(c->l->cfg->h2c && c->l->cfg->http2 && loom__proto_h2_start)) return 0;
+    /* The preface may come over several reads: the bytes so far wait in
+     * c->in, where HTTP/1.1 finds them if it turns out not to be one. */
+    size_t have = c->in.len, want = sizeof preface - 1;
+    size_t k = n < want - have ? n : want - have;
+    if (memcmp(p, preface + have, k) != 0) return 0; /* HTTP/1.1 (with c->in first) */
+    if (have + k < want) {
+        c->sniff = 1;
+        if (loom__buf_append(&c->in, p, n)) loom__conn_close(c);
+        return 1;
     }
+    loom__proto_h2_start(c); /* takes c->in; the rest of the preface follows */
     return 0;
+}
+
+/* The end of a read on a connection of another protocol: what it produced
+ * goes out, and when nothing is left in flight it hears so (on_drain), as
+ * after a write: it may have stopped at its high-water mark. */
+static void proto_batch_end(loom__conn *c)
+{
+    loom__worker *w = c->w;
+    if (w->batch == c) w->batch = NULL;
+    if (c->closed) return;
+    if (w->out_conn == c) flush(c);
+    if (!c->closed && c->tls) tls_kick(c);
+    if (!c->closed && !c->writing && !c->sending && c->proto && c->proto->on_drain)
+        c->proto->on_drain(c);
 }
 
 /* `n` bytes arrived in `buf` (a read buffer of the worker), or the read
@@ -931,10 +952,15 @@ static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
     loom__metrics_bytes(w->metrics, 0, (size_t)n);
     if (c->lingering || c->closing) return; /* discard */
     if (c->sniff && sniff(c, buf->base, (size_t)n)) return;
+    /* A protocol's frames for a whole read go out in one write (TLS hands
+     * it over record by record): loom__conn_flush waits for its end. */
+    int batch = c->proto != NULL;
+    if (batch) w->batch = c;
     if (c->tls)
         tls_in(c, buf->base, (size_t)n);
     else
         deliver(c, buf->base, (size_t)n);
+    if (batch) proto_batch_end(c);
     if (!c->closed) update_deadline(c);
 }
 
@@ -1097,7 +1123,8 @@ static void conn_read_start(loom__conn *c)
     poll_update(c);
 }
 
-void (*loom__proto_h2_start)(loom__conn *c);
+/* loom__proto_h2_start (server/proto.h) is defined by core/http2/session.c,
+ * which the reference from here pulls into any program that links libloom. */
 
 static void on_close_unused(uv_handle_t *h)
 {
@@ -1249,6 +1276,7 @@ size_t loom__req_queued(const loom_req *r)
 {
     const loom__conn *c = r->conn;
     if (!c) return 0;
+    if (c->proto && c->proto->req_queued) return c->proto->req_queued(r);
     size_t n = c->pend.len + (c->writing ? c->wq.len - c->wq_off : 0);
     if (c->w->out_conn == c) n += c->w->out.len;
     if (c->tls) n += c->tls->cout.len;

@@ -63,6 +63,7 @@ static const key_def keys[] = {
     {"io_recv_buffers", K_SIZE, OFF(io_recv_buffers), 1, 32768},
     {"handshake_timeout", K_MS, OFF(handshake_timeout), 0.001, 3600},
     {"ws_drain_timeout", K_MS, OFF(ws_drain_timeout), 0, 86400},
+    {"http2_max_streams", K_SIZE, OFF(http2_max_streams), 1, 10000},
 };
 
 void loom__config_defaults(loom__config *c)
@@ -88,6 +89,7 @@ void loom__config_defaults(loom__config *c)
     c->io_recv_buffers = 256;
     c->handshake_timeout = 10000;
     c->ws_drain_timeout = 60000;
+    c->http2_max_streams = 100;
     c->plugins = json_object();
 }
 

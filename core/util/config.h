@@ -81,6 +81,9 @@ typedef struct {
     int ws_pubsub_redis_port;       /* 6379 */
     char *ws_pubsub_redis_prefix;   /* "loom:ws:" */
     char *ws_pubsub_redis_password; /* NULL = no AUTH */
+
+    /* HTTP/2. */
+    size_t http2_max_streams; /* HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS per connection */
 } loom__config;
 
 /* "admin": true listens here. */

@@ -117,8 +117,17 @@ static int req_stream_write(loom_req *r, const void *data, size_t len)
 }
 
 static const loom__proto ws_proto = {
-    "websocket", on_data, on_eof,     on_drain,        on_close,
-    on_sweep,    on_stop, req_finish, req_stream_head, req_stream_write,
+    .name = "websocket",
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_drain = on_drain,
+    .on_close = on_close,
+    .on_sweep = on_sweep,
+    .on_stop = on_stop,
+    .req_finish = req_finish,
+    .req_stream_head = req_stream_head,
+    .req_stream_write = req_stream_write,
+    /* no requests of its own: req_queued stays NULL */
 };
 
 void loom__ws_server_start(loom__conn *c, loom__ws *ws)

@@ -876,7 +876,7 @@ static inline uint64_t loom_req_start_ns(loom_req *req)
 {
     return loom__host_api->req_start_ns(req);
 }
-/* "HTTP/1.1" or "HTTP/1.0". */
+/* "HTTP/1.1", "HTTP/1.0" or (a stream of an HTTP/2 connection) "HTTP/2.0". */
 static inline const char *loom_req_http_version(loom_req *req)
 {
     return loom__host_api->req_http_version(req);
