@@ -48,7 +48,7 @@ sanitize:
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= fuzz_req_parser fuzz_conn fuzz_route fuzz_client_resp fuzz_json_body fuzz_multipart \
-	fuzz_cookie_verify fuzz_static_path fuzz_tls fuzz_set_cookie
+	fuzz_cookie_verify fuzz_static_path fuzz_tls fuzz_set_cookie fuzz_ws_frame fuzz_h2
 FUZZ_FLAGS ?=
 
 fuzz:

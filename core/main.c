@@ -12,6 +12,7 @@ static const char usage[] =
     "commands:\n"
     "  serve [options]          run the HTTP server (loom serve --help)\n"
     "  fetch [options] URL...   fetch URLs with the HTTP client (loom fetch --help)\n"
+    "  ws [options] URL         a WebSocket: stdin lines out, messages in (loom ws --help)\n"
     "  install-plugin FILE DIR  install a plugin atomically (temp name, then rename)\n"
     "  new-plugin NAME [DIR]    write a plugin project (CMake, pkg-config) into DIR (./NAME)\n"
     "  check-plugin FILE.so     print a plugin's descriptor, or why it cannot load\n"
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "status") == 0) return loom__cmd_status(argc - 2, argv + 2);
     if (strcmp(cmd, "check-config") == 0) return loom__cmd_check_config(argc - 2, argv + 2);
     if (strcmp(cmd, "fetch") == 0) return loom__cmd_fetch(argc - 2, argv + 2);
+    if (strcmp(cmd, "ws") == 0) return loom__cmd_ws(argc - 2, argv + 2);
     if (strcmp(cmd, "dev-cert") == 0) return loom__cmd_dev_cert(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("loom %s (plugin ABI %d.%d)\n", LOOM_VERSION, LOOM_ABI_MAJOR, LOOM_ABI_MINOR);

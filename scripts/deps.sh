@@ -8,13 +8,15 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   libuv1-dev libjansson-dev node-llhttp libssl-dev zlib1g-dev libsqlite3-dev liburing-dev
-  libhiredis-dev libbrotli-dev libzstd-dev libpsl-dev publicsuffix
+  libhiredis-dev libnghttp2-dev libbrotli-dev libzstd-dev libpsl-dev publicsuffix
   libpq-dev postgresql
   clang libclang-rt-14-dev llvm
   curl python3-aiohttp python3-brotli python3-zstandard python3-websockets python3-cryptography
   nginx-light redis-server wrk tinyproxy
+  nodejs node-ws
   abigail-tools
   chromium
+  nghttp2-client python3-h2
   # operating loom (issue 22): systemd notify/activation, the .deb and its
   # checks, the metrics and dashboard tests
   libsystemd-dev systemd dpkg-dev file lintian man-db

@@ -7,6 +7,7 @@ int loom__cmd_serve(int argc, char **argv);
 int loom__cmd_install_plugin(int argc, char **argv);
 int loom__cmd_plugins(int argc, char **argv);
 int loom__cmd_fetch(int argc, char **argv);
+int loom__cmd_ws(int argc, char **argv);
 int loom__cmd_new_plugin(int argc, char **argv);
 int loom__cmd_check_plugin(int argc, char **argv);
 int loom__cmd_status(int argc, char **argv);

@@ -3,6 +3,8 @@
 #include "cli/serve_ops.h"
 #include "http/response.h"
 #include "plugin/host.h"
+#include "pubsub/bus.h"
+#include "pubsub/pubsub.h"
 #include "server/access_log.h"
 #include "server/listen.h"
 #include "server/master.h"
@@ -12,11 +14,14 @@
 #include "tls/tickets.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "ws/endpoint.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char serve_usage[] =
@@ -62,11 +67,15 @@ static const char serve_usage[] =
     "  io (\"auto\": io_uring where the kernel allows it, else epoll; \"uring\"; \"epoll\"),\n"
     "  io_recv_buffers (256 receive buffers of 4 KiB per worker on io_uring; rounded up\n"
     "    to a power of two; more for many connections sending at once),\n"
+    "  http2_max_streams (100: SETTINGS_MAX_CONCURRENT_STREAMS of each HTTP/2 connection),\n"
     "  plugins ({\"name\": {\"enabled\": true, ...plugin config}}),\n"
     "  admin (false; true listens on 127.0.0.1:9090; {\"listen\": \"HOST:PORT\", \"token\":\n"
     "    \"...\"}: Prometheus /metrics, the dashboard at /, /api/status; an address that is\n"
     "    not loopback needs a token),\n"
-    "  error_log (stderr; a file is reopened on SIGUSR1)\n"
+    "  error_log (stderr; a file is reopened on SIGUSR1),\n"
+    "  ws_drain_timeout (60: a replaced plugin's open WebSockets get this long, then 1001),\n"
+    "  ws_pubsub ({\"redis\": \"HOST:PORT\"} or {\"redis\": {\"host\", \"port\", \"prefix\",\n"
+    "    \"password\"}}: WebSocket channels shared with every server on that Redis)\n"
     "\n"
     "signals: SIGTERM, SIGINT graceful stop (a second SIGINT: at once); SIGHUP rescans\n"
     "plugins, reloads TLS certificates and reads log_level again from the config file;\n"
@@ -98,6 +107,13 @@ static void builtin_hello(loom__worker *w, loom_req *r)
 static void stop_host(loom__worker *w)
 {
     loom__host_stop(w->host);
+    loom__pubsub_stop();
+}
+
+static void stop_no_host(loom__worker *w)
+{
+    (void)w;
+    loom__pubsub_stop();
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -187,6 +203,8 @@ typedef struct {
     loom__listen_set ls;
     int single, workers;
     loom__tls_server *tls; /* checked before binding; NULL without TLS listeners */
+    loom__bus bus;         /* WebSocket broadcasts between workers (n = 0: one worker) */
+    uint64_t instance;     /* this server, for Redis pub/sub (its own messages come back) */
     loom__serve_ops ops;   /* metrics, log files, systemd (serve_ops.h) */
 } serve_ctx;
 
@@ -257,6 +275,8 @@ static int run_worker(void *arg, int id, const int *fds, int ready_fd)
     }
     int rc = LOOM__EXIT_CONFIG;
     if (loom__worker_init(&w, &loop, cfg, fds, id) < 0) goto out;
+    w.on_stopped = stop_no_host;
+    if (loom__pubsub_start(&loop, cfg, sc->bus.n ? &sc->bus : NULL, id, sc->instance)) goto out;
     if (ready_fd < 0) {
         /* --single: the loop's signal handlers are in place; a stop signal
          * held since the port was bound is delivered to them now. */
@@ -282,6 +302,7 @@ static int run_worker(void *arg, int id, const int *fds, int ready_fd)
     loom__info("stopped after %llu requests", (unsigned long long)w.requests);
 out:
     if (rc == LOOM__EXIT_CONFIG) {
+        loom__pubsub_stop();
         /* Close what init opened, so the loop can be closed cleanly. */
         uv_walk(&loop, close_walk, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
@@ -289,6 +310,7 @@ out:
     }
     uv_loop_close(&loop);
     loom__access_log_close(alog);
+    loom__ws_thread_free();
     loom__serve_ops_worker_end(&w);
     return rc;
 }
@@ -359,6 +381,8 @@ int loom__cmd_serve(int argc, char **argv)
     }
     sc.cfg = &cfg;
     sc.single = single;
+    if (getrandom(&sc.instance, sizeof sc.instance, 0) != sizeof sc.instance)
+        sc.instance = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
     sc.workers = workers;
     /* Once the port accepts, a stop signal must stop us gracefully, not by
      * its default action: hold them until the master (sigtimedwait) or the
@@ -391,11 +415,16 @@ int loom__cmd_serve(int argc, char **argv)
         for (int l = 0; l < sc.ls.nlisten; l++) sc.ls.fds[l] = -1; /* the worker closed them */
         if (rc == LOOM__EXIT_CONFIG) rc = 1;
     } else {
+        if (workers > 1 && loom__bus_create(&sc.bus, workers, err, sizeof err)) {
+            fprintf(stderr, "loom serve: %s\n", err);
+            goto out;
+        }
         loom__info("starting %d worker%s", workers, workers == 1 ? "" : "s");
         loom__serve_ops_master(&sc.ops);
         rc = loom__master_run(&cfg, &sc.ls, run_worker, announce, &sc);
     }
 out:
+    loom__bus_free(&sc.bus);
     if (pid_written) unlink(cfg.pid_file);
     loom__serve_ops_end(&sc.ops);
     if (opened) loom__listen_set_free(&sc.ls);

@@ -1,5 +1,6 @@
 /* The client object: settings, lifetime, and closing. */
 #include "client/client_int.h"
+#include "client/ws.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -226,6 +227,7 @@ void loom_client_close(loom_client *c)
     c->closing = 1;
     c->refs++; /* hold the client while the callbacks run */
     while (c->reqs) loom__req_fail_cancelled(c->reqs);
+    loom__wsc_close_all(c);
     loom__pool_shutdown(c);
     loom__dns_shutdown(c);
     uv_close((uv_handle_t *)&c->sweep, on_sweep_close);

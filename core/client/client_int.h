@@ -170,6 +170,7 @@ struct loom_client {
     loom__dns_entry dns;                          /* sentinel */
     size_t ndns;
     uv_timer_t sweep;
+    struct loom__wsc *wscs; /* WebSockets (ws.c), for loom_client_close */
 };
 
 void loom__client_unref(loom_client *c);

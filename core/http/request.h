@@ -64,7 +64,8 @@ typedef struct loom_req {
     uint8_t chunked;
     uint8_t keep_alive;      /* the client allows another request after this one */
     uint8_t expect_continue; /* "Expect: 100-continue" */
-    uint8_t upgrade;         /* an Upgrade request: answered, then the connection closes */
+    uint8_t upgrade;         /* an Upgrade request: answered, then the connection closes
+                                (unless a 101 hands it to another protocol: take_over) */
     uint8_t complete;        /* the whole body has arrived */
     uint8_t is_head;
     uint8_t tls; /* it came over TLS (set when dispatched) */
@@ -76,6 +77,15 @@ typedef struct loom_req {
     int64_t bytes_sent; /* body bytes, for the access log */
 
     void *host_data; /* the server's per-request state (routing, plugins) */
+
+    /* Set by a protocol that takes the connection over after this request's
+     * 101 (WebSocket): called once, when the response is finished, with the
+     * connection once the 101's head is queued and the request released,
+     * or with NULL when there is nothing to take over (the client left, the
+     * response is not a 101 after all, the server is stopping). */
+    void (*take_over)(struct loom__conn *c, void *arg);
+    void *take_over_arg;
+    void *pstream;   /* the protocol's per-request state: its HTTP/2 stream (NULL: HTTP/1.1) */
     /* Who answered, for the access log: the route pattern ("(unmatched)",
      * "(middleware)") and the plugin, or NULL. Set before the answer is
      * sent; they live as long as the request. */

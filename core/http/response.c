@@ -232,7 +232,9 @@ static char *put_head(loom_req *r, loom__buf *out, int chunked, size_t extra)
             p = LIT(p, "\r\n");
         }
     }
-    if (s->close)
+    if (st == 101)
+        p = LIT(p, "Connection: Upgrade\r\n"); /* the Upgrade header is the handler's */
+    else if (s->close)
         p = LIT(p, "Connection: close\r\n");
     else if (r->http_minor == 0)
         p = LIT(p, "Connection: keep-alive\r\n");

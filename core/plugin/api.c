@@ -344,6 +344,7 @@ static uint64_t api_req_start_ns(loom_req *r)
 
 static const char *api_req_http_version(loom_req *r)
 {
+    if (r->http_major == 2) return "HTTP/2.0";
     return r->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 }
 
@@ -956,4 +957,16 @@ const loom_host_api loom__api_table = {
     .fetch_jar_new = loom__api_fetch_jar_new,
     .fetch_jar_free = loom__api_fetch_jar_free,
     .fetch_jar_cookies = loom__api_fetch_jar_cookies,
+
+    .ws_accept = loom__api_ws_accept,
+    .ws_send = loom__api_ws_send,
+    .ws_close = loom__api_ws_close,
+    .ws_set_user = loom__api_ws_set_user,
+    .ws_user = loom__api_ws_user,
+    .ws_protocol = loom__api_ws_protocol,
+    .ws_queued = loom__api_ws_queued,
+    .ws_subscribe = loom__api_ws_subscribe,
+    .ws_unsubscribe = loom__api_ws_unsubscribe,
+    .ws_publish = loom__api_ws_publish,
+    .ws_connect = loom__api_ws_connect,
 };

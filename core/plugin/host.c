@@ -246,6 +246,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
 void loom__host_stop(loom__host *h)
 {
     if (!h) return;
+    loom__ws_host_stop(h); /* on_close for the last WebSockets, while their code is loaded */
     /* The worker has drained. No plugin timer may keep its loop alive now,
      * not even one of an instance that stays pinned by a request that will
      * never be answered (its client left while its plugin waited for a

@@ -427,6 +427,25 @@ void loom__sse_drain(loom__host *h);
  * error (400, 413 or 415). */
 int loom__dispatch_decode_body(loom_req *r);
 
+/* WebSocket (ABI 1.2, ws.c). */
+int32_t loom__api_ws_accept(loom_plugin *self, loom_req *r, const loom_ws_opts *opts,
+                            loom_ws **out);
+int32_t loom__api_ws_send(loom_ws *ws, int32_t type, const void *data, size_t len);
+int32_t loom__api_ws_close(loom_ws *ws, int32_t code, const char *reason);
+void loom__api_ws_set_user(loom_ws *ws, void *user);
+void *loom__api_ws_user(loom_ws *ws);
+const char *loom__api_ws_protocol(loom_ws *ws);
+uint64_t loom__api_ws_queued(loom_ws *ws);
+int32_t loom__api_ws_subscribe(loom_ws *ws, const char *channel);
+int32_t loom__api_ws_unsubscribe(loom_ws *ws, const char *channel);
+int32_t loom__api_ws_publish(loom_plugin *self, const char *channel, int32_t type, const void *data,
+                             size_t len);
+loom_ws *loom__api_ws_connect(loom_plugin *self, const char *url, const loom_ws_opts *opts);
+/* Closes an unloading instance's client WebSockets without callbacks. */
+void loom__ws_plugin_unload(loom_plugin *p);
+/* At host stop: reports what is still queued, and frees the timer. */
+void loom__ws_host_stop(loom__host *h);
+
 /* The client's address as text (formatted on first use; "-" when gone). */
 const char *loom__dispatch_remote(loom_req *r);
 /* Answers an error (JSON when the client accepts it) and responds. */

@@ -338,6 +338,7 @@ static void do_unload(loom_plugin *p)
 {
     loom__host *h = p->host;
     loom__fetch_cancel_plugin(p);
+    loom__ws_plugin_unload(p);
     /* No timer fires from now on; fini may still stop its own. */
     for (loom_timer *t = p->timers; t; t = t->next) uv_timer_stop(&t->t);
     if (p->works > 0) {

@@ -123,6 +123,12 @@ void loom__conn_close(loom__conn *c)
     }
     if (c->proto && c->proto->on_close) c->proto->on_close(c);
     c->proto = NULL;
+    if (c->take_over) {
+        /* Closed between a 101 and the end of its batch. */
+        void (*take_over)(loom__conn *, void *) = c->take_over;
+        c->take_over = NULL;
+        take_over(NULL, c->take_over_arg);
+    }
     loom_req *r = c->active;
     c->active = NULL;
     loom__parser_free(&c->parser);
@@ -636,7 +642,8 @@ static void dispatch(loom__conn *c, loom_req *r)
 static size_t parse_loop(loom__conn *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && !c->active && !c->closing && !c->writing && !c->sending && !c->closed) {
+    while (off < len && !c->active && !c->closing && !c->writing && !c->sending && !c->closed &&
+           !c->take_over) {
         size_t used = 0;
         int rc = loom__parser_feed(&c->parser, data + off, len - off, &used);
         off += used;
@@ -715,6 +722,13 @@ static void run_batch(loom__conn *c, const char *data, size_t len)
         keep_leftover(c, data, len, off);
         send_continue(c);
     }
+    if (!c->closed && c->take_over) {
+        /* A 101 was answered in this batch: what followed the request is
+         * in c->in now, and goes to the protocol that takes over. */
+        void (*take_over)(loom__conn *, void *) = c->take_over;
+        c->take_over = NULL;
+        take_over(c, c->take_over_arg);
+    }
     w->batch = NULL;
     if (!c->closed) flush(c);
 }
@@ -722,7 +736,7 @@ static void run_batch(loom__conn *c, const char *data, size_t len)
 /* Continues with requests already buffered, once the connection is free. */
 static void process_pending(loom__conn *c)
 {
-    if (c->closed || c->active || c->writing || c->sending || c->closing) return;
+    if (c->closed || c->active || c->writing || c->sending || c->closing || c->proto) return;
     if (c->in.len > c->in_parsed) {
         run_batch(c, c->in.data + c->in_parsed, c->in.len - c->in_parsed);
         if (c->closed) return;
@@ -888,12 +902,33 @@ static int sniff(loom__conn *c, const char *p, size_t n)
         }
         return 1;
     }
-    size_t k = n < sizeof preface - 1 ? n : sizeof preface - 1;
-    if (c->l->cfg->h2c && c->l->cfg->http2 && loom__proto_h2_start && memcmp(p, preface, k) == 0) {
-        loom__proto_h2_start(c);
-        return 0; /* the preface itself goes to HTTP/2 */
+    if (!(c->l->cfg->h2c && c->l->cfg->http2 && loom__proto_h2_start)) return 0;
+    /* The preface may come over several reads: the bytes so far wait in
+     * c->in, where HTTP/1.1 finds them if it turns out not to be one. */
+    size_t have = c->in.len, want = sizeof preface - 1;
+    size_t k = n < want - have ? n : want - have;
+    if (memcmp(p, preface + have, k) != 0) return 0; /* HTTP/1.1 (with c->in first) */
+    if (have + k < want) {
+        c->sniff = 1;
+        if (loom__buf_append(&c->in, p, n)) loom__conn_close(c);
+        return 1;
     }
+    loom__proto_h2_start(c); /* takes c->in; the rest of the preface follows */
     return 0;
+}
+
+/* The end of a read on a connection of another protocol: what it produced
+ * goes out, and when nothing is left in flight it hears so (on_drain), as
+ * after a write: it may have stopped at its high-water mark. */
+static void proto_batch_end(loom__conn *c)
+{
+    loom__worker *w = c->w;
+    if (w->batch == c) w->batch = NULL;
+    if (c->closed) return;
+    if (w->out_conn == c) flush(c);
+    if (!c->closed && c->tls) tls_kick(c);
+    if (!c->closed && !c->writing && !c->sending && c->proto && c->proto->on_drain)
+        c->proto->on_drain(c);
 }
 
 /* `n` bytes arrived in `buf` (a read buffer of the worker), or the read
@@ -917,10 +952,15 @@ static void on_read(loom__conn *c, ssize_t n, const uv_buf_t *buf)
     loom__metrics_bytes(w->metrics, 0, (size_t)n);
     if (c->lingering || c->closing) return; /* discard */
     if (c->sniff && sniff(c, buf->base, (size_t)n)) return;
+    /* A protocol's frames for a whole read go out in one write (TLS hands
+     * it over record by record): loom__conn_flush waits for its end. */
+    int batch = c->proto != NULL;
+    if (batch) w->batch = c;
     if (c->tls)
         tls_in(c, buf->base, (size_t)n);
     else
         deliver(c, buf->base, (size_t)n);
+    if (batch) proto_batch_end(c);
     if (!c->closed) update_deadline(c);
 }
 
@@ -1083,7 +1123,8 @@ static void conn_read_start(loom__conn *c)
     poll_update(c);
 }
 
-void (*loom__proto_h2_start)(loom__conn *c);
+/* loom__proto_h2_start (server/proto.h) is defined by core/http2/session.c,
+ * which the reference from here pulls into any program that links libloom. */
 
 static void on_close_unused(uv_handle_t *h)
 {
@@ -1235,6 +1276,7 @@ size_t loom__req_queued(const loom_req *r)
 {
     const loom__conn *c = r->conn;
     if (!c) return 0;
+    if (c->proto && c->proto->req_queued) return c->proto->req_queued(r);
     size_t n = c->pend.len + (c->writing ? c->wq.len - c->wq_off : 0);
     if (c->w->out_conn == c) n += c->w->out.len;
     if (c->tls) n += c->tls->cout.len;
@@ -1251,6 +1293,7 @@ void loom__req_finish(loom_req *r)
 {
     loom__conn *c = r->conn;
     if (!c) {
+        if (r->take_over) r->take_over(NULL, r->take_over_arg);
         loom__req_free(r);
         return;
     }
@@ -1261,6 +1304,10 @@ void loom__req_finish(loom_req *r)
     loom__worker *w = c->w;
     /* Once a stop has begun, every answer says the connection ends. */
     if (w->draining || c->draining) r->resp.close = 1;
+    /* A 101 hands the connection to another protocol once its head is
+     * queued; any other answer to an upgrade request ends it. */
+    int switching = r->take_over && r->resp.status == 101 && !r->resp.close && !r->resp.head_sent;
+    if (r->take_over && !switching) r->resp.close = 1;
     if (!r->resp.head_sent) {
         if (!r->resp.status) r->resp.status = 200;
         int bad = loom__resp_write(r, outbuf(c));
@@ -1284,10 +1331,28 @@ void loom__req_finish(loom_req *r)
     }
     if (w->access_log && !c->l->cfg->admin) loom__access_log_write(w->access_log, c, r);
     int close = r->resp.close;
+    void (*take_over)(loom__conn *, void *) = r->take_over;
+    void *take_over_arg = r->take_over_arg;
     c->active = NULL;
     r->conn = NULL;
     loom__req_free(r);
     if (close) c->closing = 1;
+    if (take_over && (close || !switching)) {
+        take_over(NULL, take_over_arg);
+    } else if (take_over) {
+        if (w->batch == c) {
+            /* The rest of this read goes to the new protocol: run_batch
+             * stops parsing and hands it over at its end. */
+            c->take_over = take_over;
+            c->take_over_arg = take_over_arg;
+            return;
+        }
+        take_over(c, take_over_arg); /* c->in goes to the protocol at once */
+        if (c->closed) return;
+        flush(c);
+        if (!c->closed) update_deadline(c);
+        return;
+    }
     if (c->sending) {
         /* The head first (even inside a batch), then the file. */
         if (w->out_conn == c) flush(c);

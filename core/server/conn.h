@@ -60,7 +60,11 @@ struct loom__conn {
     loom__conn_tls *tls;      /* NULL: plaintext */
     const loom__proto *proto; /* NULL: HTTP/1.1 */
     void *pdata;              /* the protocol's per-connection state */
-    int file_fd;              /* owned while sending */
+    /* A 101 was answered while a read was being processed: the protocol
+     * takes over at the end of that batch (loom_req.take_over). */
+    void (*take_over)(loom__conn *c, void *arg);
+    void *take_over_arg;
+    int file_fd; /* owned while sending */
     uint64_t file_off, file_left;
     size_t file_pre; /* bytes at the front of pend that go before the file (its head) */
     union {

@@ -43,6 +43,11 @@ typedef struct loom__proto {
     void (*req_finish)(loom_req *r);
     int (*req_stream_head)(loom_req *r);
     int (*req_stream_write)(loom_req *r, const void *data, size_t len);
+    /* Bytes written for r and not taken by the socket yet (what
+     * loom__req_queued says, for an event stream's backpressure): an HTTP/2
+     * stream's own unsent data beside the connection's queue. NULL: the
+     * connection's queue. */
+    size_t (*req_queued)(const loom_req *r);
 } loom__proto;
 
 /* HTTP/2 (core/http2), when it is built in: takes connection `c` over

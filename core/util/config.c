@@ -62,6 +62,8 @@ static const key_def keys[] = {
     {"io", K_IO, OFF(io), 0, 0},
     {"io_recv_buffers", K_SIZE, OFF(io_recv_buffers), 1, 32768},
     {"handshake_timeout", K_MS, OFF(handshake_timeout), 0.001, 3600},
+    {"ws_drain_timeout", K_MS, OFF(ws_drain_timeout), 0, 86400},
+    {"http2_max_streams", K_SIZE, OFF(http2_max_streams), 1, 10000},
 };
 
 void loom__config_defaults(loom__config *c)
@@ -86,6 +88,8 @@ void loom__config_defaults(loom__config *c)
     c->linger_timeout = 2000;
     c->io_recv_buffers = 256;
     c->handshake_timeout = 10000;
+    c->ws_drain_timeout = 60000;
+    c->http2_max_streams = 100;
     c->plugins = json_object();
 }
 
@@ -594,6 +598,72 @@ int loom__config_finish(loom__config *c, char *err, size_t errlen)
 }
 
 /* One top-level key of the file. Returns 0, or -1 with the reason in `why`. */
+/* "ws_pubsub": {"redis": "HOST:PORT" | {"host", "port", "prefix", "password"}}. */
+static int load_ws_pubsub(loom__config *c, json_t *v, char *err, size_t errlen)
+{
+    if (!json_is_object(v)) {
+        snprintf(err, errlen, "key 'ws_pubsub': must be an object ({\"redis\": \"HOST:PORT\"})");
+        return -1;
+    }
+    const char *k;
+    json_t *e;
+    json_object_foreach(v, k, e)
+    {
+        if (strcmp(k, "redis") != 0) {
+            snprintf(err, errlen, "key 'ws_pubsub.%s': unknown (the one key is \"redis\")", k);
+            return -1;
+        }
+    }
+    json_t *r = json_object_get(v, "redis");
+    if (!r || json_is_null(r)) return 0;
+    char host[256];
+    int port = 6379;
+    const char *prefix = "loom:ws:", *password = NULL;
+    if (json_is_string(r)) {
+        const char *s = json_string_value(r), *colon = strrchr(s, ':');
+        size_t hl = colon ? (size_t)(colon - s) : strlen(s);
+        char *end = NULL;
+        if (colon) port = (int)strtol(colon + 1, &end, 10);
+        if (hl == 0 || hl >= sizeof host || (colon && (*end || port < 1 || port > 65535))) {
+            snprintf(err, errlen, "key 'ws_pubsub.redis': must be \"HOST:PORT\" (got '%s')", s);
+            return -1;
+        }
+        memcpy(host, s, hl);
+        host[hl] = '\0';
+    } else if (json_is_object(r)) {
+        json_object_foreach(r, k, e)
+        {
+            int is_port = strcmp(k, "port") == 0;
+            if (strcmp(k, "host") && !is_port && strcmp(k, "prefix") && strcmp(k, "password")) {
+                snprintf(err, errlen,
+                         "key 'ws_pubsub.redis.%s': unknown (host, port, prefix, password)", k);
+                return -1;
+            }
+            if (is_port ? !json_is_integer(e) || json_integer_value(e) < 1 ||
+                              json_integer_value(e) > 65535
+                        : !json_is_string(e) || !*json_string_value(e)) {
+                snprintf(err, errlen, "key 'ws_pubsub.redis.%s': must be %s", k,
+                         is_port ? "a port number" : "a non-empty string");
+                return -1;
+            }
+        }
+        json_t *h = json_object_get(r, "host");
+        snprintf(host, sizeof host, "%s", h ? json_string_value(h) : "127.0.0.1");
+        if (json_object_get(r, "port")) port = (int)json_integer_value(json_object_get(r, "port"));
+        if (json_object_get(r, "prefix")) prefix = json_string_value(json_object_get(r, "prefix"));
+        if (json_object_get(r, "password"))
+            password = json_string_value(json_object_get(r, "password"));
+    } else {
+        snprintf(err, errlen, "key 'ws_pubsub.redis': must be \"HOST:PORT\" or an object");
+        return -1;
+    }
+    set_str(&c->ws_pubsub_redis, host);
+    c->ws_pubsub_redis_port = port;
+    set_str(&c->ws_pubsub_redis_prefix, prefix);
+    set_str(&c->ws_pubsub_redis_password, password);
+    return 0;
+}
+
 static int load_key(loom__config *c, const char *name, json_t *v, size_t *listen_entry, char *why,
                     size_t whylen)
 {
@@ -655,6 +725,7 @@ static int load_key(loom__config *c, const char *name, json_t *v, size_t *listen
         c->tls = json_incref(v);
         return 0;
     }
+    if (strcmp(name, "ws_pubsub") == 0) return load_ws_pubsub(c, v, why, whylen);
     if (strcmp(name, "plugin_order") == 0) {
         size_t i;
         json_t *e;
@@ -734,5 +805,8 @@ void loom__config_free(loom__config *c)
     free(c->config_path);
     json_decref(c->plugins);
     json_decref(c->plugin_order);
+    free(c->ws_pubsub_redis);
+    free(c->ws_pubsub_redis_prefix);
+    free(c->ws_pubsub_redis_password);
     memset(c, 0, sizeof *c);
 }

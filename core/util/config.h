@@ -72,6 +72,18 @@ typedef struct {
     int log_level_flag;       /* log_level came from a flag, which SIGHUP leaves alone */
     int io;                   /* LOOM__IO_*: how connections do their I/O */
     size_t io_recv_buffers;   /* io_uring: 4 KiB receive buffers per worker (a power of two) */
+
+    /* WebSocket. */
+    uint64_t ws_drain_timeout; /* a reloaded plugin's open WebSockets get this long, then 1001 */
+    /* "ws_pubsub": {"redis": "HOST:PORT" or {"host", "port", "prefix", "password"}}:
+     * channels shared by every machine on that Redis. NULL host = off. */
+    char *ws_pubsub_redis;          /* host */
+    int ws_pubsub_redis_port;       /* 6379 */
+    char *ws_pubsub_redis_prefix;   /* "loom:ws:" */
+    char *ws_pubsub_redis_password; /* NULL = no AUTH */
+
+    /* HTTP/2. */
+    size_t http2_max_streams; /* HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS per connection */
 } loom__config;
 
 /* "admin": true listens here. */

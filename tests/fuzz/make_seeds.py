@@ -54,7 +54,64 @@ REQS = {
 }
 
 
+def h2_seeds():
+    """fuzz_h2: frames after the client preface (which the target adds)."""
+    import struct
+
+    import hpack
+
+    def fr(t, fl, sid, p=b""):
+        return struct.pack(">I", len(p))[1:] + bytes([t, fl]) + struct.pack(">I", sid) + p
+
+    def st(**kv):
+        ids = {"table": 1, "push": 2, "streams": 3, "window": 4, "frame": 5, "list": 6}
+        return fr(4, 0, 0, b"".join(struct.pack(">HI", ids[k], v) for k, v in kv.items()))
+
+    enc = hpack.Encoder()
+
+    def hd(path, method="GET", extra=()):
+        return enc.encode([(":method", method), (":scheme", "http"), (":authority", "a"),
+                           (":path", path)] + list(extra))
+
+    S = {}
+    S["get"] = st() + fr(1, 5, 1, hd("/"))
+    S["many"] = st() + b"".join(fr(1, 5, 1 + 2 * i, hd(p)) for i, p in
+                                enumerate(["/", "/a", "/s", "/b", "/f", "/h", "/a", "/x?q=1"]))
+    S["post"] = st() + fr(1, 4, 1, hd("/e", "POST", [("content-length", "11")])) + \
+        fr(0, 0, 1, b"hello ") + fr(0, 1, 1, b"world")
+    S["trailers"] = st() + fr(1, 4, 1, hd("/e", "POST")) + fr(0, 0, 1, b"body") + \
+        fr(1, 5, 1, enc.encode([("x-trailer", "1")]))
+    S["reset-pending"] = st() + fr(1, 5, 1, hd("/a")) + fr(1, 5, 3, hd("/s")) + \
+        fr(3, 0, 1, struct.pack(">I", 8)) + fr(1, 5, 5, hd("/"))
+    S["control"] = st(window=100, frame=16384) + fr(6, 0, 0, b"12345678") + \
+        fr(8, 0, 0, struct.pack(">I", 1000)) + fr(2, 0, 3, struct.pack(">IB", 0, 20)) + \
+        fr(1, 5, 1, hd("/b")) + fr(8, 0, 1, struct.pack(">I", 70000)) + fr(4, 1, 0)
+    S["continuation"] = st() + fr(1, 1, 1, hd("/h", extra=[("x-a", "b" * 50)])[:10]) + \
+        fr(9, 4, 1, hd("/h", extra=[("x-a", "b" * 50)])[10:])
+    blk = hd("/", extra=[("x-p", "1")])
+    S["padded"] = st() + fr(1, 5 | 8, 1, bytes([3]) + blk + b"\0\0\0") + \
+        fr(1, 4, 3, hd("/e", "POST")) + fr(0, 1 | 8, 3, bytes([2]) + b"abc\0\0")
+    S["malformed"] = st() + fr(1, 5, 1, enc.encode([(":method", "GET"), (":path", "/")])) + \
+        fr(1, 5, 3, hd("/", extra=[("Connection", "x")])) + \
+        fr(1, 4, 5, hd("/e", "POST", [("content-length", "3")])) + fr(0, 1, 5, b"toolong")
+    S["goaway"] = st() + fr(1, 5, 1, hd("/a")) + fr(7, 0, 0, struct.pack(">II", 1, 0))
+    S["small-window"] = st(window=10) + fr(1, 5, 1, hd("/f")) + fr(1, 5, 3, hd("/s")) + \
+        fr(8, 0, 1, struct.pack(">I", 5000))
+    S["empty-data"] = st() + fr(1, 4, 1, hd("/e", "POST")) + fr(0, 0, 1) * 120
+    S["rapid-reset"] = st() + b"".join(fr(1, 5, 1 + 2 * i, hd("/a")) +
+                                       fr(3, 0, 1 + 2 * i, struct.pack(">I", 8))
+                                       for i in range(30))
+    for i, (name, raw) in enumerate(S.items()):
+        write("fuzz_h2", name, bytes([0, i, 7]) + raw)
+        write("fuzz_h2", name + "-split", bytes([3, i, 7]) + raw)
+        write("fuzz_h2", name + "-reset", bytes([4 | 2, i, 9]) + raw)
+    write("fuzz_h2", "own-preface", bytes([16, 0, 1]) + b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+          + S["get"])
+    write("fuzz_h2", "bad-preface", bytes([16 | 1, 0, 1]) + b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
+
+
 def main():
+    h2_seeds()
     # request parser and connection: 3 prefix bytes (split mode, seed) + bytes
     for name, raw in conformance():
         write("fuzz_req_parser", name, b"\x00\x00\x01" + raw)

@@ -127,7 +127,8 @@ static void test_statuses(void)
     } cases[] = {
         {204, "HTTP/1.1 204 No Content\r\n@" SERVER "\r\n"},
         {304, "HTTP/1.1 304 Not Modified\r\n@" SERVER "\r\n"},
-        {101, "HTTP/1.1 101 Switching Protocols\r\n@" SERVER "\r\n"},
+        /* A 101 names the upgrade in Connection (RFC 9110 §7.8); Upgrade is the handler's. */
+        {101, "HTTP/1.1 101 Switching Protocols\r\n@" SERVER "Connection: Upgrade\r\n\r\n"},
         {299, "HTTP/1.1 299 Success\r\n@" SERVER "Content-Length: 4\r\n\r\nbody"},
         {418, "HTTP/1.1 418 Client Error\r\n@" SERVER "Content-Length: 4\r\n\r\nbody"},
         {431, "HTTP/1.1 431 Request Header Fields Too Large\r\n@" SERVER

@@ -417,6 +417,89 @@ double loom_client_response_elapsed(const loom_client_response *resp);
 /* Frees the response and everything it returned. NULL is allowed. */
 void loom_client_response_free(loom_client_response *resp);
 
+/* ---- WebSocket ------------------------------------------------------------
+ * loom_client_ws_connect opens a WebSocket (RFC 6455) on the client's loop,
+ * with the same message API as the server's (loom.h, loom_ws_*): whole
+ * messages in, whole messages out, ping, close with a code and a reason,
+ * a heartbeat and permessage-deflate (RFC 7692). Like the server, it checks
+ * what the peer sends strictly and closes with the RFC's code (1002, 1007,
+ * 1009) when the peer breaks a rule. ws:// and wss:// URLs: wss:// is
+ * verified with the client's TLS settings (loom_client_config.tls), and the
+ * client's proxy (loom_client_config.proxy, or the environment with
+ * trust_env) is used for both, through a CONNECT tunnel. The connection is
+ * the WebSocket's own, never a pooled one. */
+
+typedef struct loom_client_ws loom_client_ws;
+
+/* Message types (the same values as loom.h's LOOM_WS_*). */
+#define LOOM_CLIENT_WS_TEXT 1
+#define LOOM_CLIENT_WS_BINARY 2
+#define LOOM_CLIENT_WS_PING 9
+#define LOOM_CLIENT_WS_PONG 10
+
+/* Results of the calls below (the same values as loom.h's LOOM_E*). */
+#define LOOM_CLIENT_WS_EINVAL (-1) /* a bad argument (text not UTF-8, a code one may not send) */
+#define LOOM_CLIENT_WS_ENOMEM (-2)
+#define LOOM_CLIENT_WS_ESTATE (-3) /* not open: connecting, closing or closed */
+#define LOOM_CLIENT_WS_ELIMIT (-6) /* the send queue is over send_queue_limit: nothing sent */
+
+/* Options of loom_client_ws_connect. Zero-initialise; every 0 means the
+ * default in the comment. The callbacks run on the loop's thread, never from
+ * inside a loom_client_ws_* call. */
+typedef struct {
+    const loom_client_header *headers; /* extra request headers (copied) */
+    size_t nheaders;
+    const char *protocols;   /* subprotocols offered, comma-separated (none) */
+    const char *origin;      /* an Origin header (none) */
+    int deflate;             /* 1 = offer permessage-deflate (off) */
+    int deflate_takeover;    /* 1 = keep compression context between messages (each side
+                                resets by default: less memory, a little less compression) */
+    double timeout;          /* DNS, connect and handshake together (30 s) */
+    double heartbeat;        /* ping after this many seconds without a byte from the server,
+                                and give up when no pong comes within half of it (none) */
+    double close_timeout;    /* wait for the server's close frame, then its FIN (5 s) */
+    size_t max_msg_size;     /* larger messages from the server close with 1009 (4 MiB) */
+    size_t send_queue_limit; /* bytes queued past which a send fails (4 MiB) */
+    /* The handshake succeeded. */
+    void (*on_open)(loom_client_ws *ws, void *ud);
+    /* A whole message (text is valid UTF-8); `data` is valid during the call only. */
+    void (*on_message)(loom_client_ws *ws, int type, const void *data, size_t len, void *ud);
+    /* Something failed: `code` is a negative LOOM_CLIENT_E_* when the
+     * connection could not be opened (the message names the URL), or the
+     * close code we sent when the server broke the protocol (1002, 1007,
+     * 1009), or 1006 when a heartbeat ping got no answer. on_close follows. */
+    void (*on_error)(loom_client_ws *ws, int code, const char *message, void *ud);
+    /* Once, at the end, also after a failure: the server's close code and
+     * reason (1005 when its close frame had none; 1006 when the connection
+     * was lost or never opened). `ws` is freed when this returns. */
+    void (*on_close)(loom_client_ws *ws, int code, const char *reason, size_t len, void *ud);
+    /* The send queue emptied after a send failed with LOOM_CLIENT_WS_ELIMIT. */
+    void (*on_drain)(loom_client_ws *ws, void *ud);
+    void *ud;
+} loom_client_ws_opts;
+
+/* Starts connecting to `url` (ws://host[:port]/path). Returns a handle
+ * valid until on_close returns, or NULL (no callback runs) for a bad URL or
+ * option or when out of memory; then *err (may be NULL) holds the reason
+ * (errlen bytes). */
+loom_client_ws *loom_client_ws_connect(loom_client *client, const char *url,
+                                       const loom_client_ws_opts *opts, char *err, size_t errlen);
+/* Sends a whole message (LOOM_CLIENT_WS_TEXT, which must be UTF-8, or _BINARY),
+ * or a ping or pong (at most 125 bytes). Returns 0 or LOOM_CLIENT_WS_E*. */
+int loom_client_ws_send(loom_client_ws *ws, int type, const void *data, size_t len);
+/* Starts the close handshake: `code` 1000 or 3000-4999 (or another the RFC
+ * lets an endpoint send; 0 = no code) and a reason of at most 123 bytes
+ * (NULL = none). on_close follows when the server answered (or close_timeout
+ * passed). Before the handshake is done, it gives up the connection
+ * (on_error with LOOM_CLIENT_E_CANCELLED, then on_close 1006). */
+int loom_client_ws_close(loom_client_ws *ws, int code, const char *reason);
+/* The subprotocol the server chose, or NULL. */
+const char *loom_client_ws_protocol(const loom_client_ws *ws);
+/* Bytes queued and not yet taken by the socket. */
+size_t loom_client_ws_queued(const loom_client_ws *ws);
+/* Whether permessage-deflate is in use on this connection. */
+int loom_client_ws_deflate(const loom_client_ws *ws);
+
 #ifdef __cplusplus
 }
 #endif

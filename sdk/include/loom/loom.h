@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define LOOM_ABI_MAJOR 1
-#define LOOM_ABI_MINOR 6
+#define LOOM_ABI_MINOR 7
 #define LOOM_PLUGIN_MAGIC 0x4d4f4f4cu /* "LOOM" little-endian */
 
 /* ---- results ---------------------------------------------------------- */
@@ -121,6 +121,8 @@ typedef struct loom_fetch_result loom_fetch_result; /* (1.1) its outcome, during
 typedef struct loom_io loom_io;   /* (1.1) a host-owned watcher on a plugin's file descriptor */
 typedef struct loom_sse loom_sse; /* (1.5) a Server-Sent Events stream on a request */
 typedef struct loom_fetch_jar loom_fetch_jar; /* (1.6) a cookie jar for fetches */
+typedef struct loom_io loom_io; /* (1.1) a host-owned watcher on a plugin's file descriptor */
+typedef struct loom_ws loom_ws; /* (1.7) a WebSocket connection (server or client side) */
 
 /* ---- callbacks ---------------------------------------------------------- */
 
@@ -188,6 +190,54 @@ typedef void (*loom_io_fn)(loom_io *io, int32_t events, void *ud);
 typedef void (*loom_req_watch_fn)(loom_req *req, int32_t event, void *ud);
 #define LOOM_REQ_ABORTED 1
 #define LOOM_REQ_DONE 2
+/* (1.7) WebSocket message types (loom_ws_send, loom_ws_message_fn). */
+#define LOOM_WS_TEXT 1   /* UTF-8 text */
+#define LOOM_WS_BINARY 2 /* bytes */
+#define LOOM_WS_PING 9   /* a ping (at most 125 bytes; the peer answers with a pong) */
+#define LOOM_WS_PONG 10  /* an unsolicited pong (a one-way heartbeat) */
+
+/* (1.7) Close codes (RFC 6455 §7.4.1) loom uses or reports. */
+#define LOOM_WS_NORMAL 1000
+#define LOOM_WS_GOING_AWAY 1001 /* the server stops, or the plugin was replaced */
+#define LOOM_WS_PROTOCOL_ERROR 1002
+#define LOOM_WS_UNSUPPORTED 1003
+#define LOOM_WS_NO_STATUS 1005 /* (reported only) the close frame had no code */
+#define LOOM_WS_ABNORMAL 1006  /* (reported only) the connection was lost, no close frame */
+#define LOOM_WS_INVALID_DATA 1007
+#define LOOM_WS_POLICY 1008
+#define LOOM_WS_TOO_BIG 1009
+#define LOOM_WS_INTERNAL_ERROR 1011
+#define LOOM_WS_TRY_AGAIN 1013
+
+/* (1.7) loom_ws_opts.flags. */
+#define LOOM_WS_DEFLATE 1u /* permessage-deflate (RFC 7692) when the client offers it */
+#define LOOM_WS_DEFLATE_TAKEOVER                                                                   \
+    2u /* ... keeping compression context between messages (better                                 \
+          ratio; costs ~300 KiB per connection); by default both                                   \
+          sides reset after each message */
+
+/* (1.7) The connection is open: after the 101 for loom_ws_accept, after the
+ * handshake for loom_ws_connect. Messages come after it. */
+typedef void (*loom_ws_open_fn)(loom_ws *ws, void *ud);
+/* (1.7) A whole message: LOOM_WS_TEXT (valid UTF-8) or LOOM_WS_BINARY,
+ * reassembled from its frames and inflated. `data` is valid during the call. */
+typedef void (*loom_ws_message_fn)(loom_ws *ws, int32_t type, const void *data, size_t len,
+                                   void *ud);
+/* (1.7) Once, at the end: the peer's close code and reason (LOOM_WS_NO_STATUS
+ * when its close frame had no code), or the code we closed with after an
+ * error, or LOOM_WS_ABNORMAL when the connection was lost (or never opened).
+ * Never called from inside a loom_ws_* call. `ws` is invalid after it. */
+typedef void (*loom_ws_close_fn)(loom_ws *ws, int32_t code, const char *reason, size_t len,
+                                 void *ud);
+/* (1.7) Something went wrong; on_close follows unless code is LOOM_ELIMIT.
+ * `code` is the close code we sent when the peer broke the protocol (1002,
+ * 1007, 1009), LOOM_WS_ABNORMAL when a heartbeat ping got no pong, a negative
+ * LOOM_FETCH_E_* when a loom_ws_connect could not open, or LOOM_ELIMIT when
+ * broadcasts were dropped because the send queue was full (the connection
+ * stays open; close it with LOOM_WS_TRY_AGAIN if you prefer). */
+typedef void (*loom_ws_error_fn)(loom_ws *ws, int32_t code, const char *message, void *ud);
+/* (1.7) The send queue emptied after a send failed with LOOM_ELIMIT. */
+typedef void (*loom_ws_drain_fn)(loom_ws *ws, void *ud);
 
 /* ---- size-prefixed structs ---------------------------------------------- */
 
@@ -425,6 +475,38 @@ typedef struct loom_sse_event {
     size_t data_len;
 } loom_sse_event;
 
+/* (1.7) A WebSocket, for loom_ws_accept and loom_ws_connect. Set size =
+ * sizeof(loom_ws_opts); every 0 means the default in the comment. The
+ * pointers need to stay valid only during the call (copied). */
+typedef struct loom_ws_opts {
+    uint32_t size;
+    uint32_t flags;              /* LOOM_WS_DEFLATE, LOOM_WS_DEFLATE_TAKEOVER */
+    const char *protocols;       /* accept: the subprotocols we speak, comma-separated, in our
+                                    order of preference (the first the client offers is
+                                    chosen; none in common: no subprotocol); connect: offered */
+    const char *allowed_origins; /* accept: NULL = any Origin; "same" = the Origin's host
+                                    must equal the Host header; else a comma-separated list
+                                    of origins ("https://a.example, http://localhost:8080").
+                                    A browser's upgrade from another origin gets a 403. A
+                                    request without Origin (not a browser) is allowed.
+                                    connect: the Origin header to send (NULL: none) */
+    uint64_t max_msg_size;       /* larger messages (also once inflated) close with 1009 (4 MiB) */
+    uint64_t send_queue_limit;   /* queued bytes past which a send fails with LOOM_ELIMIT (4 MiB) */
+    uint32_t heartbeat_ms;       /* ping after this much silence; no pong within half of it
+                                    closes the connection (LOOM_WS_ABNORMAL) (0 = none) */
+    uint32_t close_timeout_ms;   /* wait for the peer's close frame (5000) */
+    uint32_t deflate_window_bits; /* our compressor's window, 9..15 (15) */
+    uint32_t nheaders;            /* connect: pairs in headers */
+    const char *const *headers;   /* connect: extra request headers: name, value, ... */
+    uint64_t connect_timeout_ms;  /* connect: DNS, TCP and handshake (30000) */
+    loom_ws_open_fn on_open;
+    loom_ws_message_fn on_message;
+    loom_ws_close_fn on_close;
+    loom_ws_error_fn on_error;
+    loom_ws_drain_fn on_drain;
+    void *ud; /* passed to every callback */
+} loom_ws_opts;
+
 /* ---- the host function table -------------------------------------------- */
 
 /* Entries are only ever appended; `size` tells how many this host has. Use the
@@ -567,6 +649,20 @@ typedef struct loom_host_api {
     loom_fetch_jar *(*fetch_jar_new)(loom_plugin *self, uint32_t flags);
     void (*fetch_jar_free)(loom_fetch_jar *jar);
     int64_t (*fetch_jar_cookies)(loom_fetch_jar *jar, const char *url, char *buf, size_t len);
+
+    /* ---- 1.7: WebSocket ---- */
+    int32_t (*ws_accept)(loom_plugin *self, loom_req *req, const loom_ws_opts *opts, loom_ws **out);
+    int32_t (*ws_send)(loom_ws *ws, int32_t type, const void *data, size_t len);
+    int32_t (*ws_close)(loom_ws *ws, int32_t code, const char *reason);
+    void (*ws_set_user)(loom_ws *ws, void *user);
+    void *(*ws_user)(loom_ws *ws);
+    const char *(*ws_protocol)(loom_ws *ws);
+    uint64_t (*ws_queued)(loom_ws *ws);
+    int32_t (*ws_subscribe)(loom_ws *ws, const char *channel);
+    int32_t (*ws_unsubscribe)(loom_ws *ws, const char *channel);
+    int32_t (*ws_publish)(loom_plugin *self, const char *channel, int32_t type, const void *data,
+                          size_t len);
+    loom_ws *(*ws_connect)(loom_plugin *self, const char *url, const loom_ws_opts *opts);
 } loom_host_api;
 
 /* The plugin's descriptor, returned by loom_plugin_entry(). */
@@ -784,7 +880,7 @@ static inline uint64_t loom_req_start_ns(loom_req *req)
 {
     return loom__host_api->req_start_ns(req);
 }
-/* "HTTP/1.1" or "HTTP/1.0". */
+/* "HTTP/1.1", "HTTP/1.0" or (a stream of an HTTP/2 connection) "HTTP/2.0". */
 static inline const char *loom_req_http_version(loom_req *req)
 {
     return loom__host_api->req_http_version(req);
@@ -1517,6 +1613,131 @@ static inline int32_t loom_accept_encoding(loom_req *req, const char *coding)
     if (is_identity) return q_star == 0 ? 0 : 1000;
     if (!any) return 0;
     return q_star > 0 ? q_star : 0;
+}
+
+/* ---- 1.7: WebSocket -------------------------------------------------------
+ * A handler upgrades its request with loom_ws_accept; from then on the
+ * connection carries whole messages both ways through the callbacks of
+ * loom_ws_opts, with the protocol's rules (masking, fragments, control
+ * frames, UTF-8, close codes) kept by loom. Every call here runs on the loop
+ * thread: from a callback, a timer, a thread-pool job's done or a fetch's
+ * callback. A handle is valid from on_open (or loom_ws_accept's *out) until
+ * on_close returns.
+ *
+ * Hot reload: an open WebSocket stays with the version of the plugin that
+ * accepted it, which stays loaded while it lives; new upgrades go to the new
+ * version. ws_drain_timeout (config, 60 s) after the version was replaced,
+ * its WebSockets that are still open are closed with LOOM_WS_GOING_AWAY. A
+ * graceful stop closes every WebSocket with LOOM_WS_GOING_AWAY and waits for
+ * the close handshakes within shutdown_timeout.
+ *
+ * Channels: loom_ws_subscribe puts a connection on a named channel;
+ * loom_ws_publish reaches every subscriber in every worker of the server
+ * and, with "ws_pubsub": {"redis": "HOST:PORT"} in the config, on every
+ * server that shares that Redis. */
+
+/* Answers the WebSocket handshake of `req` (RFC 6455 §4.2): a 101 when the
+ * request is a valid version-13 upgrade whose Origin is allowed, and the
+ * connection then carries the WebSocket. Middleware has run on the request
+ * like on any other, and the response phase runs on the 101 (headers such as
+ * Set-Cookie go out with it). Returns:
+ *   0              switched (or switching: a session being saved may delay
+ *                  the 101); *out (may be NULL) is the handle; on_open
+ *                  follows, or on_close with LOOM_WS_ABNORMAL if the client
+ *                  left first. The handler returns LOOM_DONE. `req` is
+ *                  released with the 101: copy what the connection needs
+ *                  (a room, a user) into opts->ud before.
+ *   LOOM_EBADREQ   refused, and already answered: 400 (not a GET, not HTTP/1.1,
+ *                  no "Upgrade: websocket", a missing or malformed key, a body),
+ *                  426 with Sec-WebSocket-Version: 13 (another version), 403
+ *                  (an Origin not allowed), 503 (the server is stopping).
+ *                  The handler returns LOOM_DONE.
+ *   LOOM_EINVAL, LOOM_ESTATE  bad options, or the request was answered
+ *                  already: nothing was sent.
+ *   LOOM_ENOSYS    a host before 1.2. */
+static inline int32_t loom_ws_accept(loom_plugin *self, loom_req *req, const loom_ws_opts *opts,
+                                     loom_ws **out)
+{
+    return LOOM_HAS(ws_accept) ? loom__host_api->ws_accept(self, req, opts, out) : LOOM_ENOSYS;
+}
+/* Sends a whole message: LOOM_WS_TEXT (must be UTF-8: LOOM_EINVAL if not),
+ * LOOM_WS_BINARY, or LOOM_WS_PING / LOOM_WS_PONG (at most 125 bytes). Copied.
+ * Returns 0; LOOM_ELIMIT when the queue already holds more than
+ * send_queue_limit with it (nothing queued; on_drain tells when it emptied:
+ * drop, retry, or close with LOOM_WS_TRY_AGAIN / LOOM_WS_POLICY); LOOM_ESTATE
+ * when the connection is closing or closed. */
+static inline int32_t loom_ws_send(loom_ws *ws, int32_t type, const void *data, size_t len)
+{
+    return LOOM_HAS(ws_send) ? loom__host_api->ws_send(ws, type, data, len) : LOOM_ENOSYS;
+}
+static inline int32_t loom_ws_send_text(loom_ws *ws, const char *text)
+{
+    size_t n = 0;
+    while (text[n]) n++;
+    return loom_ws_send(ws, LOOM_WS_TEXT, text, n);
+}
+/* Starts the close handshake with `code` (1000, 3000-4999, or another the
+ * RFC lets an endpoint send; 0 = no code) and `reason` (UTF-8, at most 123
+ * bytes; NULL = none). on_close follows with the peer's answer, or after
+ * close_timeout. LOOM_EINVAL for a bad code or reason, LOOM_ESTATE when
+ * already closing. */
+static inline int32_t loom_ws_close(loom_ws *ws, int32_t code, const char *reason)
+{
+    return LOOM_HAS(ws_close) ? loom__host_api->ws_close(ws, code, reason) : LOOM_ENOSYS;
+}
+/* The connection's own pointer for the plugin (NULL until set). */
+static inline void loom_ws_set_user(loom_ws *ws, void *user)
+{
+    if (LOOM_HAS(ws_set_user)) loom__host_api->ws_set_user(ws, user);
+}
+static inline void *loom_ws_user(loom_ws *ws)
+{
+    return LOOM_HAS(ws_user) ? loom__host_api->ws_user(ws) : NULL;
+}
+/* The subprotocol chosen in the handshake, or NULL. Valid as the handle. */
+static inline const char *loom_ws_protocol(loom_ws *ws)
+{
+    return LOOM_HAS(ws_protocol) ? loom__host_api->ws_protocol(ws) : NULL;
+}
+/* Bytes queued for the peer and not yet taken by the socket. */
+static inline uint64_t loom_ws_queued(loom_ws *ws)
+{
+    return LOOM_HAS(ws_queued) ? loom__host_api->ws_queued(ws) : 0;
+}
+/* Puts the connection on channel `channel` (1..256 bytes; any number of
+ * channels per connection). It leaves every channel when it closes. Returns
+ * 0 (also when already subscribed), LOOM_EINVAL, LOOM_ENOMEM, LOOM_ESTATE. */
+static inline int32_t loom_ws_subscribe(loom_ws *ws, const char *channel)
+{
+    return LOOM_HAS(ws_subscribe) ? loom__host_api->ws_subscribe(ws, channel) : LOOM_ENOSYS;
+}
+/* Takes the connection off `channel`. Returns 0 or LOOM_ENOTFOUND. */
+static inline int32_t loom_ws_unsubscribe(loom_ws *ws, const char *channel)
+{
+    return LOOM_HAS(ws_unsubscribe) ? loom__host_api->ws_unsubscribe(ws, channel) : LOOM_ENOSYS;
+}
+/* Sends a message (LOOM_WS_TEXT or LOOM_WS_BINARY) to every subscriber of
+ * `channel`: in this worker at once, in the server's other workers and (with
+ * ws_pubsub) on other servers as soon as they read it. The frame is built
+ * once for all. A subscriber whose send queue is full misses it (its
+ * on_error hears LOOM_ELIMIT). Returns 0, LOOM_EINVAL (bad channel, text not
+ * UTF-8), LOOM_ENOMEM. */
+static inline int32_t loom_ws_publish(loom_plugin *self, const char *channel, int32_t type,
+                                      const void *data, size_t len)
+{
+    return LOOM_HAS(ws_publish) ? loom__host_api->ws_publish(self, channel, type, data, len)
+                                : LOOM_ENOSYS;
+}
+/* Opens a client WebSocket to `url` (ws:// or wss://, verified against the
+ * system's CAs) on the worker's loop, with
+ * the same callbacks and calls as an accepted one (opts->protocols is
+ * offered, opts->allowed_origins is sent as Origin, opts->headers are added).
+ * Failures to connect come through on_error (a LOOM_FETCH_E_* code) and
+ * on_close. Closed without callbacks when the plugin is unloaded. Returns
+ * the handle, or NULL for a bad URL or options (nothing is called). */
+static inline loom_ws *loom_ws_connect(loom_plugin *self, const char *url, const loom_ws_opts *opts)
+{
+    return LOOM_HAS(ws_connect) ? loom__host_api->ws_connect(self, url, opts) : NULL;
 }
 
 #ifdef __cplusplus

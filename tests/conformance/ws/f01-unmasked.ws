@@ -1,0 +1,5 @@
+# §5.1: a client frame must be masked
+expect: close 1002
+---
+upgrade
+frame nomask "x"

@@ -1,0 +1,5 @@
+# §5.2: RSV2 without an extension
+expect: close 1002
+---
+upgrade
+frame rsv2 "x"

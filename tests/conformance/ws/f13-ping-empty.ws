@@ -1,0 +1,5 @@
+# §5.5.2: an empty ping
+expect: pong ""
+---
+upgrade
+frame op=ping

@@ -1,0 +1,5 @@
+# §7.4.1: 1006 must not be sent
+expect: close 1002
+---
+upgrade
+frame op=close code 1006

@@ -1,0 +1,6 @@
+# empty text and binary messages
+expect: text "", binary ""
+---
+upgrade
+frame
+frame op=binary

@@ -1,0 +1,4 @@
+# §4.2.1: no Upgrade: websocket: 400
+status: 400
+---
+upgrade | -Upgrade
