@@ -20,11 +20,11 @@ pkgs=(
   # operating loom (issue 22): systemd notify/activation, the .deb and its
   # checks, the metrics and dashboard tests
   libsystemd-dev systemd dpkg-dev file lintian man-db
-  python3-prometheus-client python3-websockets
+  python3-prometheus-client
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(h2o nodejs gnuplot-nox linux-perf valgrind)
-  # bench/tfb.py: aiohttp + asyncpg the way TFB's aiohttp entry runs it
+  # bench/wl_tfb.py: aiohttp + asyncpg the way TFB's aiohttp entry runs it
   pkgs+=(python3-asyncpg python3-jinja2 python3-ujson python3-uvloop)
 fi
 

@@ -734,7 +734,7 @@ static void work_after(uv_work_t *w, int status)
             if (h->zombies[i] == p) {
                 h->zombies[i] = h->zombies[--h->nzombies];
                 loom__plugin_finish_unload(p); /* fini, then dlclose */
-                if (h->stopping && h->nzombies == 0) loom__host_free(h);
+                loom__host_free_if_done(h);
                 break;
             }
     }

@@ -247,14 +247,17 @@ void loom__host_stop(loom__host *h)
 {
     if (!h) return;
     loom__ws_host_stop(h); /* on_close for the last WebSockets, while their code is loaded */
-    /* The worker has drained. No plugin timer may keep its loop alive now,
-     * not even one of an instance that stays pinned by a request that will
-     * never be answered (its client left while its plugin waited for a
-     * fetch, which the abort cancelled): a repeating timer (the ticker's)
-     * would hold the stop forever. Instances that unload below stop them
-     * again and run fini as usual. */
+    /* The worker has drained. No repeating plugin timer may keep its loop
+     * alive now, not even one of an instance that stays pinned by a request
+     * that will never be answered (its client left while its plugin waited
+     * for a fetch, which the abort cancelled): the ticker's would hold the
+     * stop forever. One-shot timers still fire: a handler whose client left
+     * may be waiting on one to answer, and its answer releases the last
+     * snapshot (the host is freed after it). Instances that unload below
+     * stop their timers and run fini as usual. */
     for (size_t i = 0; i < h->nplugins; i++)
-        for (loom_timer *t = h->plugins[i]->timers; t; t = t->next) uv_timer_stop(&t->t);
+        for (loom_timer *t = h->plugins[i]->timers; t; t = t->next)
+            if (t->repeat) uv_timer_stop(&t->t);
     if (h->current) {
         loom__snapshot *s = h->current;
         h->current = NULL;
@@ -273,11 +276,20 @@ void loom__host_stop(loom__host *h)
     /* An instance whose thread-pool jobs still run is finalized and unmapped
      * by the last job's completion (the loop runs until then); the host's
      * state outlives it, since its fini and completions may still use it. */
-    if (h->nzombies == 0) loom__host_free(h);
+    loom__host_free_if_done(h);
+}
+
+void loom__host_free_if_done(loom__host *h)
+{
+    if (h && h->stopping && h->nzombies == 0 && h->nunload == 0 && !loom__snapshots_alive())
+        loom__host_free(h);
 }
 
 void loom__host_free(loom__host *h)
 {
+    /* An unload queued after the stop (by a late answer) made a timer again. */
+    if (h->unload_timer) uv_close((uv_handle_t *)h->unload_timer, free_handle);
+    free(h->unload_queue);
     free(h->plugins);
     for (size_t i = 0; i < h->nstates; i++) {
         free(h->states[i].data);

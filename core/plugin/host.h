@@ -227,10 +227,17 @@ extern const loom_host_api loom__api_table;
  * NULL after logging one line per bad plugin when the server must not start. */
 loom__host *loom__host_start(loom__worker *w, const loom__config *cfg);
 /* Unloads everything (after the worker drained). Frees the host at once,
- * or, while plugins wait for thread-pool jobs, when the last one is done
- * (work_after calls loom__host_free); the caller must not use `h` after. */
+ * or later, once nothing may still call into it: when the last thread-pool
+ * job of an unloading plugin is done, and when the last request that still
+ * pins a snapshot is answered (a handler whose client left may answer after
+ * the drain, from a timer, a job or a service). The caller must not use `h`
+ * after. */
 void loom__host_stop(loom__host *h);
+/* Frees a stopping host if nothing may call into it any more (see above). */
+void loom__host_free_if_done(loom__host *h);
 void loom__host_free(loom__host *h);
+/* Whether any registry snapshot of this thread is still alive. */
+int loom__snapshots_alive(void);
 
 /* The plugin files to load, in load order: names from plugin_order first,
  * then the rest alphabetically; disabled ones left out. Returns a malloc'd

@@ -302,7 +302,10 @@ static void do_unload(loom_plugin *p);
 
 static void on_unload_timer(uv_timer_t *t)
 {
-    loom__plugin_unload_queued(t->data);
+    loom__host *h = t->data;
+    loom__plugin_unload_queued(h);
+    /* After a stop: this unload may be the last thing the host waited for. */
+    loom__host_free_if_done(h);
 }
 
 void loom__plugin_unload(loom_plugin *p)

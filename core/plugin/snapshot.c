@@ -171,13 +171,22 @@ void loom__snapshot_ref(loom__snapshot *s)
 
 void loom__snapshot_unref(loom__host *h, loom__snapshot *s)
 {
-    (void)h;
     if (--s->refs > 0) return;
+    /* A request whose client left no longer knows its worker's host. */
+    if (!h && s->nplugins) h = s->plugins[0]->host;
     for (size_t i = 0; i < s->nplugins; i++) {
         loom_plugin *p = s->plugins[i];
         if (--p->refs == 0) loom__plugin_unload(p);
     }
     snapshot_free(s);
+    /* The last request pinning a snapshot after the drain (its client left,
+     * its handler answered late) may be what a stopping host waited for. */
+    if (h && h->stopping) loom__host_free_if_done(h);
+}
+
+int loom__snapshots_alive(void)
+{
+    return live != NULL;
 }
 
 int64_t loom__plugin_inflight(const loom_plugin *p)

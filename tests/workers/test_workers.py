@@ -218,6 +218,23 @@ class Workers(unittest.TestCase):
             s.close()
             self.assertEqual(srv.stop(), 0)
 
+    def test_late_answer_after_the_client_left_and_the_stop(self):
+        """A handler still waiting on its timer when its client left and the
+        server was stopped answers after the drain; its answer releases the
+        last snapshot, and only then is the plugin host freed (it used to be
+        freed first: a use-after-free in the sanitizer build)."""
+        for args in (["--single"], ["--workers", "1"]):
+            with self.subTest(args=args), self.server(args=args) as srv:
+                s = loomtest.connect(srv.port)
+                s.sendall(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+                time.sleep(0.1)
+                s.close()
+                time.sleep(0.05)
+                t0 = time.time()
+                self.assertEqual(srv.stop(timeout=10), 0, srv.log())
+                self.assertLess(time.time() - t0, 5)
+                self.assertNotIn("AddressSanitizer", srv.log())
+
     def test_sighup_reaches_every_worker_and_pid_file(self):
         d = tempfile.mkdtemp(prefix="loom-workers-")
         try:
