@@ -172,6 +172,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     if (make_private_dir(h)) {
         loom__err("cannot create a private directory for plugin copies: %s", strerror(errno));
         free(h);
+        w->host = NULL;
         return NULL;
     }
     size_t n = 0;
