@@ -636,6 +636,10 @@ static void io_fire(uv_poll_t *h, int status, int events)
 {
     loom_io *io = h->data;
     if (io->stopped) return;
+    /* libuv stops a poll handle that saw an error (POLLERR): the watcher
+     * now watches nothing, so that loom_io_update with the same events
+     * starts it again instead of being taken for "no change". */
+    if (status < 0) io->events = 0;
     int32_t ev = status < 0 ? LOOM_EINVAL
                             : ((events & UV_READABLE) ? LOOM_IO_READ : 0) |
                                   ((events & UV_WRITABLE) ? LOOM_IO_WRITE : 0);

@@ -340,19 +340,47 @@ void loom__dispatch(loom__worker *w, loom_req *r)
     run_chain(r);
 }
 
+/* The client left while the plugin waited for a fetch tied to the request,
+ * and nothing of the plugin hears of it: the fetch is cancelled (loom.h:
+ * its callback does not run), so unless the plugin answers some other way
+ * the request stays pinned, and its snapshot and instances with it. The
+ * ABI keeps the request valid until the plugin answers, so the host cannot
+ * release it; it says so, once per instance (a plugin bug: loom.h asks for
+ * an abort callback that answers), then at debug level. */
+static void pinned_by_fetch(loom_req *r, const loom__rctx *x, loom_plugin *p)
+{
+    int first = !p->warned_pinned;
+    p->warned_pinned = 1;
+    /* The decoded path may hold anything: one printable line of it. */
+    char path[128];
+    size_t n = 0;
+    for (const char *c = x->path ? x->path : "?"; *c && n < sizeof path - 1; c++)
+        path[n++] = (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c;
+    path[n] = '\0';
+    loom__log(first ? LOOM_LOG_WARN : LOOM_LOG_DEBUG,
+              "plugin %s: the client of %.*s %s left while the plugin waited for a fetch, and "
+              "the plugin set no loom_req_on_abort: the fetch is cancelled (its callback does "
+              "not run), so the request stays pinned, with plugin generation %llu, until the "
+              "plugin answers it",
+              p->name, (int)r->method_len, r->method, path, (unsigned long long)p->generation);
+}
+
 void loom__dispatch_abort(loom__worker *w, loom_req *r)
 {
     (void)w;
     loom__rctx *x = ctx(r);
     if (!x || x->aborted) return;
     x->aborted = 1;
-    loom__fetch_cancel_request(r);
+    loom_plugin *fetcher = loom__fetch_cancel_request(r);
     if (x->sse) {
         /* An event stream's on_close stands for on_abort. */
         loom__sse_abort(r);
         return;
     }
-    if (!x->abort_fn && !x->watch) return;
+    if (!x->abort_fn && !x->watch) {
+        if (fetcher) pinned_by_fetch(r, x, fetcher);
+        return;
+    }
     x->in_call++;
     if (x->abort_fn) x->abort_fn(r, x->abort_ud);
     /* Then the services (a query in flight is cancelled and its callback

@@ -178,10 +178,15 @@ void loom__api_fetch_cancel(loom_fetch *f)
     free(f);
 }
 
-void loom__fetch_cancel_request(loom_req *r)
+loom_plugin *loom__fetch_cancel_request(loom_req *r)
 {
     loom__rctx *x = r->host_data;
-    while (x && x->fetches) loom__api_fetch_cancel(x->fetches);
+    loom_plugin *owner = NULL;
+    while (x && x->fetches) {
+        owner = ((loom_fetch *)x->fetches)->owner;
+        loom__api_fetch_cancel(x->fetches);
+    }
+    return owner;
 }
 
 void loom__fetch_cancel_plugin(loom_plugin *p)

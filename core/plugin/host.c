@@ -169,10 +169,10 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
     h->loop = w->loop;
     h->cfg = cfg;
     w->host = h;
-    w->on_drain = host_drain;
     if (make_private_dir(h)) {
         loom__err("cannot create a private directory for plugin copies: %s", strerror(errno));
         free(h);
+        w->host = NULL;
         return NULL;
     }
     size_t n = 0;
@@ -209,7 +209,7 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
         loom__err("%s", err);
         if (cfg->on_plugin_error_skip && culprit >= 0) {
             loom__warn("plugin %s: skipped", ps[culprit]->name);
-            loom__plugin_discard(ps[culprit]);
+            loom__plugin_retire(ps[culprit], 1);
             memmove(ps + culprit, ps + culprit + 1, (np - (size_t)culprit - 1) * sizeof *ps);
             np--;
             continue;
@@ -220,15 +220,22 @@ loom__host *loom__host_start(loom__worker *w, const loom__config *cfg)
         if (failed)
             loom__err("not starting: fix or remove the plugins above, or set "
                       "\"on_plugin_error\": \"skip\"");
-        for (size_t i = 0; i < np; i++) loom__plugin_discard(ps[i]);
+        for (size_t i = 0; i < np; i++) loom__plugin_retire(ps[i], 1);
         free(ps);
-        loom__reload_forget_refused(h);
-        rmdir(h->private_dir);
-        free(h->private_dir);
-        free(h);
-        w->host = NULL;
+        /* An instance whose thread-pool jobs still run (a store that opened
+         * its database in init) is finalized and unmapped by the last job's
+         * done: run the loop until then, taking no connection meanwhile. The
+         * worker then exits with its start-up error, not a crash. */
+        if (h->nzombies) {
+            loom__debug("waiting for the thread-pool jobs of %zu plugin%s", h->nzombies,
+                        h->nzombies == 1 ? "" : "s");
+            loom__worker_stop_listening(w);
+            while (h->nzombies) uv_run(h->loop, UV_RUN_ONCE);
+        }
+        loom__host_free(h); /* sets w->host to NULL */
         return NULL;
     }
+    w->on_drain = host_drain;
     h->plugins = ps;
     h->nplugins = np;
     loom__host_publish(h, s);

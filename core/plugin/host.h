@@ -102,7 +102,10 @@ struct loom_plugin {
     loom__reg_service *services; /* offered in init (service.c) */
     size_t nservices;
     int unloading;
+    int retired;         /* refused or init failed: never served (loom__plugin_retire) */
+    int no_fini;         /* its init failed: fini is not called */
     int warned_insecure; /* (1.6) an insecure fetch was logged once */
+    int warned_pinned;   /* a request left pinned by a cancelled fetch was logged once */
     char *last_error;
 };
 
@@ -304,7 +307,17 @@ void loom__plugin_unload(loom_plugin *p);
  * fini and unmaps it. */
 void loom__plugin_unload_queued(loom__host *h);
 void loom__plugin_finish_unload(loom_plugin *p);
-/* Frees an instance that never got into a snapshot (init failed, ...). */
+/* An instance that will not serve, now (called from the host's own code,
+ * never from a plugin callback): its init failed (init_ok 0: no fini), or it
+ * is refused after a successful init (a name clash, a snapshot that cannot
+ * be built, a start given up; fini runs). Its fetches are cancelled, its
+ * timers stopped; like an unload, an instance with thread-pool jobs waits in
+ * h->zombies for the last one's done, then fini runs, its watchers and
+ * timers are closed and it is unmapped. */
+void loom__plugin_retire(loom_plugin *p, int init_ok);
+/* Frees the memory of an instance whose code and handles are settled (its
+ * timers, watchers, fetches and jobs gone): what loom__plugin_retire and
+ * loom__plugin_finish_unload end with, and the load's failures before init. */
 void loom__plugin_discard(loom_plugin *p);
 /* sha256 of a file as hex. Returns 0 or -1. */
 int loom__file_sha256(const char *path, char out[65]);
@@ -371,8 +384,9 @@ void loom__session_startup_check(loom__host *h);
 /* Finishes a response (response phase, send); also after a session save. */
 void loom__dispatch_complete(loom_req *r);
 /* Cancels the fetches tied to a request / owned by a plugin instance (and
- * frees the instance's cookie jars). */
-void loom__fetch_cancel_request(loom_req *r);
+ * frees the instance's cookie jars). loom__fetch_cancel_request returns the
+ * plugin instance of a fetch it cancelled, or NULL when there was none. */
+loom_plugin *loom__fetch_cancel_request(loom_req *r);
 void loom__fetch_cancel_plugin(loom_plugin *p);
 /* 1.6: cookie jars for fetches. */
 loom_fetch_jar *loom__api_fetch_jar_new(loom_plugin *self, uint32_t flags);

@@ -229,7 +229,10 @@ loom_plugin *loom__plugin_load(loom__host *h, const char *path, loom__load_opts 
     if (rc != 0) {
         snprintf(err, errlen, "init failed (%d%s%s)", rc, p->last_error ? ": " : "",
                  p->last_error ? p->last_error : "");
-        goto fail;
+        /* What init started before it failed (timers, watchers, fetches,
+         * thread-pool jobs) must not outlive the code. */
+        loom__plugin_retire(p, 0);
+        return NULL;
     }
     p->generation = ++h->next_generation;
     return p;
@@ -360,9 +363,19 @@ static void do_unload(loom_plugin *p)
     loom__plugin_finish_unload(p);
 }
 
+void loom__plugin_retire(loom_plugin *p, int init_ok)
+{
+    if (!p) return;
+    p->unloading = 1; /* no new timers, watchers or work from now on */
+    p->retired = 1;
+    p->no_fini = !init_ok;
+    loom__session_store_drop(p);
+    do_unload(p);
+}
+
 void loom__plugin_finish_unload(loom_plugin *p)
 {
-    if (p->d.fini) p->d.fini(p);
+    if (p->d.fini && !p->no_fini) p->d.fini(p);
     loom__io_close_plugin(p); /* watchers the plugin did not stop itself */
     for (loom_timer *t = p->timers, *n; t; t = n) {
         n = t->next;
@@ -370,8 +383,12 @@ void loom__plugin_finish_unload(loom_plugin *p)
         uv_close((uv_handle_t *)&t->t, timer_closed);
     }
     p->timers = NULL;
-    loom__info("plugin %s %s (generation %llu) unloaded", p->name, p->version,
-               (unsigned long long)p->generation);
+    if (p->retired)
+        loom__debug("plugin %s %s: the instance that was not loaded is finalized", p->name,
+                    p->version);
+    else
+        loom__info("plugin %s %s (generation %llu) unloaded", p->name, p->version,
+                   (unsigned long long)p->generation);
     char path[4096];
     snprintf(path, sizeof path, "%s", p->load_path ? p->load_path : "");
     loom__plugin_discard(p);

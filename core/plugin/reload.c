@@ -221,7 +221,7 @@ void loom__reload_rescan(loom__host *h)
         /* A conflict between plugins, not a bad file: not remembered, since
          * a change of another file may resolve it. */
         loom__err("reload refused: %s; the loaded plugins keep serving", err);
-        for (size_t i = 0; i < nf; i++) loom__plugin_discard(fresh[i]);
+        for (size_t i = 0; i < nf; i++) loom__plugin_retire(fresh[i], 1);
         free(next);
         free(fresh);
         loom__admin_reload_done(h, 0, failures + 1, 0);

@@ -94,6 +94,9 @@ void loom__worker_poll(loom__worker *w);
 /* Starts a graceful stop: stop accepting, close idle connections, let
  * requests in flight finish within shutdown_timeout. */
 void loom__worker_drain(loom__worker *w);
+/* Stops accepting connections and closes the listening sockets (a worker
+ * that will not serve: its start was given up). */
+void loom__worker_stop_listening(loom__worker *w);
 
 /* Called by a connection's close callback: ends a drain after the last one. */
 void loom__worker_conn_closed(loom__worker *w);

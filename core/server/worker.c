@@ -72,7 +72,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
 }
 
 /* Stops listening: the poll handles first (they must not watch closed fds). */
-static void stop_listening(loom__worker *w)
+void loom__worker_stop_listening(loom__worker *w)
 {
     if (!w->listening) return;
     w->listening = 0;
@@ -115,7 +115,7 @@ static void worker_stopped(loom__worker *w)
     signal(SIGQUIT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
-    stop_listening(w);
+    loom__worker_stop_listening(w);
     loom__tls_watch_stop(w->tls_watch);
     w->tls_watch = NULL;
     if (w->on_stopped) w->on_stopped(w);
@@ -151,7 +151,7 @@ void loom__worker_drain(loom__worker *w)
     if (w->draining) return;
     w->draining = 1;
     loom__info("stopping: no new connections; %zu open", w->nconns);
-    stop_listening(w);
+    loom__worker_stop_listening(w);
     if (w->on_drain) w->on_drain(w);
     loom__conn *c = w->conns, *next;
     for (; c; c = next) {

@@ -299,8 +299,8 @@ void pg__submit(loom_pg_batch *b)
     if (!tx && p->depth > 1 && !p->qhead) {
         pg_conn *best = NULL;
         for (pg_conn *c = p->conns; c; c = c->next)
-            if (c->state == C_READY && !c->tx && !c->cancel && c->nbatches < p->depth &&
-                (!best || c->nbatches < best->nbatches))
+            if (c->state == C_READY && !c->tx && !pg__conn_cancelling(c) &&
+                c->nbatches < p->depth && (!best || c->nbatches < best->nbatches))
                 best = c;
         if (best) {
             pg__conn_dispatch(best, b);

@@ -99,6 +99,11 @@ struct pg_conn {
     uint32_t nprepared;
     uint64_t since;           /* ms: connect start, or idle since */
     struct pg_cancel *cancel; /* a PQcancel on the thread pool */
+    /* ms at which the cancel is sent again (0: none due). A cancel that
+     * reaches the backend before it has read the query is ignored by the
+     * server, so it is repeated until the batches it was for are done. */
+    uint64_t cancel_at;
+    uint32_t cancel_tries;
     pg_conn *next, *prev; /* every connection */
     pg_conn *idle_next;   /* the idle stack */
     int idle;
@@ -171,8 +176,11 @@ int pg__conn_dispatch(pg_conn *c, loom_pg_batch *b);
 void pg__conn_fill(pg_conn *c);
 void pg__pool_tick(pg_pool *p);
 void pg__pool_close_all(pg_pool *p);
-/* Starts a PQcancel of what runs on c, on the thread pool. */
+/* Starts a PQcancel of what runs on c, on the thread pool, repeated until
+ * what runs there is done; c takes no new batch meanwhile. */
 void pg__conn_cancel(pg_conn *c);
+/* c is cancelling (a PQcancel running or due again): it takes no batch. */
+int pg__conn_cancelling(const pg_conn *c);
 
 /* batch.c: the life of batches and transactions */
 loom_pg_batch *pg__batch_new(pg_pool *p, loom_req *req, loom_pg_tx *tx, int kind);

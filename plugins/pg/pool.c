@@ -387,7 +387,7 @@ int pg__conn_dispatch(pg_conn *c, loom_pg_batch *b)
 void pg__conn_fill(pg_conn *c)
 {
     pg_pool *p = c->pool;
-    if (c->state != C_READY || c->cancel || c->tx) return;
+    if (c->state != C_READY || pg__conn_cancelling(c) || c->tx) return;
     while (p->qhead && c->nbatches < p->depth) {
         loom_pg_batch *b = p->qhead;
         /* A transaction needs the connection to itself. */
@@ -520,6 +520,8 @@ static void on_io(loom_io *io, int32_t events, void *ud)
         /* Notifications are not offered yet: drop them. */
         PGnotify *n;
         while ((n = PQnotifies(c->pg))) PQfreemem(n);
+        /* What a cancel was for is done: no need to send it again. */
+        if (c->cancel_at && c->nbatches == 0) c->cancel_at = 0;
         pg__conn_fill(c);
     }
 deliver:
@@ -531,7 +533,24 @@ deliver:
     }
 }
 
-/* ---- cancelling a query, on the thread pool --------------------------- */
+/* ---- cancelling a query, on the thread pool ---------------------------
+ *
+ * PostgreSQL ignores a cancel request that reaches the backend while it is
+ * reading a command: a cancel sent right after the query (a request that
+ * answered at once, a client that left at once) can arrive before the
+ * backend has read it, and the query then runs to its end. So the cancel is
+ * sent again, at growing intervals, until the batches it was for are done;
+ * meanwhile the connection takes no new batch, so a late cancel cannot hit
+ * someone else's query (PQcancel returns once the server has signalled the
+ * backend). */
+
+#define CANCEL_MAX_TRIES 12   /* about 8 s of repeats, then the query may finish */
+#define CANCEL_MAX_DELAY 1000 /* ms between repeats, at most */
+
+int pg__conn_cancelling(const pg_conn *c)
+{
+    return c->cancel != NULL || c->cancel_at != 0;
+}
 
 static void cancel_run(void *ud)
 {
@@ -542,21 +561,32 @@ static void cancel_run(void *ud)
 static void cancel_done(void *ud, int32_t cancelled)
 {
     struct pg_cancel *k = ud;
-    (void)cancelled;
     PQfreeCancel(k->pc);
     pg_conn *c = k->conn;
     if (c) {
         c->cancel = NULL;
         if (!k->ok)
             pg__logf(LOOM_LOG_WARN, "cancelling a query on %s failed: %s", c->pool->target, k->err);
+        if (k->ok && !cancelled && c->state == C_READY && c->nbatches &&
+            c->cancel_tries < CANCEL_MAX_TRIES) {
+            /* Still running: maybe the cancel came before the query did. */
+            uint64_t delay = 50u << (c->cancel_tries < 5 ? c->cancel_tries : 5);
+            c->cancel_at = pg__now_ms() + (delay < CANCEL_MAX_DELAY ? delay : CANCEL_MAX_DELAY);
+        } else {
+            if (c->nbatches && c->cancel_tries >= CANCEL_MAX_TRIES)
+                pg__logf(LOOM_LOG_WARN,
+                         "a query on %s kept running after %u cancel requests; the connection "
+                         "waits for it",
+                         c->pool->target, c->cancel_tries);
+            c->cancel_at = 0;
+        }
         pg__conn_fill(c);
     }
     free(k);
 }
 
-void pg__conn_cancel(pg_conn *c)
+static void cancel_send(pg_conn *c)
 {
-    if (c->cancel || c->state != C_READY) return;
     struct pg_cancel *k = calloc(1, sizeof *k);
     if (!k) return;
     k->pc = PQgetCancel(c->pg);
@@ -567,11 +597,32 @@ void pg__conn_cancel(pg_conn *c)
         return;
     }
     c->cancel = k;
-    pg__logf(LOOM_LOG_DEBUG, "cancelling a query on %s: nobody waits for it", c->pool->target);
+    c->cancel_at = 0;
+    c->cancel_tries++;
+    pg__logf(LOOM_LOG_DEBUG, "cancelling a query on %s: nobody waits for it (request %u)",
+             c->pool->target, c->cancel_tries);
     if (loom_work_queue(c->pool->self, cancel_run, cancel_done, k)) {
         PQfreeCancel(k->pc);
         c->cancel = NULL;
         free(k);
+    }
+}
+
+void pg__conn_cancel(pg_conn *c)
+{
+    if (pg__conn_cancelling(c) || c->state != C_READY) return;
+    c->cancel_tries = 0;
+    cancel_send(c);
+}
+
+/* A repeat that is due, or no longer needed (filling c may close it). */
+static void cancel_tick(pg_conn *c, uint64_t now)
+{
+    if (c->state != C_READY || c->nbatches == 0) {
+        c->cancel_at = 0;
+        pg__conn_fill(c);
+    } else if (now >= c->cancel_at) {
+        cancel_send(c);
     }
 }
 
@@ -582,6 +633,10 @@ void pg__pool_tick(pg_pool *p)
     uint64_t now = pg__now_ms();
     for (pg_conn *c = p->conns, *n; c; c = n) {
         n = c->next;
+        if (c->cancel_at && !c->cancel) {
+            cancel_tick(c, now); /* busy, not idle: nothing else to do for it */
+            continue;
+        }
         if (c->state == C_CONNECTING && now - c->since >= p->connect_timeout) {
             char why[64];
             snprintf(why, sizeof why, "timed out after %llu ms",

@@ -427,6 +427,24 @@ class PgService(unittest.TestCase):
         self.wait_for("the query to be cancelled", lambda: not self.active_sleeps(), 5)
         self.assertEqual(self.get("/db")[0], 200)
 
+    def test_34_cancel_that_came_before_the_query(self):
+        # PostgreSQL ignores a cancel that reaches a backend still waiting for
+        # its next command. Here every backend is stopped while the query is
+        # sent and the first cancel lands: the plugin must cancel again.
+        pids = [int(b[0]) for b in self.loom_backends()]
+        self.assertTrue(pids)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            st, _, body, _ = self.get("/pg/early?s=30")
+            self.assertEqual((st, body), (200, b"early"))
+            time.sleep(1.0)  # the first PQcancel runs (the postmaster signals the stopped one)
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        self.wait_for("the query to be cancelled", lambda: not self.active_sleeps(), 5)
+        self.assertEqual(self.get("/db")[0], 200)
+
     # ---- 40: hot reload ----
 
     def test_40_reload_consumer_with_a_transaction_in_flight(self):

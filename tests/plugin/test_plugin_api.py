@@ -164,6 +164,12 @@ class PluginApi(unittest.TestCase):
         self.assertGreaterEqual(time.time() - t0, 0.04)
         self.assertEqual(get(self.port, "/work")[2], b"sum=500500 cancelled=0")
 
+    def test_io_watcher_after_an_error(self):
+        # libuv stops a poll that saw POLLERR; asking for the same events
+        # again must watch again (and so report the error a second time).
+        st, _, body, _ = get(self.port, "/io-error")
+        self.assertEqual((st, body), (200, b"errors=2 update=0"))
+
     def test_fini_waits_for_running_jobs(self):
         # A thread-pool job (400 ms) still runs when the server is told to
         # stop; fini frees the state the job writes to, so it must wait.

@@ -6,7 +6,7 @@ import sys
 
 from aiohttp import web
 
-state = {"hang_cancelled": 0, "peers": set()}
+state = {"hang_cancelled": 0, "hang_started": 0, "peers": set()}
 
 
 async def echo(request):
@@ -25,6 +25,7 @@ async def slow(request):
 async def hang(request):
     # Waits for the proxy to give up: either the handler is cancelled or its
     # connection closes (aiohttp versions differ in which one they do).
+    state["hang_started"] += 1
     try:
         for _ in range(600):
             t = request.transport
@@ -51,6 +52,7 @@ async def setcookie(request):
 
 async def status(request):
     return web.json_response({"hang_cancelled": state["hang_cancelled"],
+                              "hang_started": state["hang_started"],
                               "peers": len(state["peers"])})
 
 

@@ -410,6 +410,32 @@ class HotReload(unittest.TestCase):
         self.assertEqual(self.reload_errors(), [])
         self.assertEqual(get(self.port, "/v")[2], "v2")
 
+    def test_j_refused_after_init_stops_what_init_started(self):
+        """clash.so starts a 5 ms timer and a 300 ms thread-pool job in init.
+        Refused (its init fails; or it succeeds and the snapshot cannot be
+        built), the job's done runs (cancelled), then fini (only after a
+        successful init), and nothing fires into the unmapped code."""
+        dst = os.path.join(self.plugins, "clash.so")
+        for d, why, fini in (("clashfail", "init failed (-5", False),
+                             ("clash", "reload refused: plugin version: middleware name "
+                              "'version-tag' is taken by plugin clash", True)):
+            done0 = self.srv.log().count("clash: job done (cancelled=1)")
+            tmp = os.path.join(self.plugins, ".clash.so.tmp")
+            shutil.copyfile(os.path.join(R, d, "clash.so"), tmp)
+            os.rename(tmp, dst)
+            self.srv.wait_log(why)
+            deadline = time.time() + 10
+            while (time.time() < deadline
+                   and self.srv.log().count("clash: job done (cancelled=1)") == done0):
+                time.sleep(0.05)
+            if fini:
+                self.srv.wait_log("clash: fini (job cancelled, ")
+            time.sleep(0.2)  # 40 ticks of a timer left running
+            self.assertEqual(get(self.port, "/v"), (200, "1", "v1"))
+            self.assertGreater(self.srv.log().count("clash: job done (cancelled=1)"), done0)
+            self.assertEqual("clash: fini" in self.srv.log(), fini, self.srv.log())
+            os.unlink(dst)
+
 
 if __name__ == "__main__":
     loomtest.main()

@@ -594,6 +594,28 @@ class ConfigTest(unittest.TestCase):
         finally:
             shutil.rmtree(pdir, ignore_errors=True)
 
+    def test_start_refused_after_a_store_queued_work(self):
+        """session-sqlite queues its first sweep in init; a start refused
+        after that (a typo'd plugin section) waits for the job, runs fini and
+        exits with the config status: no crash, no respawn loop."""
+        pdir = weblib.plugin_dir("session-sqlite")
+        tmp = tempfile.mkdtemp(prefix="loom-sess-")
+        try:
+            cfg = sess_config("sqlite", tmp=tmp)
+            cfg["plugins"]["session-sqlit"] = {}
+            for args in (["--workers", "2"], ["--single"]):
+                rc, out = run_serve(pdir, cfg, *args)
+                self.assertEqual(rc, 1, out)
+                self.assertIn("no plugin named 'session-sqlit'", out)
+                self.assertNotIn("signal", out)
+                self.assertNotIn("respawning", out)
+                self.assertNotIn("AddressSanitizer", out)
+                if args[0] == "--workers":
+                    self.assertIn("failed to start; stopping", out)
+        finally:
+            shutil.rmtree(pdir, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def test_short_key_refused_at_start(self):
         import subprocess
         d = tempfile.mkdtemp(prefix="loom-sess-cfg-")

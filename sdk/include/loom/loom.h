@@ -174,7 +174,11 @@ typedef void (*loom_session_vdone_fn)(void *ctx, int32_t status, const char *dat
 typedef void (*loom_session_fn)(loom_req *req, int32_t status, void *ud);
 
 /* (1.1) A watched descriptor is ready: events is LOOM_IO_READ and/or
- * LOOM_IO_WRITE, or a negative code when polling failed. */
+ * LOOM_IO_WRITE, or a negative code when polling failed (POLLERR: a reset
+ * socket, a pipe whose reader is gone). After a negative code the watcher
+ * watches nothing (as after loom_io_update(io, 0)) and stays allocated:
+ * loom_io_update with the events wanted watches again (and reports the
+ * error again while it lasts), loom_io_stop frees it. */
 typedef void (*loom_io_fn)(loom_io *io, int32_t events, void *ud);
 #define LOOM_IO_READ 1
 #define LOOM_IO_WRITE 2
@@ -1402,7 +1406,10 @@ static inline loom_io *loom_io_start(loom_plugin *self, int32_t fd, int32_t even
 {
     return LOOM_HAS(io_start) ? loom__host_api->io_start(self, fd, events, fn, ud) : NULL;
 }
-/* Changes the events watched (0: none, the watcher stays). */
+/* Changes the events watched (0: none, the watcher stays). After the
+ * callback was told an error the watcher watches none, so passing the same
+ * events as before starts it again. Returns 0, or LOOM_EINVAL (stopped
+ * watcher, or the descriptor cannot be polled). */
 static inline int32_t loom_io_update(loom_io *io, int32_t events)
 {
     return LOOM_HAS(io_update) ? loom__host_api->io_update(io, events) : LOOM_ENOSYS;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static loom_plugin *me;
 static int aborted_count;
@@ -116,6 +117,70 @@ static int32_t h_timer(loom_req *req, void *ud)
 {
     (void)ud;
     if (!loom_timer_start(me, 50, 0, timer_done, req)) return -1;
+    return LOOM_PENDING;
+}
+
+/* GET /io-error: a watcher that sees POLLERR (a pipe whose reader is gone),
+ * then asks for the same events again: it must be told the error again
+ * (libuv stopped the poll; the host must know). Answers with the number of
+ * error callbacks, 2, or 1 when the second never came (a timer's answer). */
+typedef struct {
+    loom_req *req;
+    loom_io *io;
+    loom_timer *t;
+    int fd, errors;
+    int32_t update_rc;
+} ioerr_t;
+
+static void ioerr_answer(ioerr_t *x)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "errors=%d update=%d", x->errors, (int)x->update_rc);
+    loom_io_stop(x->io);
+    close(x->fd);
+    if (x->t) loom_timer_stop(x->t);
+    loom_resp_text(x->req, 200, buf);
+    free(x);
+}
+
+static void ioerr_timeout(loom_timer *t, void *ud)
+{
+    ioerr_t *x = ud;
+    (void)t;
+    x->t = NULL; /* a one-shot timer is freed after its callback */
+    ioerr_answer(x);
+}
+
+static void ioerr_fire(loom_io *io, int32_t events, void *ud)
+{
+    ioerr_t *x = ud;
+    if (events >= 0) return; /* only the error is of interest */
+    if (++x->errors == 1) {
+        x->update_rc = loom_io_update(io, LOOM_IO_WRITE);
+        return;
+    }
+    ioerr_answer(x);
+}
+
+static int32_t h_io_error(loom_req *req, void *ud)
+{
+    (void)ud;
+    int p[2];
+    if (pipe(p)) return -1;
+    close(p[0]);
+    ioerr_t *x = calloc(1, sizeof *x);
+    if (!x) return -1;
+    x->req = req;
+    x->fd = p[1];
+    x->io = loom_io_start(me, p[1], LOOM_IO_WRITE, ioerr_fire, x);
+    x->t = loom_timer_start(me, 1000, 0, ioerr_timeout, x);
+    if (!x->io || !x->t) {
+        loom_io_stop(x->io);
+        loom_timer_stop(x->t);
+        close(x->fd);
+        free(x);
+        return -1;
+    }
     return LOOM_PENDING;
 }
 
@@ -290,6 +355,7 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     rc |= loom_route_add(self, "GET", "/stream", h_stream, NULL);
     rc |= loom_route_add(self, "GET", "/timer", h_timer, NULL);
     rc |= loom_route_add(self, "GET", "/work", h_work, NULL);
+    rc |= loom_route_add(self, "GET", "/io-error", h_io_error, NULL);
     rc |= loom_route_add(self, "GET", "/slow-work", h_slow_work, NULL);
     rc |= loom_route_add(self, "GET", "/fail", h_fail, NULL);
     rc |= loom_route_add(self, "GET", "/noanswer", h_noanswer, NULL);
