@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fuzz_common.h"
+#include "fuzz_drive.h"
 #include "http/response.h"
 #include "server/conn.h"
 #include "server/listen.h"
@@ -128,13 +128,6 @@ static void setup(void)
     /* The loop is only ever run turn by turn, without waiting. */
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
@@ -142,53 +135,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t mode = data[0];
     fuzz_rng rng = {(uint32_t)data[1] << 8 | data[2]};
     const char *in = (const char *)data + 3;
-    size_t len = size - 3, sent = 0;
-    size_t reset_at = (mode & 8) ? fuzz_next(&rng) % (len + 1) : len + 1;
-
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    FUZZ_CHECK(fd >= 0);
-    int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
-    FUZZ_CHECK(rc == 0 || errno == EINPROGRESS);
-    int wr_done = 0, eof = 0;
-    double deadline = now_s() + 10;
-    char rb[65536];
-    size_t got = 0;
-    while (!eof) {
-        loom__worker_poll(&worker);
-        if (!wr_done) {
-            size_t n = fuzz_split(&rng, mode, len - sent);
-            if (sent + n > reset_at) n = reset_at - sent;
-            ssize_t w = n ? send(fd, in + sent, n, MSG_NOSIGNAL) : 0;
-            if (w > 0) sent += (size_t)w;
-            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN)
-                wr_done = 1; /* the server closed on us */
-            if (sent == len || sent == reset_at) {
-                wr_done = 1;
-                if ((mode & 4) || sent == reset_at) {
-                    struct linger lg = {1, 0};
-                    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-                    close(fd);
-                    fd = -1;
-                    break;
-                }
-                shutdown(fd, SHUT_WR);
-            }
-        }
-        ssize_t r = recv(fd, rb, sizeof rb, 0);
-        if (r > 0) got += (size_t)r;
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN))
-            eof = 1;
-        FUZZ_CHECK(now_s() < deadline); /* the server must close: no hang */
-    }
-    if (fd >= 0) close(fd);
-    /* The server side must go away too (after a reset, once it notices). */
-    deadline = now_s() + 10;
-    while (worker.nconns > 0) {
-        loom__worker_poll(&worker);
-        FUZZ_CHECK(now_s() < deadline);
-    }
+    size_t len = size - 3;
+    fuzz_drive(&worker, &addr, in, len, mode, &rng);
     /* Requests answered later are done with. */
     while (nwaiting) loom__worker_poll(&worker);
-    if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "sent %zu, received %zu\n", sent, got);
     return 0;
 }

@@ -5,6 +5,7 @@ and a started server is killed when the test ends.
 """
 import json
 import os
+import shutil
 import signal
 import signal as _signal  # Server.signal shadows the module name in the class body
 import socket
@@ -222,3 +223,35 @@ def exchange(port, raw, timeout=5.0):
 
 def main():
     unittest.main(verbosity=2)
+
+
+class Redis:
+    """redis-server on a loopback port (free, or given: a restart), no persistence,
+    in a temporary directory. Started by the tests that use Redis as a peer."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="loom-redis-")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+            stdout=open(os.path.join(self.dir, "log"), "wb"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                connect(self.port, 0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError("redis-server did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)

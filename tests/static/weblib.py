@@ -51,33 +51,4 @@ def wait_route(port, target, status=200, timeout=10.0):
     raise AssertionError("%s never answered %s" % (target, status))
 
 
-class Redis:
-    """redis-server on a free loopback port, no persistence, in a temp dir."""
-
-    def __init__(self, port=None):
-        import subprocess
-        self.port = port or loomtest.free_port()
-        self.dir = tempfile.mkdtemp(prefix="loom-redis-")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
-            stdout=open(os.path.join(self.dir, "log"), "wb"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                loomtest.connect(self.port, 0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError("redis-server did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
+Redis = loomtest.Redis

@@ -132,37 +132,7 @@ def node(script, *args, timeout=30, env=None):
                           text=True, timeout=timeout, env=e)
 
 
-class Redis:
-    """redis-server on a loopback port (free, or given: a restart), no persistence."""
-
-    def __init__(self, port=None):
-        self.port = port or loomtest.free_port()
-        self.dir = loomtest.tempfile.mkdtemp(prefix="loom-ws-redis-")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
-            stdout=open(os.path.join(self.dir, "log"), "wb"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                loomtest.connect(self.port, 0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError("redis-server did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
+Redis = loomtest.Redis
 class TlsServer(loomtest.Server):
     """loom serve with its listeners in the config (loomtest.Server passes
     --host/--port, which "listen" replaces)."""
