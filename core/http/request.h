@@ -85,7 +85,7 @@ typedef struct loom_req {
      * response is not a 101 after all, the server is stopping). */
     void (*take_over)(struct loom__conn *c, void *arg);
     void *take_over_arg;
-    void *pstream;   /* the protocol's per-request state: its HTTP/2 stream (NULL: HTTP/1.1) */
+    void *pstream; /* the protocol's per-request state: its HTTP/2 stream (NULL: HTTP/1.1) */
     /* Who answered, for the access log: the route pattern ("(unmatched)",
      * "(middleware)") and the plugin, or NULL. Set before the answer is
      * sent; they live as long as the request. */

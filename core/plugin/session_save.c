@@ -308,6 +308,26 @@ static void on_saved(void *ctx, int32_t st, const char *data, size_t len)
     step(s);
 }
 
+/* The store refused a versioned write: the record moved on to version `ver`
+ * (its text `data`), or is gone (`data` NULL). Merges this request's changes
+ * into what is stored and goes on at that version (*at), or ends with a fresh
+ * session when the record is gone. */
+static void retry_merged(sess *s, const char *data, size_t len, uint64_t ver, uint64_t *at)
+{
+    if (!data) {
+        gone(s);
+        finish(s, LOOM_ECONFLICT);
+        return;
+    }
+    int32_t rc = merge(s, data, len, ver);
+    if (rc) {
+        finish(s, rc);
+        return;
+    }
+    *at = ver;
+    step(s);
+}
+
 static void on_saved_v(void *ctx, int32_t st, const char *data, size_t len, uint64_t ver)
 {
     sess *s = ctx;
@@ -322,17 +342,8 @@ static void on_saved_v(void *ctx, int32_t st, const char *data, size_t len, uint
     } else if (s->version == 0) {
         s->id[0] = 0; /* a new ID that is taken (2^-128): take another */
         step(s);
-    } else if (!data) {
-        gone(s);
-        finish(s, LOOM_ECONFLICT);
     } else {
-        int32_t rc = merge(s, data, len, ver);
-        if (rc) {
-            finish(s, rc);
-            return;
-        }
-        s->version = ver;
-        step(s);
+        retry_merged(s, data, len, ver, &s->version);
     }
 }
 
@@ -363,17 +374,8 @@ static void on_destroyed_v(void *ctx, int32_t st, const char *data, size_t len, 
         step(s);
     } else if (st != LOOM_ECONFLICT) {
         failed(s, LOOM__SESS_OP_DELETE, st);
-    } else if (!data) {
-        gone(s);
-        finish(s, LOOM_ECONFLICT);
     } else {
-        int32_t rc = merge(s, data, len, ver);
-        if (rc) {
-            finish(s, rc);
-            return;
-        }
-        s->old_version = ver;
-        step(s);
+        retry_merged(s, data, len, ver, &s->old_version);
     }
 }
 
