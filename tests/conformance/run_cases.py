@@ -53,13 +53,16 @@ COMMON = ["--set", "linger_timeout=1"]
 SPLIT_MAX = 700  # cases up to this many bytes also run split into small pieces
 
 
-def unescape(text):
+def unescape(text, encoding="latin-1"):
+    """A case's quoted text as bytes: \\r \\n \\t \\0 \\\\ \\" and \\xHH escapes;
+    other characters in `encoding` (latin-1: one byte each, as HTTP's
+    octets; run_ws_cases.py reads UTF-8 text)."""
     out = bytearray()
     i = 0
     while i < len(text):
         ch = text[i]
         if ch != "\\":
-            out += ch.encode("latin-1")
+            out += ch.encode(encoding)
             i += 1
             continue
         nxt = text[i + 1]

@@ -39,6 +39,7 @@ import time
 import zlib
 
 import loomtest
+import run_cases
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "ws")
@@ -57,22 +58,7 @@ SPLIT_MAX = 600
 
 
 def unescape(text):
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch != "\\":
-            out += ch.encode("utf-8")
-            i += 1
-            continue
-        nxt = text[i + 1]
-        if nxt == "x":
-            out.append(int(text[i + 2:i + 4], 16))
-            i += 4
-            continue
-        out += {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\0", "\\": b"\\", '"': b'"'}[nxt]
-        i += 2
-    return bytes(out)
+    return run_cases.unescape(text, "utf-8")
 
 
 STR = r'"((?:[^"\\]|\\.)*)"'
