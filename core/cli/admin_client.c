@@ -125,6 +125,29 @@ int loom__admin_finish(loom__admin_addr *a, const char *cmd)
     return 0;
 }
 
+int loom__admin_args(loom__admin_addr *a, int argc, char **argv, const char *cmd, const char *usage,
+                     int *as_json)
+{
+    for (int i = 0; i < argc; i++) {
+        int t = loom__admin_option(a, argc, argv, &i, cmd);
+        if (t < 0) {
+            loom__admin_addr_free(a);
+            return 2;
+        }
+        if (t) continue;
+        if (strcmp(argv[i], "--json") == 0) {
+            *as_json = 1;
+            continue;
+        }
+        int help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+        fputs(usage, help ? stdout : stderr);
+        loom__admin_addr_free(a);
+        return help ? 0 : 2;
+    }
+    loom__admin_finish(a, cmd);
+    return -1;
+}
+
 void loom__admin_addr_free(loom__admin_addr *a)
 {
     free(a->token);

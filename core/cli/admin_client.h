@@ -28,6 +28,13 @@ int loom__admin_option(loom__admin_addr *a, int argc, char **argv, int *i, const
 /* Settles the address (defaults, the environment's token). Returns 0 or -1
  * after printing why. */
 int loom__admin_finish(loom__admin_addr *a, const char *cmd);
+/* Reads the whole command line of an admin command `cmd`: the admin options,
+ * `--json` (sets *as_json) and `--help`/`-h` (prints `usage` on stdout);
+ * anything else prints `usage` on stderr. Returns -1 when the command goes
+ * on (the address settled in a), else its exit code (0 after help, 2 on a
+ * bad argument) with a freed. */
+int loom__admin_args(loom__admin_addr *a, int argc, char **argv, const char *cmd, const char *usage,
+                     int *as_json);
 /* GETs `path` from the admin listener. Returns 0 with the body (malloc'd,
  * NUL-terminated) in *body, or 1 after printing, in one line, why not: not
  * reachable, a token needed or refused, or another answer. */

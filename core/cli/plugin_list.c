@@ -148,32 +148,18 @@ int loom__cmd_plugins(int argc, char **argv)
 {
     loom__admin_addr a = {0};
     int as_json = 0;
-    for (int i = 0; i < argc; i++) {
-        int t = loom__admin_option(&a, argc, argv, &i, "plugins");
-        if (t < 0) {
-            loom__admin_addr_free(&a);
-            return 2;
-        }
-        if (t) continue;
-        if (strcmp(argv[i], "--json") == 0) {
-            as_json = 1;
-            continue;
-        }
-        int help = strcmp(argv[i], "--help") == 0;
-        fprintf(help ? stdout : stderr,
-                "usage: loom plugins [--admin HOST:PORT] [--config FILE] [--token TOKEN] [--json]\n"
-                "Lists the plugins each worker of a running server has loaded, one table\n"
-                "per worker: name, version, generation, file hash (sha256, first 12 hex\n"
-                "digits), requests in flight, load time, and the last refused reload.\n"
-                "--json prints each worker's listing as the server sends it, one line\n"
-                "per worker. It asks the server's admin listener (GET /_loom/plugins).\n"
-                "\n" LOOM__ADMIN_OPTIONS "  --host ADDR, --port N  the admin address in two parts\n"
-                "  --json             print the listings as the server sends them\n");
-        loom__admin_addr_free(&a);
-        return help ? 0 : 2;
-    }
-    loom__admin_finish(&a, "plugins");
-    int rc = list(&a, as_json);
+    static const char usage[] =
+        "usage: loom plugins [--admin HOST:PORT] [--config FILE] [--token TOKEN] [--json]\n"
+        "Lists the plugins each worker of a running server has loaded, one table\n"
+        "per worker: name, version, generation, file hash (sha256, first 12 hex\n"
+        "digits), requests in flight, load time, and the last refused reload.\n"
+        "--json prints each worker's listing as the server sends it, one line\n"
+        "per worker. It asks the server's admin listener (GET /_loom/plugins).\n"
+        "\n" LOOM__ADMIN_OPTIONS "  --host ADDR, --port N  the admin address in two parts\n"
+        "  --json             print the listings as the server sends them\n";
+    int rc = loom__admin_args(&a, argc, argv, "plugins", usage, &as_json);
+    if (rc >= 0) return rc;
+    rc = list(&a, as_json);
     loom__admin_addr_free(&a);
     return rc;
 }

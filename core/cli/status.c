@@ -165,31 +165,16 @@ int loom__cmd_status(int argc, char **argv)
 {
     loom__admin_addr a = {0};
     int as_json = 0;
-    for (int i = 0; i < argc; i++) {
-        int t = loom__admin_option(&a, argc, argv, &i, "status");
-        if (t < 0) {
-            loom__admin_addr_free(&a);
-            return 2;
-        }
-        if (t) continue;
-        if (strcmp(argv[i], "--json") == 0) {
-            as_json = 1;
-            continue;
-        }
-        int help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
-        fprintf(help ? stdout : stderr,
-                "usage: loom status [--admin HOST:PORT] [--config FILE] [--token TOKEN] [--json]\n"
-                "Shows a running server as its admin listener sees it: version and uptime,\n"
-                "requests by status class, connections, bytes, each worker (pid, state,\n"
-                "requests, restarts, reloads) and the plugins they serve (GET /api/status).\n"
-                "\n" LOOM__ADMIN_OPTIONS
-                "  --json             print the server's answer as it is\n");
-        loom__admin_addr_free(&a);
-        return help ? 0 : 2;
-    }
-    loom__admin_finish(&a, "status");
+    static const char usage[] =
+        "usage: loom status [--admin HOST:PORT] [--config FILE] [--token TOKEN] [--json]\n"
+        "Shows a running server as its admin listener sees it: version and uptime,\n"
+        "requests by status class, connections, bytes, each worker (pid, state,\n"
+        "requests, restarts, reloads) and the plugins they serve (GET /api/status).\n"
+        "\n" LOOM__ADMIN_OPTIONS "  --json             print the server's answer as it is\n";
+    int rc = loom__admin_args(&a, argc, argv, "status", usage, &as_json);
+    if (rc >= 0) return rc;
     char *body = NULL;
-    int rc = loom__admin_get(&a, "/api/status", "status", &body);
+    rc = loom__admin_get(&a, "/api/status", "status", &body);
     loom__admin_addr_free(&a);
     if (rc) return 1;
     if (as_json) {
