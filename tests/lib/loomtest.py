@@ -20,12 +20,48 @@ LOOM_SRC = os.environ.get("LOOM_SRC", ".")
 PLUGINS_DIR = os.path.join(LOOM_BUILD, "plugins")
 
 
+_CLAIMS = os.path.join(tempfile.gettempdir(), "loomtest-ports")
+_CLAIM_TTL = 900  # seconds: longer than any suite; older claims are from runs that ended
+_given = set()
+
+
+def _claim(port):
+    """Claim `port` for this test run across the processes ctest runs at once.
+
+    loom listens with SO_REUSEPORT, so two servers started by two suites on
+    the same port would both bind and split each other's connections instead
+    of failing. A claim is a file created with O_EXCL; a stale one is taken over.
+    """
+    os.makedirs(_CLAIMS, exist_ok=True)
+    path = os.path.join(_CLAIMS, str(port))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - os.stat(path).st_mtime < _CLAIM_TTL:
+                return False
+            os.utime(path)
+            return True
+        except OSError:
+            return False
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port nobody listens on, never the same one twice.
+
+    The kernel may hand back the port it just gave when the probe socket is
+    closed, so ports given out are remembered here and claimed on disk.
+    """
+    for _ in range(200):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _given and _claim(port):
+            _given.add(port)
+            return port
+    raise AssertionError("no free loopback port after 200 tries")
 
 
 class Server:
