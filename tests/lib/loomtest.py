@@ -265,24 +265,45 @@ class Redis:
     """redis-server on a loopback port (free, or given: a restart), no persistence,
     in a temporary directory. Started by the tests that use Redis as a peer."""
 
+    _held = {}  # port -> a socket bound to it (not listening) while Redis is down
+
     def __init__(self, port=None):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="loom-redis-")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
-            stdout=open(os.path.join(self.dir, "log"), "wb"), stderr=subprocess.STDOUT)
+        self.logf = open(os.path.join(self.dir, "log"), "ab")
+        held = Redis._held.pop(self.port, None)
+        if held:
+            held.close()
         deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                connect(self.port, 0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
+        while True:
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+                stdout=self.logf, stderr=subprocess.STDOUT)
+            while time.time() < deadline and self.proc.poll() is None:
+                try:
+                    connect(self.port, 0.5).close()
+                    if self.proc.poll() is None:  # ours answered, not another listener
+                        return
+                except OSError:
+                    time.sleep(0.05)
+            # A restart on a given port can find it taken (a client's
+            # outgoing connection got it as its local port): try again
+            # while the connection may end (its TIME_WAIT, if its side
+            # closed first, lasts a minute: stop(hold_port=True) avoids it).
+            if self.proc.poll() is None or time.time() >= deadline:
+                break
+            time.sleep(0.2)
+        with open(os.path.join(self.dir, "log"), "rb") as f:
+            why = f.read()[-1000:].decode("utf-8", "replace")
         self.stop()
-        raise AssertionError("redis-server did not start")
+        raise AssertionError("redis-server did not start on port %d:\n%s" % (self.port, why))
 
-    def stop(self):
+    def stop(self, hold_port=False):
+        """hold_port: Redis is down for a while and restarts on its port
+        (Redis(port)); until then a socket is bound to the port, not
+        listening, so connections to it are refused as before and no
+        outgoing connection can be given the port as its local one."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -290,4 +311,13 @@ class Redis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self.logf.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if hold_port:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # over Redis's TIME_WAITs
+            try:
+                s.bind(("127.0.0.1", self.port))
+                Redis._held[self.port] = s
+            except OSError:
+                s.close()  # already taken: the restart retries

@@ -459,7 +459,7 @@ class RedisStoreTest(StoreConformance, unittest.TestCase):
         c.call("POST", "/demo/api/login?user=ann")
         self.assertEqual(c.call("GET", "/demo/api/me")[2], {"user": "ann", "count": 0})
         port = self.redis.port
-        self.redis.stop()
+        self.redis.stop(hold_port=True)  # refused, and kept for the restart below
         try:
             for _ in range(3):  # fresh connections: both workers
                 for path in ("/s", "/demo/api/me"):
