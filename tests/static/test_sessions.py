@@ -311,14 +311,19 @@ class StoreConformance:
         self.assertIn("answered 409", log)
 
     def test_idle_and_absolute_timeouts(self):
-        srv = self.start(idle_timeout=1, absolute_timeout=100)
-        srv2 = self.start(idle_timeout=100, absolute_timeout=1)
+        # Cookie times are whole seconds (a session of idle_timeout 1 made at
+        # 12.9 s ends at 13 s), so the timeouts are 3 s: a read right after
+        # the write cannot straddle the end, and 4.2 s without a request is
+        # past it from any start within a second.
+        srv = self.start(idle_timeout=3, absolute_timeout=100)
+        srv2 = self.start(idle_timeout=100, absolute_timeout=3)
         try:
             a, b = Client(srv.port), Client(srv2.port)
             a.call("POST", setq("v", 1))
             b.call("POST", setq("v", 2))
             self.assertEqual(a.call("GET", "/s")[2]["data"], {"v": 1})
-            time.sleep(2.2)
+            self.assertEqual(b.call("GET", "/s")[2]["data"], {"v": 2})
+            time.sleep(4.2)
             self.assertEqual(a.call("GET", "/s", keep=False)[2], {"new": True, "data": {}})
             self.assertEqual(b.call("GET", "/s", keep=False)[2], {"new": True, "data": {}})
         finally:
