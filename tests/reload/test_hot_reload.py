@@ -53,6 +53,20 @@ def wait_version(port, want, timeout=10):
     return False
 
 
+def wait_in_flight(aport, what, plugin="version", timeout=10):
+    """Until a request holds `plugin` (the admin listing's inflight count):
+    a request started in a thread has reached the server and pins the
+    plugin's current generation."""
+    deadline, listing = time.time() + timeout, None
+    while time.time() < deadline:
+        with urllib.request.urlopen("http://127.0.0.1:%d/plugins" % aport, timeout=10) as r:
+            listing = json.loads(r.read())
+        if any(p["name"] == plugin and p["inflight"] > 0 for p in listing["plugins"]):
+            return
+        time.sleep(0.02)
+    raise AssertionError("%s never held plugin %s within %ss: %s" % (what, plugin, timeout, listing))
+
+
 async def load(port, seconds, conns, results):
     """conns keep-alive connections sending GET /v in a loop; appends
     (sent, status, x_version, body, connection) or ("error", repr) to results."""
@@ -141,14 +155,13 @@ class HotReload(unittest.TestCase):
         out = {}
         t = threading.Thread(target=lambda: out.setdefault("r", get(self.port, "/slow")))
         t.start()
-        time.sleep(0.2)
+        wait_in_flight(self.aport, "/slow")
         install("v2", self.plugins)
         self.assertTrue(wait_version(self.port, "v2"))
         t.join(10)
         self.assertEqual(out["r"], (200, "1", "slow v1"))
         self.assertEqual(get(self.port, "/slow"), (200, "2", "slow v2"))
-        time.sleep(0.3)
-        self.assertIn("plugin version 1.0.1 (generation 1) unloaded", self.srv.log())
+        self.srv.wait_log("plugin version 1.0.1 (generation 1) unloaded")
 
     def test_c_broken_versions_keep_old_serving(self):
         cases = [("fail", "init failed (-5"),
@@ -322,16 +335,23 @@ class HotReload(unittest.TestCase):
         t.start()
         try:
             time.sleep(0.8)
-            t_install = time.time()
             install("v2", self.plugins)
+            # From the rename (the file's ctime), not from the start of
+            # install-plugin: before renaming, it loads the plugin to check
+            # it and copies and syncs it, which alone can take most of a
+            # second under ASan on a busy machine.
+            t_rename = os.stat(os.path.join(self.plugins, "version.so")).st_ctime
             self.assertTrue(wait_version(self.port, "v2", timeout=3), self.srv.log())
-            delay = time.time() - t_install
+            delay = time.time() - t_rename
             storm_alive = t.is_alive()
         finally:
             stop.set()
             t.join(10)
         print("%d renames; v2 served %.0f ms after its rename" % (len(renames), delay * 1000))
         self.assertTrue(storm_alive)
+        # The cap is 250 ms; the rest is slack for the load and the answer
+        # (measured from the rename: 80-280 ms in release and ASan with a
+        # busy second core).
         self.assertLess(delay, 1.0)
         self.assertEqual(self.reload_errors(), [])
 
