@@ -3,6 +3,7 @@ binary: lookup by name and minimum version, a provider replaced while a
 request holds its table (the old table stays valid until that request is
 done), a provider removed, registrations the host refuses, and the order
 of a request's watcher events."""
+import json
 import os
 import shutil
 import subprocess
@@ -33,7 +34,9 @@ class Services(unittest.TestCase):
         os.mkdir(self.plugins)
         self.install(os.path.join(S, "v1", "svcprov.so"))
         self.install(os.path.join(S, "svcuse.so"))
-        self.srv = loomtest.Server(args=["--workers", "1"], plugins_dir=self.plugins)
+        self.aport = loomtest.free_port()  # the admin listener: which plugins requests hold
+        self.srv = loomtest.Server(args=["--workers", "1"], plugins_dir=self.plugins,
+                                   config={"admin": {"listen": "127.0.0.1:%d" % self.aport}})
         self.srv.wait_log("plugin svcuse 1.0.0 loaded")
 
     def tearDown(self):
@@ -44,6 +47,18 @@ class Services(unittest.TestCase):
     def install(self, src):
         subprocess.run([loomtest.LOOM_BIN, "install-plugin", src, self.plugins], check=True,
                        capture_output=True, timeout=20)
+
+    def wait_held(self, plugin, what, timeout=10):
+        """Until a request holds `plugin` (the admin listing's inflight): a
+        request sent from a thread or a socket is in its handler."""
+        deadline, listing = time.time() + timeout, None
+        while time.time() < deadline:
+            st, body = get(self.aport, "/plugins")
+            listing = json.loads(body)
+            if any(p["name"] == plugin and p["inflight"] > 0 for p in listing["plugins"]):
+                return
+            time.sleep(0.02)
+        self.fail("%s never held plugin %s: %s" % (what, plugin, listing))
 
     def wait_body(self, path, want, timeout=10):
         deadline = time.time() + timeout
@@ -63,7 +78,7 @@ class Services(unittest.TestCase):
         out = {}
         t = threading.Thread(target=lambda: out.setdefault("r", get(self.srv.port, "/slow")))
         t.start()
-        time.sleep(0.2)
+        self.wait_held("svcprov", "GET /slow")  # it has looked the greeter up
         self.install(os.path.join(S, "v2", "svcprov.so"))
         self.wait_body("/use", "hello from v2 (v2)")
         self.assertEqual(get(self.srv.port, "/use2"), (200, "count 1"))
@@ -88,9 +103,11 @@ class Services(unittest.TestCase):
         self.assertEqual(get(self.srv.port, "/watch?id=a"), (200, "watched"))
         log = self.srv.wait_log("watch a done")
         self.assertNotIn("watch a aborted", log)
+        # The client leaves while its request waits (1.5 s, time enough to
+        # see it in its handler on a busy machine)
         s = loomtest.connect(self.srv.port)
-        s.sendall(b"GET /watch?id=b HTTP/1.1\r\nHost: a\r\n\r\n")
-        time.sleep(0.1)
+        s.sendall(b"GET /watch?id=b&ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.wait_held("svcuse", "GET /watch?id=b")
         s.close()
         log = self.srv.wait_log("watch b done")
         self.assertIn("watch b: a watcher added after the abort got -4", log)  # LOOM_EGONE

@@ -3,13 +3,15 @@
  *   GET /use2        greeter v>=2: its count (an entry of v2), or 503
  *   GET /slow        looks greeter up, waits 700 ms, calls it again: the
  *                    table stays valid across a reload of the provider
- *   GET /watch?id=X  a watcher that logs "watch X <event>"; answers after
- *                    300 ms; if the client leaves, the abort callback
- *                    checks that a new watcher is told LOOM_EGONE
+ *   GET /watch?id=X[&ms=N]  a watcher that logs "watch X <event>";
+ *                    answers after N ms (300); if the client leaves, the
+ *                    abort callback checks that a new watcher is told
+ *                    LOOM_EGONE
  *   GET /late        loom_service_register outside init (LOOM_ESTATE) */
 #include <loom/loom.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "greeter.h"
@@ -108,11 +110,14 @@ static int32_t watch(loom_req *req, void *ud)
     (void)ud;
     watch_state *w = loom_req_alloc(req, sizeof *w);
     const char *id = loom_req_query(req, "id", 0, NULL);
+    const char *ms = loom_req_query(req, "ms", 0, NULL);
     w->req = req;
     snprintf(w->id, sizeof w->id, "%s", id ? id : "-");
     if (loom_req_watch(req, on_event, w) != LOOM_OK) return -1;
     loom_req_on_abort(req, on_abort, w);
-    return loom_timer_start(me, 300, 0, watch_done, w) ? LOOM_PENDING : -1;
+    uint64_t wait = ms ? strtoull(ms, NULL, 10) : 300;
+    if (wait > 10000) wait = 10000;
+    return loom_timer_start(me, wait, 0, watch_done, w) ? LOOM_PENDING : -1;
 }
 
 static int32_t late(loom_req *req, void *ud)
