@@ -214,9 +214,14 @@ class PluginApi(unittest.TestCase):
     def test_abort_callback_and_late_answer_is_noop(self):
         before = int(get(self.port, "/aborted")[2])
         for _ in range(3):
+            hung = int(get(self.port, "/hung")[2])
             s = loomtest.connect(self.port)
             s.sendall(b"GET /hang HTTP/1.1\r\nHost: a\r\n\r\n")
-            time.sleep(0.1)
+            # the client leaves once its request is in the handler
+            deadline = time.time() + 10
+            while int(get(self.port, "/hung")[2]) == hung:
+                self.assertLess(time.time(), deadline, "GET /hang never reached its handler")
+                time.sleep(0.02)
             s.close()
         deadline = time.time() + 5
         while time.time() < deadline and int(get(self.port, "/aborted")[2]) < before + 3:

@@ -11,6 +11,7 @@
 
 static loom_plugin *me;
 static int aborted_count;
+static int hung_count; /* GET /hang requests in their handler so far */
 
 static int32_t reply(loom_req *req, const char *fmt, const char *a, const char *b)
 {
@@ -279,7 +280,16 @@ static int32_t h_hang(loom_req *req, void *ud)
 {
     (void)ud;
     loom_req_on_abort(req, on_abort, NULL);
+    hung_count++;
     return LOOM_PENDING;
+}
+
+static int32_t h_hung(loom_req *req, void *ud)
+{
+    (void)ud;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", hung_count);
+    return loom_resp_text(req, 200, buf);
 }
 
 static int32_t h_aborted(loom_req *req, void *ud)
@@ -361,6 +371,7 @@ static int32_t init(loom_plugin *self, const char *config, size_t len)
     rc |= loom_route_add(self, "GET", "/noanswer", h_noanswer, NULL);
     rc |= loom_route_add(self, "GET", "/hang", h_hang, NULL);
     rc |= loom_route_add(self, "GET", "/aborted", h_aborted, NULL);
+    rc |= loom_route_add(self, "GET", "/hung", h_hung, NULL);
     rc |= loom_route_add(self, "GET", "/teapot", h_teapot, NULL);
     rc |= loom_route_add(self, "*", "/any", h_any, NULL);
     rc |= loom_route_add(self, "GET", "/info/{rest:.*}", h_info, NULL);
