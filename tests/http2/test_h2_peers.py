@@ -286,7 +286,7 @@ class Peers(unittest.TestCase):
     def test_reset_fires_abort_and_cancels_timer_and_fetch(self):
         # An upstream that accepts and never answers: the fetch waits on it.
         ls = socket.socket()
-        ls.bind(("127.0.0.1", 0))
+        ls.bind(("127.0.0.1", loomtest.free_port()))  # claimed: no other suite's loom is given it
         ls.listen(4)
         seen = {}
 
