@@ -268,19 +268,22 @@ class Redis:
     def __init__(self, port=None):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="loom-redis-")
+        self._logf = open(os.path.join(self.dir, "log"), "wb")
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
-            stdout=open(os.path.join(self.dir, "log"), "wb"), stderr=subprocess.STDOUT)
+            stdout=self._logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
-        while time.time() < deadline:
+        while time.time() < deadline and self.proc.poll() is None:
             try:
                 connect(self.port, 0.5).close()
                 return
             except OSError:
                 time.sleep(0.05)
+        with open(os.path.join(self.dir, "log"), "rb") as f:
+            log = f.read().decode("utf-8", "replace")[-2000:]
         self.stop()
-        raise AssertionError("redis-server did not start")
+        raise AssertionError("redis-server did not start on port %d:\n%s" % (self.port, log))
 
     def stop(self):
         if self.proc.poll() is None:
@@ -290,4 +293,5 @@ class Redis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self._logf.close()
         shutil.rmtree(self.dir, ignore_errors=True)
