@@ -383,8 +383,8 @@ class Web(unittest.TestCase):
     def test_cookies(self):
         jar = os.path.join(self.tmp, "cookies.txt")
         set_url = self.url("http", "/cookies/set")
-        t_set = time.time()
         r = self.fetch("--cookie-jar", jar, set_url)
+        t_set = time.time()  # after the jar got the cookies
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(jar) as f:
             text = f.read()
@@ -406,9 +406,10 @@ class Web(unittest.TestCase):
         self.assertEqual(sent(self.url("http", "/echo")), "plain=p1; short=x; http=h")
         # host-only: not sent to another host name of the same address
         self.assertEqual(sent(self.url("http", "/echo", host="127.0.0.1")), "")
-        # Max-Age=3: long enough for the two fetches above on a loaded
-        # sanitizer build, then gone
-        time.sleep(max(0.0, t_set + 3.3 - time.time()))
+        # Max-Age=5, kept in whole seconds (expires = the second it came
+        # in + 5): at least 4 s for the two fetches above on a loaded
+        # sanitizer build, and gone 5 s after the fetch that set it ended
+        time.sleep(max(0.0, t_set + 5.2 - time.time()))
         self.assertEqual(sent(self.url("http", "/echo")), "plain=p1; http=h")
         # over https the Secure cookie is kept and sent back, never over http
         r = self.fetch("--cookie-jar", jar, "--cacert", self.ca, self.url("https", "/cookies/set"))

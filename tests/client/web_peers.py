@@ -169,7 +169,7 @@ async def h_cookies_set(request):
     r.headers.add("Set-Cookie", "plain=p1; Path=/")
     r.headers.add("Set-Cookie", "scoped=s1; Path=/cookies/deep")
     r.headers.add("Set-Cookie", "sec=s2; Secure; Path=/")
-    r.headers.add("Set-Cookie", "short=x; Max-Age=3; Path=/")
+    r.headers.add("Set-Cookie", "short=x; Max-Age=5; Path=/")
     r.headers.add("Set-Cookie", "gone=y; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/")
     r.headers.add("Set-Cookie", "http=h; HttpOnly; Path=/")
     return r

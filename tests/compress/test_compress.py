@@ -236,7 +236,7 @@ class CompressTest(unittest.TestCase):
                     d = brotli.Decompressor()
                 else:
                     d = zstandard.ZstdDecompressor().decompressobj()
-                buf, text, first_at = b"", b"", None
+                buf, text, first = b"", b"", None
                 head_done = False
                 t0 = time.time()
                 while time.time() - t0 < 8:
@@ -264,16 +264,18 @@ class CompressTest(unittest.TestCase):
                         if n == 0:
                             break
                         text += d.decompress(data) if coding != "br" else d.process(data)
-                        if first_at is None and b"chunk 0:" in text:
-                            first_at = time.time()
+                        if first is None and b"chunk 0:" in text:
+                            first = text
                     if buf == b"" and text.count(b"\n") == 4 and chunk.endswith(b"0\r\n\r\n"):
                         break
-                end = time.time()
                 s.close()
                 self.assertEqual(text.count(b"chunk "), 4, text)
-                # the first chunk was readable long before the last one was written
-                self.assertIsNotNone(first_at)
-                self.assertGreater(end - first_at, 0.6)
+                # the first chunk could be decoded from the HTTP chunks before
+                # the next one was written (300 ms later): it was flushed on its
+                # own, not kept until more came (a slow reader may get several
+                # HTTP chunks at once: their boundaries tell)
+                self.assertIsNotNone(first)
+                self.assertNotIn(b"chunk 1:", first)
 
     # ---- peers ----
 

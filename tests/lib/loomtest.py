@@ -270,7 +270,7 @@ class Redis:
     def __init__(self, port=None):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="loom-redis-")
-        self.logf = open(os.path.join(self.dir, "log"), "ab")
+        self._logf = open(os.path.join(self.dir, "log"), "ab")
         held = Redis._held.pop(self.port, None)
         if held:
             held.close()
@@ -279,7 +279,7 @@ class Redis:
             self.proc = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
-                stdout=self.logf, stderr=subprocess.STDOUT)
+                stdout=self._logf, stderr=subprocess.STDOUT)
             while time.time() < deadline and self.proc.poll() is None:
                 try:
                     connect(self.port, 0.5).close()
@@ -295,9 +295,9 @@ class Redis:
                 break
             time.sleep(0.2)
         with open(os.path.join(self.dir, "log"), "rb") as f:
-            why = f.read()[-1000:].decode("utf-8", "replace")
+            log = f.read().decode("utf-8", "replace")[-2000:]
         self.stop()
-        raise AssertionError("redis-server did not start on port %d:\n%s" % (self.port, why))
+        raise AssertionError("redis-server did not start on port %d:\n%s" % (self.port, log))
 
     def stop(self, hold_port=False):
         """hold_port: Redis is down for a while and restarts on its port
@@ -311,7 +311,7 @@ class Redis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.logf.close()
+        self._logf.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         if hold_port:
             s = socket.socket()

@@ -174,19 +174,29 @@ class Admin(unittest.TestCase):
         self.assertEqual(opslib.total(after, R) - opslib.total(before, R), 48)
 
     def test_c_in_flight_and_thread_pool(self):
+        # Each job sleeps 2 s on the pool (4 threads a worker): the six are
+        # surely all in flight together while the scrapes below look, however
+        # slowly the six requests arrive.
         async def go():
             async with aiohttp.ClientSession() as s:
                 async def one():
-                    async with s.get("http://127.0.0.1:%d/o/work" % self.port) as r:
+                    async with s.get("http://127.0.0.1:%d/o/work?ms=2000" % self.port) as r:
                         return r.status
                 tasks = [asyncio.ensure_future(one()) for _ in range(6)]
-                await asyncio.sleep(0.15)
-                async with s.get("http://127.0.0.1:%d/metrics" % self.aport, headers=AUTH) as r:
-                    mid = opslib.parse(await r.text())[0]
-                return mid, await asyncio.gather(*tasks)
-        mid, statuses = asyncio.run(go())
+                deadline = time.time() + 10
+                seen = []
+                while True:
+                    async with s.get("http://127.0.0.1:%d/metrics" % self.aport,
+                                     headers=AUTH) as r:
+                        mid = opslib.parse(await r.text())[0]
+                    seen.append(opslib.get(mid, "loom_http_requests_in_flight"))
+                    if seen[-1] >= 6 or time.time() > deadline:
+                        break
+                    await asyncio.sleep(0.02)
+                return mid, seen, await asyncio.gather(*tasks)
+        mid, seen, statuses = asyncio.run(go())
         self.assertEqual(statuses, [200] * 6)
-        self.assertEqual(opslib.get(mid, "loom_http_requests_in_flight"), 6)
+        self.assertEqual(seen[-1], 6, "in flight seen while six 2 s jobs ran: %r" % seen)
         jobs = (opslib.get(mid, "loom_threadpool_jobs", state="queued") +
                 opslib.get(mid, "loom_threadpool_jobs", state="running"))
         self.assertEqual(jobs, 6)

@@ -71,8 +71,11 @@ class CheckConfig(unittest.TestCase):
         self.assertIn("%s: key 'plugins.helo': no plugin named 'helo' in %s" % (path, self.plugins),
                       lines)
         self.assertEqual(len(lines), len(want) + 4, lines)
-        # Nothing was started: the listener's port is still free.
+        # Nothing was started: the listener's port is still free. (With
+        # SO_REUSEADDR a connection of someone else's in TIME_WAIT on the
+        # port does not count; a listener still would.)
         s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.close()
         # `loom serve` stops at the first, in one line, as it always did.

@@ -216,7 +216,7 @@ class Systemd(unittest.TestCase):
             admin.close()
 
     def test_a_socket_that_matches_no_listener(self):
-        other = listening(0)
+        other = listening(loomtest.free_port())  # claimed: no other suite's loom is given it
         try:
             oport = other.getsockname()[1]
             p = self.start(["--listen", "127.0.0.1:%d" % loomtest.free_port(), "--single"],

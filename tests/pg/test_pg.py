@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 from email.utils import parsedate_to_datetime
 
 import loomtest
@@ -132,11 +133,15 @@ class PgService(unittest.TestCase):
         for f in (os.path.join(loomtest.PLUGINS_DIR, "pg.so"),
                   os.path.join(loomtest.PLUGINS_DIR, "tfb.so"), os.path.join(P, "v1", "pgtest.so")):
             shutil.copy(f, cls.plugins)
+        # Claimed on disk by free_port, so no other suite's free_port hands
+        # it out before test_01 starts the cluster on it.
         cls.pg_port = loomtest.free_port()
+        cls.aport = loomtest.free_port()
         cls.pgdir = None
         conninfo = ("host=127.0.0.1 port=%d dbname=hello_world user=benchmarkdbuser "
                     "password=benchmarkdbpass" % cls.pg_port)
-        config = {"shutdown_timeout": 10000, "plugins": {"pg": {
+        config = {"shutdown_timeout": 10000, "admin": {"listen": "127.0.0.1:%d" % cls.aport},
+                  "plugins": {"pg": {
             "conninfo": conninfo, "pool_size": POOL, "min_connections": 1,
             "queue_timeout_ms": QUEUE_MS, "max_queue": MAX_QUEUE, "connect_timeout_ms": 3000,
             "backoff_min_ms": 50, "backoff_max_ms": 400}}}
@@ -179,6 +184,13 @@ class PgService(unittest.TestCase):
                 return v
             time.sleep(0.05)
         self.fail("timed out waiting for " + what + "\n" + self.srv.log()[-3000:])
+
+    def in_flight(self):
+        """Requests handed to a handler and not answered (the admin metrics)."""
+        url = "http://127.0.0.1:%d/metrics" % self.aport
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        return int(re.search(r"^loom_http_requests_in_flight (\d+)$", text, re.M).group(1))
 
     def active_sleeps(self):
         return [b for b in self.loom_backends() if b[2] == "active" and "pg_sleep" in b[3]]
@@ -387,14 +399,19 @@ class PgService(unittest.TestCase):
         self.assertEqual(self.get("/queries?queries=2")[0], 200)
 
     def test_31_pool_exhausted(self):
-        sleeps = [self.bg("/pg/sleep?s=2.5") for _ in range(POOL)]
+        # The sleeps hold every connection well past the queued ones' deadline
+        # even when the requests below are slow to arrive.
+        base = self.in_flight()
+        sleeps = [self.bg("/pg/sleep?s=5") for _ in range(POOL)]
         self.wait_for("every connection busy", lambda: len(self.active_sleeps()) == POOL)
         # Waiting batches fill the queue, then the next is refused at once.
+        # The one worker's handler queues a batch before it returns, so once
+        # all of them are in flight the queue is full.
         queued = [self.bg("/db") for _ in range(MAX_QUEUE)]
-        time.sleep(0.15)
+        self.wait_for("the queue to fill", lambda: self.in_flight() >= base + POOL + MAX_QUEUE, 5)
         st, _, _, secs = self.get("/db")
         self.assertEqual(st, 503)
-        self.assertLess(secs, 0.4)
+        self.assertLess(secs, QUEUE_MS / 1000 * 0.7)  # not queued: that takes QUEUE_MS
         # The queued ones waited for the deadline, then 503.
         res = [f.result(timeout=10) for f in queued]
         self.assertEqual([r[0] for r in res], [503] * MAX_QUEUE)

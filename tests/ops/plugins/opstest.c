@@ -2,7 +2,8 @@
  *   GET /o/ok               200
  *   GET /o/fail             500 (loom_resp_error)
  *   GET /o/slow             200 after 30 ms (a timer): the latency histogram
- *   GET /o/work             200 after 300 ms on the thread pool: its gauges
+ *   GET /o/work?ms=N        200 after N ms (default 300, at most 10000) on the
+ *                           thread pool: its gauges
  *   GET /o/fetch            fetches config "upstream" (ok), then 200
  *   GET /o/fetchbad         fetches config "closed" (connection refused), then 502
  *   GET /o/sess             loads the session, sets a key: a load and a save
@@ -46,22 +47,35 @@ static int32_t h_slow(loom_req *req, void *ud)
     return loom_timer_start(me, 30, 0, slow_done, req) ? LOOM_PENDING : -1;
 }
 
+typedef struct {
+    loom_req *req;
+    long ms;
+} work;
+
 static void work_run(void *ud)
 {
-    (void)ud;
-    struct timespec ts = {0, 300 * 1000000L};
+    long ms = ((work *)ud)->ms;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
 static void work_done(void *ud, int32_t cancelled)
 {
-    loom_resp_text((loom_req *)ud, cancelled ? 503 : 200, "worked");
+    loom_resp_text(((work *)ud)->req, cancelled ? 503 : 200, "worked");
 }
 
 static int32_t h_work(loom_req *req, void *ud)
 {
     (void)ud;
-    return loom_work_queue(me, work_run, work_done, req) == LOOM_OK ? LOOM_PENDING : -1;
+    /* Read on the loop thread: the pool thread may call no loom function. */
+    size_t len = 0;
+    const char *ms = loom_req_query(req, "ms", 0, &len);
+    work *w = loom_req_alloc(req, sizeof *w);
+    if (!w) return -1;
+    w->req = req;
+    w->ms = ms ? atol(ms) : 300;
+    if (w->ms < 0 || w->ms > 10000) return loom_resp_error(req, 400, "ms: 0 to 10000");
+    return loom_work_queue(me, work_run, work_done, w) == LOOM_OK ? LOOM_PENDING : -1;
 }
 
 static void fetched(const loom_fetch_result *res, void *ud)

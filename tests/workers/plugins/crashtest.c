@@ -1,6 +1,6 @@
 /* crashtest: a plugin that crashes its worker on purpose.
  *   GET /pid    -> the worker's pid
- *   GET /slow   -> the pid, after 500 ms
+ *   GET /slow   -> the pid, after 500 ms (?ms=N: after N ms, at most 10000)
  *   GET /crash  -> SIGSEGV in the worker
  * Config {"crash_after_ms": N}: crash N ms after every start (a crash loop);
  * with "crash_lock": FILE too, only the worker holding an flock on FILE
@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -32,7 +33,11 @@ static void slow_done(loom_timer *t, void *ud)
 static int32_t h_slow(loom_req *req, void *ud)
 {
     (void)ud;
-    return loom_timer_start(me, 500, 0, slow_done, req) ? LOOM_PENDING : -1;
+    size_t len = 0;
+    const char *arg = loom_req_query(req, "ms", 0, &len);
+    long ms = arg ? atol(arg) : 500;
+    if (ms < 0 || ms > 10000) return loom_resp_error(req, 400, "ms: 0 to 10000");
+    return loom_timer_start(me, (uint64_t)ms, 0, slow_done, req) ? LOOM_PENDING : -1;
 }
 
 static void crash(void)
