@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from loomtest import LOOM_BIN, LOOM_BUILD, Server, free_port
+from loomtest import LOOM_BIN, LOOM_BUILD, Server, free_port, terminate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 API_BIN = sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(LOOM_BUILD, "tests/client/client_api")
@@ -123,13 +123,7 @@ class Nginx:
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -103,13 +103,8 @@ class ChromiumTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if getattr(cls, "chrome", None) and cls.chrome.poll() is None:
-            cls.chrome.terminate()
-            try:
-                cls.chrome.wait(10)
-            except subprocess.TimeoutExpired:
-                cls.chrome.kill()
-                cls.chrome.wait(5)
+        if getattr(cls, "chrome", None):
+            loomtest.terminate(cls.chrome)
         rc = cls.srv.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
         assert rc == 0, "server exit status %s:\n%s" % (rc, cls.srv.log())

@@ -169,6 +169,18 @@ class Server:
             self.logf.close()
 
 
+def terminate(proc, timeout=10.0):
+    """Ends a peer process started by a test: SIGTERM, then SIGKILL if it is
+    still there after `timeout` seconds. Does nothing if it already exited."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def connect(port, timeout=5.0):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.settimeout(timeout)
@@ -304,13 +316,7 @@ class Redis:
         (Redis(port)); until then a socket is bound to the port, not
         listening, so connections to it are refused as before and no
         outgoing connection can be given the port as its local one."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self._logf.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         if hold_port:

@@ -112,13 +112,7 @@ class Dashboard(unittest.TestCase):
         self.assertTrue(self.ws_url, "chromium did not open its DevTools endpoint")
 
     def tearDown(self):
-        if self.chrome.poll() is None:
-            self.chrome.terminate()
-            try:
-                self.chrome.wait(10)
-            except subprocess.TimeoutExpired:
-                self.chrome.kill()
-                self.chrome.wait(5)
+        loomtest.terminate(self.chrome)
         self.chrome.stderr.close()
         rc = self.srv.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
