@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 
 LOOM_BIN = os.environ.get("LOOM_BIN", "build/bin/loom")
 LOOM_BUILD = os.environ.get("LOOM_BUILD", "build")
@@ -179,6 +180,21 @@ def terminate(proc, timeout=10.0):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def wait_plugin_held(admin_port, plugin, what, timeout=10.0):
+    """Waits until a request holds `plugin` (its `inflight` count in the admin
+    listener's /plugins listing is above 0): a request sent from a thread or
+    a socket has reached its handler and pins the plugin's generation.
+    `what` names the request in the failure message."""
+    deadline, listing = time.time() + timeout, None
+    while time.time() < deadline:
+        with urllib.request.urlopen("http://127.0.0.1:%d/plugins" % admin_port, timeout=10) as r:
+            listing = json.loads(r.read())
+        if any(p["name"] == plugin and p["inflight"] > 0 for p in listing["plugins"]):
+            return
+        time.sleep(0.02)
+    raise AssertionError("%s never held plugin %s within %ss: %s" % (what, plugin, timeout, listing))
 
 
 def connect(port, timeout=5.0):

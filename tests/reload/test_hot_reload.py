@@ -53,20 +53,6 @@ def wait_version(port, want, timeout=10):
     return False
 
 
-def wait_in_flight(aport, what, plugin="version", timeout=10):
-    """Until a request holds `plugin` (the admin listing's inflight count):
-    a request started in a thread has reached the server and pins the
-    plugin's current generation."""
-    deadline, listing = time.time() + timeout, None
-    while time.time() < deadline:
-        with urllib.request.urlopen("http://127.0.0.1:%d/plugins" % aport, timeout=10) as r:
-            listing = json.loads(r.read())
-        if any(p["name"] == plugin and p["inflight"] > 0 for p in listing["plugins"]):
-            return
-        time.sleep(0.02)
-    raise AssertionError("%s never held plugin %s within %ss: %s" % (what, plugin, timeout, listing))
-
-
 async def load(port, seconds, conns, results):
     """conns keep-alive connections sending GET /v in a loop; appends
     (sent, status, x_version, body, connection) or ("error", repr) to results."""
@@ -155,7 +141,7 @@ class HotReload(unittest.TestCase):
         out = {}
         t = threading.Thread(target=lambda: out.setdefault("r", get(self.port, "/slow")))
         t.start()
-        wait_in_flight(self.aport, "/slow")
+        loomtest.wait_plugin_held(self.aport, "version", "GET /slow")
         install("v2", self.plugins)
         self.assertTrue(wait_version(self.port, "v2"))
         t.join(10)

@@ -3,7 +3,6 @@ binary: lookup by name and minimum version, a provider replaced while a
 request holds its table (the old table stays valid until that request is
 done), a provider removed, registrations the host refuses, and the order
 of a request's watcher events."""
-import json
 import os
 import shutil
 import subprocess
@@ -48,18 +47,6 @@ class Services(unittest.TestCase):
         subprocess.run([loomtest.LOOM_BIN, "install-plugin", src, self.plugins], check=True,
                        capture_output=True, timeout=20)
 
-    def wait_held(self, plugin, what, timeout=10):
-        """Until a request holds `plugin` (the admin listing's inflight): a
-        request sent from a thread or a socket is in its handler."""
-        deadline, listing = time.time() + timeout, None
-        while time.time() < deadline:
-            st, body = get(self.aport, "/plugins")
-            listing = json.loads(body)
-            if any(p["name"] == plugin and p["inflight"] > 0 for p in listing["plugins"]):
-                return
-            time.sleep(0.02)
-        self.fail("%s never held plugin %s: %s" % (what, plugin, listing))
-
     def wait_body(self, path, want, timeout=10):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -78,7 +65,7 @@ class Services(unittest.TestCase):
         out = {}
         t = threading.Thread(target=lambda: out.setdefault("r", get(self.srv.port, "/slow")))
         t.start()
-        self.wait_held("svcprov", "GET /slow")  # it has looked the greeter up
+        loomtest.wait_plugin_held(self.aport, "svcprov", "GET /slow")  # it has looked the greeter up
         self.install(os.path.join(S, "v2", "svcprov.so"))
         self.wait_body("/use", "hello from v2 (v2)")
         self.assertEqual(get(self.srv.port, "/use2"), (200, "count 1"))
@@ -107,7 +94,7 @@ class Services(unittest.TestCase):
         # see it in its handler on a busy machine)
         s = loomtest.connect(self.srv.port)
         s.sendall(b"GET /watch?id=b&ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n")
-        self.wait_held("svcuse", "GET /watch?id=b")
+        loomtest.wait_plugin_held(self.aport, "svcuse", "GET /watch?id=b")
         s.close()
         log = self.srv.wait_log("watch b done")
         self.assertIn("watch b: a watcher added after the abort got -4", log)  # LOOM_EGONE
