@@ -90,13 +90,7 @@ def wait_workers_draining(srv, timeout=10):
     log) after the master was signalled."""
     log = srv.wait_log("starting ", timeout)
     n = int(re.search(r"starting (\d+) workers?", log).group(1))
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if srv.log().count("stopping: no new connections") >= n:
-            return
-        time.sleep(0.01)
-    raise AssertionError("%d workers did not begin the stop within %ss:\n%s"
-                         % (n, timeout, srv.log()))
+    srv.wait_log("stopping: no new connections", timeout, count=n)
 
 
 def io_uring_usable():

@@ -129,16 +129,18 @@ class Server:
         with open(self.logpath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def wait_log(self, text, timeout=10.0):
-        """Waits until `text` appears in the log (the port accepts connections
-        before the workers have loaded their plugins); returns the log."""
+    def wait_log(self, text, timeout=10.0, count=1):
+        """Waits until `text` appears in the log, `count` times or more (the
+        port accepts connections before the workers have loaded their
+        plugins); returns the log."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             log = self.log()
-            if text in log:
+            if log.count(text) >= count:
                 return log
             time.sleep(0.02)
-        raise AssertionError("%r not in the log within %ss:\n%s" % (text, timeout, self.log()))
+        raise AssertionError("%r not %d times in the log within %ss:\n%s"
+                             % (text, count, timeout, self.log()))
 
     def url(self, path="/"):
         return "http://127.0.0.1:%d%s" % (self.port, path)

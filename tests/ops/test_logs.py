@@ -234,9 +234,7 @@ class Logs(unittest.TestCase):
             follows writes the gathered lines before its own, and the next
             logged() counts them."""
             loomtest.exchange(srv.port, b"GET /o/log?n=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            deadline = time.time() + 5
-            while srv.log().count("opstest line") < n and time.time() < deadline:
-                time.sleep(0.05)
+            srv.wait_log("opstest line", 5, count=n)
             time.sleep(0.3)
             self.assertEqual(srv.log().count("opstest line"), n, srv.log())
         write("info")
